@@ -1,0 +1,69 @@
+/**
+ * Channels are plugins behind one interface, listed in one explicit registry.
+ * A channel turns a {@link Notification} into one delivery at one provider and says, by
+ * throwing a {@link ChannelError}, whether a failure is worth retrying.
+ */
+import type { Notification } from "../../../producer/src/contract.ts";
+import type { Logger } from "../../../producer/src/log.ts";
+import { ConfigError } from "../errors.ts";
+import { createLogChannel } from "./log.ts";
+import { createWebhookChannel } from "./webhook.ts";
+
+/** What a provider returned for one delivery. */
+export interface DeliveryReceipt {
+  /** Provider's id of the delivered message (Slack ts, SES MessageId, HTTP request id). */
+  providerId?: string;
+}
+
+/** One delivery channel. */
+export interface Channel {
+  readonly name: string;
+  /**
+   * Delivers one notification.
+   * @throws ChannelError with `retriable` set by what the provider answered
+   */
+  send(notification: Notification, signal: AbortSignal): Promise<DeliveryReceipt>;
+  /** Releases connections; called once at shutdown. */
+  close(): Promise<void>;
+}
+
+/** What a channel factory may read: the processor's settings for it, and shared services. */
+export interface ChannelContext {
+  env: {
+    webhookUrl?: string;
+    webhookTimeoutMs: number;
+  };
+  logger: Logger;
+  /** HTTP client (global fetch by default); injected in tests. */
+  fetch?: typeof fetch;
+  /** Where the log channel writes lines (stdout by default). */
+  write?: (line: string) => void;
+}
+
+/** The registry: every channel the processor knows, by the name used in ENABLED_CHANNELS. */
+export const CHANNELS = {
+  log: (ctx: ChannelContext): Channel => createLogChannel(ctx.write ? { write: ctx.write } : {}),
+  webhook: (ctx: ChannelContext): Channel => {
+    if (!ctx.env.webhookUrl) {
+      throw new ConfigError("channel webhook", [
+        "WEBHOOK_URL: is required when webhook is enabled",
+      ]);
+    }
+    return createWebhookChannel({
+      url: ctx.env.webhookUrl,
+      timeoutMs: ctx.env.webhookTimeoutMs,
+      ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
+    });
+  },
+} as const satisfies Record<string, (ctx: ChannelContext) => Channel>;
+
+/** A channel name the registry knows. */
+export type ChannelName = keyof typeof CHANNELS;
+
+/** Every registered channel name. */
+export const CHANNEL_NAMES = Object.keys(CHANNELS) as ChannelName[];
+
+/** Creates the enabled channels, in the given order. */
+export function createChannels(names: readonly ChannelName[], ctx: ChannelContext): Channel[] {
+  return names.map((name) => CHANNELS[name](ctx));
+}

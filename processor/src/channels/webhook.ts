@@ -1,0 +1,96 @@
+/**
+ * The `webhook` channel: a JSON POST of the notification to one URL.
+ * 2xx is delivered; 408, 429 and 5xx and network errors are retriable; other 4xx are final.
+ */
+import type { Notification } from "../../../producer/src/contract.ts";
+import { ChannelError, ConfigError } from "../errors.ts";
+import type { Channel } from "./index.ts";
+
+/** Options of {@link createWebhookChannel}. */
+export interface WebhookChannelOptions {
+  /** Target URL, http or https. */
+  url: string;
+  /** Per-request timeout in ms (default 5000). */
+  timeoutMs?: number;
+  /** HTTP client (default global fetch). */
+  fetch?: typeof fetch;
+}
+
+function retryAfterMs(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/**
+ * Creates the webhook channel.
+ * @throws ConfigError when the URL or timeout is invalid
+ * @example
+ * const webhook = createWebhookChannel({ url: "https://hooks.example.com/fanda" });
+ */
+export function createWebhookChannel(options: WebhookChannelOptions): Channel {
+  const issues: string[] = [];
+  let url: URL | undefined;
+  try {
+    url = new URL(options.url);
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      issues.push(`url: expected http or https, got ${url.protocol}`);
+    }
+  } catch {
+    issues.push("url: not a valid URL");
+  }
+  const timeoutMs = options.timeoutMs ?? 5000;
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+    issues.push(`timeoutMs: expected a positive integer, got ${timeoutMs}`);
+  }
+  if (issues.length > 0 || !url) throw new ConfigError("channel webhook", issues);
+  const target = url.toString();
+  const doFetch = options.fetch ?? fetch;
+
+  return {
+    name: "webhook",
+    async send(notification: Notification, signal: AbortSignal) {
+      let response: Response;
+      try {
+        response = await doFetch(target, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "x-fanda-event-id": notification.eventId,
+          },
+          body: JSON.stringify(notification),
+          signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+        });
+      } catch (cause) {
+        throw new ChannelError("webhook", `POST ${url.host} failed: ${(cause as Error).message}`, {
+          retriable: true,
+          cause,
+        });
+      }
+      // Drain the body so the connection can be reused.
+      const text = await response.text().catch(() => "");
+      if (response.ok) {
+        return {
+          ...(response.headers.get("x-request-id")
+            ? { providerId: response.headers.get("x-request-id") as string }
+            : {}),
+        };
+      }
+      const status = response.status;
+      const retriable = status === 408 || status === 429 || status >= 500;
+      const after = retryAfterMs(response.headers.get("retry-after"));
+      throw new ChannelError(
+        "webhook",
+        `POST ${url.host} answered ${status}: ${text.slice(0, 200)}`,
+        {
+          retriable,
+          status,
+          ...(after === undefined ? {} : { retryAfterMs: after }),
+        },
+      );
+    },
+    async close() {},
+  };
+}

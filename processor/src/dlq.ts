@@ -1,0 +1,82 @@
+/**
+ * Dead letters: a message that cannot reach a final "delivered" goes, unchanged, to
+ * `<topic>.dlq` with the reason in headers, so nothing is lost and it can be replayed.
+ */
+import type { IHeaders, Kafka, KafkaMessage, Producer } from "kafkajs";
+import { dlqTopicOf } from "../../producer/src/kafka.ts";
+import { toFandaError } from "./errors.ts";
+
+/** Header names the DLQ adds to the original message's headers. */
+export const DLQ_HEADERS = {
+  reason: "dlq-reason",
+  error: "dlq-error",
+  channels: "dlq-failed-channels",
+  sourceTopic: "dlq-source-topic",
+  sourcePartition: "dlq-source-partition",
+  sourceOffset: "dlq-source-offset",
+  time: "dlq-time",
+} as const;
+
+/** Why a message was dead-lettered. */
+export type DeadLetterReason = "invalid-message" | "unknown-schema-version" | "delivery-failed";
+
+/** One message to dead-letter. */
+export interface DeadLetter {
+  topic: string;
+  partition: number;
+  message: Pick<KafkaMessage, "key" | "value" | "headers" | "offset">;
+  reason: DeadLetterReason;
+  /** Human-readable cause (last error). */
+  error: string;
+  /** Channels that did not deliver, for delivery failures. */
+  failedChannels?: string[];
+}
+
+/** Publishes dead letters. */
+export interface DeadLetterQueue {
+  connect(): Promise<void>;
+  /** Resolves once the DLQ topic has the message on every in-sync replica. */
+  send(letters: readonly DeadLetter[]): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+/**
+ * Creates the DLQ publisher for messages of `topic`.
+ * @example
+ * const dlq = createDeadLetterQueue({ kafka, topic: "fanda-notifications" });
+ */
+export function createDeadLetterQueue(options: { kafka: Kafka; topic: string }): DeadLetterQueue {
+  const target = dlqTopicOf(options.topic);
+  const producer: Producer = options.kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+  });
+  return {
+    connect: () => producer.connect(),
+    disconnect: () => producer.disconnect(),
+    async send(letters) {
+      if (letters.length === 0) return;
+      const now = new Date().toISOString();
+      const messages = letters.map((l) => {
+        const headers: IHeaders = {
+          ...(l.message.headers ?? {}),
+          [DLQ_HEADERS.reason]: l.reason,
+          // Header values are bounded: a huge stack trace would bloat every DLQ record.
+          [DLQ_HEADERS.error]: l.error.slice(0, 2000),
+          [DLQ_HEADERS.sourceTopic]: l.topic,
+          [DLQ_HEADERS.sourcePartition]: String(l.partition),
+          [DLQ_HEADERS.sourceOffset]: l.message.offset,
+          [DLQ_HEADERS.time]: now,
+          ...(l.failedChannels ? { [DLQ_HEADERS.channels]: l.failedChannels.join(",") } : {}),
+        };
+        return { key: l.message.key, value: l.message.value, headers };
+      });
+      try {
+        await producer.send({ topic: target, acks: -1, messages });
+      } catch (cause) {
+        throw toFandaError(`dlq: publishing ${messages.length} message(s) to ${target}`, cause);
+      }
+    },
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * Processor errors. The base taxonomy ({@link FandaError}: `retriable`, `operation`, `cause`)
+ * is shared with the producer; these add what delivery needs to know.
+ */
+import { FandaError } from "../../producer/src/errors.ts";
+
+export {
+  ConfigError,
+  FandaError,
+  InvalidInputError,
+  toFandaError,
+} from "../../producer/src/errors.ts";
+
+/** A channel could not deliver. `retriable` decides whether dispatch tries again. */
+export class ChannelError extends FandaError {
+  readonly channel: string;
+  /** Provider status (HTTP status, Slack error code) when there is one. */
+  readonly status?: number | string;
+  /** How long the provider asked us to wait before trying again, in ms (429 Retry-After). */
+  readonly retryAfterMs?: number;
+
+  constructor(
+    channel: string,
+    message: string,
+    options: {
+      retriable: boolean;
+      cause?: unknown;
+      status?: number | string;
+      retryAfterMs?: number;
+    },
+  ) {
+    super(`channel ${channel}`, message, options);
+    this.channel = channel;
+    if (options.status !== undefined) this.status = options.status;
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+  }
+}

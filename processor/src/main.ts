@@ -1,0 +1,160 @@
+/**
+ * Composition root of the processor: configuration → clients → consumer + HTTP server,
+ * and the shutdown sequence. Run: `bun processor/src/main.ts`.
+ *
+ * SIGTERM/SIGINT: readiness goes false, the consumer stops fetching and finishes its
+ * in-flight batch (aborted after SHUTDOWN_TIMEOUT_MS, leaving it uncommitted), offsets are
+ * committed, clients disconnect, exit 0. A fatal consumer crash exits 1 so Kubernetes
+ * restarts the pod.
+ */
+import { createKafka, ensureTopics } from "../../producer/src/kafka.ts";
+import { createLogger, type Logger } from "../../producer/src/log.ts";
+import { createChannels } from "./channels/index.ts";
+import { loadProcessorConfig, type ProcessorConfig } from "./config.ts";
+import { createNotificationConsumer } from "./consumer.ts";
+import { createDispatcher } from "./dispatch.ts";
+import { createDeadLetterQueue } from "./dlq.ts";
+import { ConfigError } from "./errors.ts";
+import { createHttpApp } from "./http.ts";
+import { createMetrics } from "./metrics.ts";
+
+/** A started processor. */
+export interface RunningProcessor {
+  /** The HTTP port actually bound (useful with PORT=0). */
+  port: number;
+  /** Graceful stop; resolves when everything is closed. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Test and embedding hooks for {@link startProcessor}. */
+export interface ProcessorOverrides {
+  logger?: Logger;
+  fetch?: typeof fetch;
+  /** Where the log channel writes (stdout by default). */
+  write?: (line: string) => void;
+  /** Called on a fatal consumer crash (default: exit 1). */
+  onFatal?: (error: Error) => void;
+  defaultMetrics?: boolean;
+}
+
+/**
+ * Starts consumer and HTTP server from a configuration.
+ * @throws ConfigError for an invalid channel setup; connection errors as they come
+ */
+export async function startProcessor(
+  config: ProcessorConfig,
+  overrides: ProcessorOverrides = {},
+): Promise<RunningProcessor> {
+  const logger =
+    overrides.logger ?? createLogger({ level: config.logLevel, ns: "fanda.processor" });
+  const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics ?? true });
+  const channels = createChannels(config.channels, {
+    env: {
+      ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
+      webhookTimeoutMs: config.webhookTimeoutMs,
+    },
+    logger,
+    ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
+    ...(overrides.write ? { write: overrides.write } : {}),
+  });
+  const kafka = createKafka(config.kafka, { logger });
+  if (config.createTopics) {
+    const created = await ensureTopics(kafka, config.kafka.topic);
+    if (created.length > 0) logger.info("topics created", { created });
+  }
+  const hardStop = new AbortController();
+  const dispatch = createDispatcher({
+    channels,
+    logger,
+    maxAttempts: config.maxAttempts,
+    retryBaseMs: config.retryBaseMs,
+    retryMaxMs: config.retryMaxMs,
+  });
+  const dlq = createDeadLetterQueue({ kafka, topic: config.kafka.topic });
+  await dlq.connect();
+  let draining = false;
+  const consumer = createNotificationConsumer({
+    kafka,
+    topic: config.kafka.topic,
+    groupId: config.groupId,
+    dispatch,
+    dlq,
+    logger,
+    metrics,
+    abortSignal: hardStop.signal,
+    onFatal:
+      overrides.onFatal ??
+      ((error) => {
+        logger.error("fatal consumer error, exiting", { err: error });
+        process.exit(1);
+      }),
+  });
+  const app = createHttpApp({
+    consumerState: consumer.state,
+    registry: metrics.registry,
+    draining: () => draining,
+    version: process.env.FANDA_VERSION ?? "dev",
+  });
+  const server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
+  await consumer.start();
+  logger.info("processor started", {
+    http: `http://${config.host}:${server.port}`,
+    topic: config.kafka.topic,
+    groupId: config.groupId,
+    channels: config.channels,
+  });
+
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      draining = true;
+      logger.info("draining");
+      const timer = setTimeout(
+        () => hardStop.abort(new Error("shutdown timeout")),
+        config.shutdownTimeoutMs,
+      );
+      try {
+        await consumer.stop();
+      } finally {
+        clearTimeout(timer);
+        await dlq.disconnect().catch((err) => logger.warn("dlq disconnect failed", { err }));
+        await Promise.all(channels.map((c) => c.close()));
+        await server.stop();
+        logger.info("stopped");
+      }
+    })();
+    return stopped;
+  };
+  return { port: server.port ?? config.port, stop };
+}
+
+async function main(): Promise<void> {
+  let config: ProcessorConfig;
+  try {
+    config = loadProcessorConfig();
+  } catch (err) {
+    console.error(err instanceof ConfigError ? err.message : String(err));
+    process.exit(2);
+  }
+  const processor = await startProcessor(config);
+  const onSignal = (signal: string) => {
+    processor.stop().then(
+      () => process.exit(0),
+      (err) => {
+        console.error(
+          JSON.stringify({ level: "error", msg: `stop after ${signal} failed`, err: String(err) }),
+        );
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => onSignal("SIGTERM"));
+  process.once("SIGINT", () => onSignal("SIGINT"));
+}
+
+if (import.meta.main) {
+  main().catch((err) => {
+    console.error(JSON.stringify({ level: "error", msg: "processor failed", err: String(err) }));
+    process.exit(1);
+  });
+}

@@ -1,0 +1,52 @@
+/**
+ * Producer configuration (local ingest and Lambda), parsed once from the environment.
+ */
+import { z } from "zod";
+import { type CategoryRule, DEFAULT_CATEGORY_RULES, parseCategoryRules } from "./category.ts";
+import { type Env, envBoolean, envLogLevel, envPort, parseEnv } from "./env.ts";
+import { ConfigError } from "./errors.ts";
+import { checkKafkaEnv, type KafkaSettings, kafkaEnvShape, kafkaSettingsFrom } from "./kafka.ts";
+import type { LogLevel } from "./log.ts";
+
+/** Everything the producer reads from its environment. */
+export interface ProducerConfig {
+  kafka: KafkaSettings;
+  port: number;
+  categoryRules: readonly CategoryRule[];
+  notifyOnRemoved: boolean;
+  logLevel: LogLevel;
+}
+
+const schema = z
+  .object({
+    ...kafkaEnvShape,
+    PRODUCER_PORT: envPort(8081),
+    CATEGORY_RULES: z.string().optional(),
+    NOTIFY_ON_REMOVED: envBoolean(false),
+    LOG_LEVEL: envLogLevel,
+  })
+  .superRefine(checkKafkaEnv);
+
+/**
+ * Reads the producer's configuration.
+ * @throws ConfigError naming every invalid variable
+ */
+export function loadProducerConfig(env: Env = process.env): ProducerConfig {
+  const e = parseEnv(schema, env, "producer");
+  let categoryRules: readonly CategoryRule[] = DEFAULT_CATEGORY_RULES;
+  if (e.CATEGORY_RULES !== undefined) {
+    try {
+      categoryRules = parseCategoryRules(e.CATEGORY_RULES);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new ConfigError("producer", err.issues);
+      throw err;
+    }
+  }
+  return {
+    kafka: kafkaSettingsFrom(e),
+    port: e.PRODUCER_PORT,
+    categoryRules,
+    notifyOnRemoved: e.NOTIFY_ON_REMOVED,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * Environment parsing shared by every entry point: a zod object over `process.env`,
+ * parsed once at start-up, empty strings treated as unset, every problem reported at once
+ * and each one naming its variable. Values are never echoed (some are secrets).
+ */
+import { z } from "zod";
+import { ConfigError } from "./errors.ts";
+
+/** Environment as given to a process. */
+export type Env = Record<string, string | undefined>;
+
+/**
+ * Parses `env` with `schema`.
+ * @param scope what is being configured, for the error message (e.g. `"processor"`)
+ * @throws ConfigError listing every invalid variable
+ */
+export function parseEnv<T extends z.ZodType>(schema: T, env: Env, scope: string): z.output<T> {
+  const cleaned: Env = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v !== undefined && v.trim() !== "") cleaned[k] = v.trim();
+  }
+  const parsed = schema.safeParse(cleaned);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((i) => {
+    const name = i.path.length > 0 ? String(i.path[0]) : "(environment)";
+    const message = i.code === "invalid_type" && i.input === undefined ? "is required" : i.message;
+    return `${name}: ${message}`;
+  });
+  throw new ConfigError(scope, issues);
+}
+
+/** A boolean variable: `true|false|1|0|yes|no` (so `"false"` is false, unlike `Boolean()`). */
+export const envBoolean = (defaultValue: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", "yes", "no"], {
+      error: "expected true or false",
+    })
+    .default(defaultValue ? "true" : "false")
+    .transform((v) => v === "true" || v === "1" || v === "yes");
+
+/** A TCP port variable, 0 (any free port) to 65535. */
+export const envPort = (defaultValue: number) =>
+  z.coerce
+    .number({ error: "expected a port number" })
+    .int("expected a whole port number")
+    .min(0, "expected a port between 0 and 65535")
+    .max(65535, "expected a port between 0 and 65535")
+    .default(defaultValue);
+
+/** An http(s) URL variable. */
+export const envUrl = () =>
+  z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" });
+
+/** `LOG_LEVEL`: debug, info, warn or error. */
+export const envLogLevel = z
+  .enum(["debug", "info", "warn", "error"], { error: "expected debug, info, warn or error" })
+  .default("info");

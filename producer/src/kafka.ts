@@ -1,0 +1,313 @@
+/**
+ * Kafka connectivity shared by producer and processor: settings from the environment,
+ * the client factory for every auth mode (plaintext, MSK IAM, SCRAM, OAUTHBEARER),
+ * topic creation, and the notification publisher.
+ */
+import { generateAuthToken } from "aws-msk-iam-sasl-signer-js";
+import {
+  type IHeaders,
+  Kafka,
+  type KafkaConfig,
+  logLevel as KafkaLogLevel,
+  type LogEntry,
+  Partitioners,
+  type Producer,
+  type SASLOptions,
+} from "kafkajs";
+import { z } from "zod";
+import {
+  CONTENT_TYPE,
+  encodeNotification,
+  HEADERS,
+  messageKey,
+  type Notification,
+  SCHEMA_VERSION,
+} from "./contract.ts";
+import { envBoolean } from "./env.ts";
+import { FandaError, toFandaError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+
+/** Kafka auth modes, see DESIGN.md. */
+export const KAFKA_AUTH_MODES = ["plaintext", "iam", "scram", "oauthbearer"] as const;
+
+const brokerSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, "expected host:port")
+  .refine((b) => {
+    const port = Number(b.slice(b.lastIndexOf(":") + 1));
+    return port > 0 && port < 65536;
+  }, "port must be 1-65535");
+
+/** The Kafka part of every entry point's environment. */
+export const kafkaEnvShape = {
+  KAFKA_BROKERS: z
+    .string()
+    .default("127.0.0.1:9092")
+    .transform((s, ctx) => {
+      const brokers = s
+        .split(",")
+        .map((b) => b.trim())
+        .filter((b) => b.length > 0);
+      if (brokers.length === 0) ctx.addIssue({ code: "custom", message: "no broker given" });
+      for (const b of brokers) {
+        const r = brokerSchema.safeParse(b);
+        if (!r.success) {
+          ctx.addIssue({
+            code: "custom",
+            message: `${JSON.stringify(b)}: ${r.error.issues[0]?.message} (comma-separated host:port list)`,
+          });
+        }
+      }
+      return brokers;
+    }),
+  KAFKA_AUTH: z
+    .enum(KAFKA_AUTH_MODES, { error: `expected one of ${KAFKA_AUTH_MODES.join(", ")}` })
+    .default("plaintext"),
+  KAFKA_SSL: envBoolean(false).optional(),
+  KAFKA_TOPIC: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,200}$/, "expected a Kafka topic name ([A-Za-z0-9._-], 1-200 chars)")
+    .default("fanda-notifications"),
+  KAFKA_CLIENT_ID: z.string().default("fanda"),
+  KAFKA_SASL_USERNAME: z.string().optional(),
+  KAFKA_SASL_PASSWORD: z.string().optional(),
+  AWS_REGION: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "expected an AWS region such as eu-west-1")
+    .optional(),
+};
+
+/** Parsed Kafka settings. */
+export interface KafkaSettings {
+  brokers: string[];
+  auth: (typeof KAFKA_AUTH_MODES)[number];
+  /** TLS; defaults to true for iam and scram, false otherwise. */
+  ssl: boolean;
+  topic: string;
+  clientId: string;
+  region?: string;
+  username?: string;
+  password?: string;
+}
+
+/** Cross-field checks for {@link kafkaEnvShape}, for use in a `superRefine`. */
+export function checkKafkaEnv(
+  env: {
+    KAFKA_AUTH: string;
+    AWS_REGION?: string;
+    KAFKA_SASL_USERNAME?: string;
+    KAFKA_SASL_PASSWORD?: string;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  if (env.KAFKA_AUTH === "iam" && !env.AWS_REGION) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["AWS_REGION"],
+      message: "is required when KAFKA_AUTH=iam",
+    });
+  }
+  if (env.KAFKA_AUTH === "scram") {
+    for (const v of ["KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"] as const) {
+      if (!env[v])
+        ctx.addIssue({ code: "custom", path: [v], message: "is required when KAFKA_AUTH=scram" });
+    }
+  }
+}
+
+/** Maps the parsed variables of {@link kafkaEnvShape} to {@link KafkaSettings}. */
+export function kafkaSettingsFrom(env: {
+  KAFKA_BROKERS: string[];
+  KAFKA_AUTH: KafkaSettings["auth"];
+  KAFKA_SSL?: boolean | undefined;
+  KAFKA_TOPIC: string;
+  KAFKA_CLIENT_ID: string;
+  AWS_REGION?: string | undefined;
+  KAFKA_SASL_USERNAME?: string | undefined;
+  KAFKA_SASL_PASSWORD?: string | undefined;
+}): KafkaSettings {
+  return {
+    brokers: env.KAFKA_BROKERS,
+    auth: env.KAFKA_AUTH,
+    ssl: env.KAFKA_SSL ?? (env.KAFKA_AUTH === "iam" || env.KAFKA_AUTH === "scram"),
+    topic: env.KAFKA_TOPIC,
+    clientId: env.KAFKA_CLIENT_ID,
+    ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
+    ...(env.KAFKA_SASL_USERNAME ? { username: env.KAFKA_SASL_USERNAME } : {}),
+    ...(env.KAFKA_SASL_PASSWORD ? { password: env.KAFKA_SASL_PASSWORD } : {}),
+  };
+}
+
+/** Name of the dead-letter topic of `topic`. */
+export const dlqTopicOf = (topic: string) => `${topic}.dlq`;
+
+const b64url = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+
+/**
+ * An unsecured (alg `none`) OAUTHBEARER token, as Kafka's unsecured validator accepts.
+ * Only for the local broker's OAUTHBEARER listener: it exercises the same SASL path MSK IAM
+ * uses, without AWS.
+ */
+export function unsecuredJwt(subject: string, lifetimeSeconds = 3600, now = Date.now()): string {
+  const iat = Math.floor(now / 1000);
+  return `${b64url({ alg: "none" })}.${b64url({ sub: subject, iat, exp: iat + lifetimeSeconds })}.`;
+}
+
+function saslFor(settings: KafkaSettings): SASLOptions | undefined {
+  switch (settings.auth) {
+    case "plaintext":
+      return undefined;
+    case "iam": {
+      const region = settings.region;
+      if (!region) throw new FandaError("kafka: configuring IAM auth", "AWS_REGION is required");
+      return {
+        mechanism: "oauthbearer",
+        oauthBearerProvider: async () => {
+          try {
+            const { token } = await generateAuthToken({ region });
+            return { value: token };
+          } catch (cause) {
+            throw new FandaError("kafka: generating MSK IAM token", "signer failed", {
+              retriable: true,
+              cause,
+            });
+          }
+        },
+      };
+    }
+    case "scram":
+      if (!settings.username || !settings.password) {
+        throw new FandaError("kafka: configuring SCRAM auth", "username and password are required");
+      }
+      return {
+        mechanism: "scram-sha-512",
+        username: settings.username,
+        password: settings.password,
+      };
+    case "oauthbearer":
+      return {
+        mechanism: "oauthbearer",
+        oauthBearerProvider: async () => ({ value: unsecuredJwt(settings.clientId) }),
+      };
+  }
+}
+
+function kafkaLogCreator(logger: Logger) {
+  return () =>
+    ({ level, log }: LogEntry) => {
+      const { message, ...fields } = log;
+      const target = logger.child("kafkajs");
+      if (level <= KafkaLogLevel.ERROR) target.error(message, fields);
+      else if (level <= KafkaLogLevel.WARN) target.warn(message, fields);
+      else if (level <= KafkaLogLevel.INFO) target.info(message, fields);
+      else target.debug(message, fields);
+    };
+}
+
+/**
+ * Creates a kafkajs client for the configured auth mode.
+ * @param options.logger where kafkajs logs go (its WARN and above by default)
+ * @param options.logLevel kafkajs log level (default WARN; it is chatty at INFO)
+ * @param options.overrides extra kafkajs settings (retry, timeouts), merged last
+ */
+export function createKafka(
+  settings: KafkaSettings,
+  options: { logger: Logger; logLevel?: KafkaLogLevel; overrides?: Partial<KafkaConfig> },
+): Kafka {
+  const sasl = saslFor(settings);
+  return new Kafka({
+    clientId: settings.clientId,
+    brokers: settings.brokers,
+    ssl: settings.ssl,
+    ...(sasl ? { sasl } : {}),
+    logLevel: options.logLevel ?? KafkaLogLevel.WARN,
+    logCreator: kafkaLogCreator(options.logger),
+    ...options.overrides,
+  });
+}
+
+/**
+ * Creates `topic` and its dead-letter topic if they do not exist (idempotent).
+ * An existing topic is left as it is.
+ * @returns the names of the topics it created
+ */
+export async function ensureTopics(
+  kafka: Kafka,
+  topic: string,
+  options: { partitions?: number; replicationFactor?: number } = {},
+): Promise<string[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const wanted = [topic, dlqTopicOf(topic)].filter((t) => !existing.has(t));
+    if (wanted.length === 0) return [];
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: wanted.map((t) => ({
+        topic: t,
+        numPartitions: options.partitions ?? 6,
+        replicationFactor: options.replicationFactor ?? -1,
+      })),
+    });
+    return wanted;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Publishes notifications to the main topic. */
+export interface Publisher {
+  /** Connects the underlying producer; errors surface here, not on first publish. */
+  connect(): Promise<void>;
+  /**
+   * Sends all notifications as one batch and resolves once every in-sync replica has them.
+   * @throws FandaError (retriable) when Kafka does not acknowledge
+   */
+  publish(notifications: readonly Notification[], options?: { traceId?: string }): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+/**
+ * Creates the idempotent notification publisher (acks from all in-sync replicas,
+ * key `<bucket>/<key>`, contract headers).
+ * @example
+ * const publisher = createPublisher({ kafka, topic: "fanda-notifications" });
+ * await publisher.connect();
+ * await publisher.publish([notification], { traceId });
+ */
+export function createPublisher(options: { kafka: Kafka; topic: string }): Publisher {
+  const producer: Producer = options.kafka.producer({
+    idempotent: true,
+    // Idempotence keeps order per partition only with one request in flight in kafkajs.
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+  });
+  return {
+    connect: () => producer.connect(),
+    disconnect: () => producer.disconnect(),
+    async publish(notifications, publishOptions = {}) {
+      if (notifications.length === 0) return;
+      const traceId = publishOptions.traceId ?? crypto.randomUUID();
+      const headers: IHeaders = {
+        [HEADERS.contentType]: CONTENT_TYPE,
+        [HEADERS.schemaVersion]: String(SCHEMA_VERSION),
+        [HEADERS.traceId]: traceId,
+      };
+      const messages = notifications.map((n) => ({
+        key: messageKey(n),
+        value: encodeNotification(n),
+        headers,
+      }));
+      try {
+        await producer.send({ topic: options.topic, acks: -1, messages });
+      } catch (cause) {
+        throw toFandaError(
+          `kafka: publishing ${messages.length} message(s) to ${options.topic}`,
+          cause,
+        );
+      }
+    },
+  };
+}
