@@ -80,6 +80,9 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     // A batch may take a while when a channel retries; heartbeats are sent per message.
     sessionTimeout: 30_000,
     heartbeatInterval: 3_000,
+    // Fetches return as soon as data arrives; the wait only bounds an idle long-poll, and
+    // shutdown waits for it, so keep it short.
+    maxWaitTimeInMs: 1_000,
   });
 
   consumer.on(consumer.events.GROUP_JOIN, (e) => {

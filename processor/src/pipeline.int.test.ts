@@ -1,0 +1,252 @@
+/**
+ * End to end through the real local broker (scripts/stack up): an S3 event is POSTed to the
+ * ingest, published to Kafka, consumed by the processor and delivered to a webhook sink and
+ * the log channel. Each run uses its own topic and group, so runs never see each other.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { type Kafka, logLevel } from "kafkajs";
+import { createCategorizer } from "../../producer/src/category.ts";
+import { decodeNotification } from "../../producer/src/contract.ts";
+import putEvent from "../../producer/src/fixtures/s3-put.json";
+import {
+  createKafka,
+  createPublisher,
+  dlqTopicOf,
+  ensureTopics,
+} from "../../producer/src/kafka.ts";
+import { createLogger } from "../../producer/src/log.ts";
+import { eventIdOf } from "../../producer/src/s3-event.ts";
+import { createIngestApp } from "../../producer/src/server.ts";
+import { type Sink, startSink } from "../../scripts/sink.ts";
+import { waitFor } from "../../scripts/wait.ts";
+import { loadProcessorConfig } from "./config.ts";
+import { DLQ_HEADERS } from "./dlq.ts";
+import { type RunningProcessor, startProcessor } from "./main.ts";
+
+const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
+const run = crypto.randomUUID().slice(0, 8);
+const topic = `fanda-e2e-${run}`;
+const logger = createLogger({ level: "warn", ns: "test" });
+
+let kafka: Kafka;
+let sink: Sink;
+let processor: RunningProcessor;
+let ingest: ReturnType<typeof Bun.serve>;
+let publisher: ReturnType<typeof createPublisher>;
+const logLines: string[] = [];
+
+async function readDlq(
+  count: number,
+): Promise<{ value: string; headers: Record<string, string> }[]> {
+  // A fresh group each time, so every call reads the DLQ from the beginning.
+  const consumer = kafka.consumer({
+    groupId: `${topic}-dlq-reader-${crypto.randomUUID().slice(0, 8)}`,
+    maxWaitTimeInMs: 500,
+  });
+  const seen: { value: string; headers: Record<string, string> }[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topics: [dlqTopicOf(topic)], fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
+      seen.push({ value: message.value?.toString() ?? "", headers });
+    },
+  });
+  try {
+    await waitFor(`${count} dead letter(s) on ${dlqTopicOf(topic)}`, () => seen.length >= count);
+  } finally {
+    await consumer.disconnect();
+  }
+  return seen;
+}
+
+beforeAll(async () => {
+  const settings = {
+    brokers: brokers.split(","),
+    auth: "plaintext" as const,
+    ssl: false,
+    topic,
+    clientId: "fanda-test",
+  };
+  kafka = createKafka(settings, { logger, logLevel: logLevel.ERROR });
+  await ensureTopics(kafka, topic, { partitions: 3 });
+  sink = startSink();
+  const config = loadProcessorConfig({
+    KAFKA_BROKERS: brokers,
+    KAFKA_TOPIC: topic,
+    KAFKA_GROUP_ID: `${topic}-processor`,
+    HOST: "127.0.0.1",
+    PORT: "0",
+    ENABLED_CHANNELS: "log,webhook",
+    WEBHOOK_URL: sink.url,
+    DELIVERY_MAX_ATTEMPTS: "3",
+    RETRY_BASE_MS: "10",
+    RETRY_MAX_MS: "50",
+    LOG_LEVEL: "error",
+  });
+  processor = await startProcessor(config, {
+    logger,
+    write: (line) => logLines.push(line),
+    defaultMetrics: false,
+    onFatal: (err) => {
+      throw err;
+    },
+  });
+  publisher = createPublisher({ kafka, topic });
+  await publisher.connect();
+  const app = createIngestApp({ publisher, categorize: createCategorizer(), logger });
+  ingest = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
+  await waitFor("processor readiness", async () => {
+    const res = await fetch(`http://127.0.0.1:${processor.port}/readyz`);
+    return res.status === 200;
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await processor?.stop();
+  await publisher?.disconnect();
+  await ingest?.stop(true);
+  await sink?.stop();
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [topic, dlqTopicOf(topic)] }).catch(() => {});
+  await admin.disconnect();
+}, 60_000);
+
+describe("pipeline: S3 event → ingest → Kafka → processor → channels", () => {
+  test("delivers every field of an uploaded object to the webhook and the log channel", async () => {
+    const res = await fetch(`http://127.0.0.1:${ingest.port}/s3-events`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-trace-id": `trace-${run}` },
+      body: JSON.stringify(putEvent),
+    });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ published: 1, skipped: 0 });
+
+    const key = "reports/positive/Q3 실적 report+(final).pdf";
+    const eventId = eventIdOf({
+      bucket: "fanda-uploads-dev",
+      key,
+      versionId: "096fKKXTRTtl3on89fVO.nfljtsv6qko",
+      sequencer: "0055AED6DCD90281E5",
+    });
+    const got = await sink.waitFor((b) => (b as { eventId?: string }).eventId === eventId);
+    expect(got.body).toEqual({
+      schemaVersion: 1,
+      eventId,
+      fileName: "Q3 실적 report+(final).pdf",
+      bucketName: "fanda-uploads-dev",
+      objectKey: key,
+      uploadTime: "2026-11-27T09:15:30.123Z",
+      s3Url: `s3://fanda-uploads-dev/${key}`,
+      category: "positive",
+      size: 482113,
+      eTag: "d41d8cd98f00b204e9800998ecf8427e",
+      versionId: "096fKKXTRTtl3on89fVO.nfljtsv6qko",
+      sequencer: "0055AED6DCD90281E5",
+      eventName: "ObjectCreated:Put",
+    });
+    expect(got.headers["x-fanda-event-id"]).toBe(eventId);
+    // The webhook body is exactly what the contract accepts.
+    expect(decodeNotification(JSON.stringify(got.body))).toEqual(got.body as never);
+
+    const logged = await waitFor("the log channel line", () =>
+      logLines.map((l) => JSON.parse(l)).find((l) => l.notification?.eventId === eventId),
+    );
+    expect(logged).toEqual({ channel: "log", notification: got.body });
+  }, 60_000);
+
+  test("a test event publishes nothing and bad input is refused with 400", async () => {
+    const post = (body: string) =>
+      fetch(`http://127.0.0.1:${ingest.port}/s3-events`, { method: "POST", body });
+    const testEvent = await post(
+      JSON.stringify({ Service: "Amazon S3", Event: "s3:TestEvent", Bucket: "b" }),
+    );
+    expect(testEvent.status).toBe(202);
+    expect(await testEvent.json()).toEqual({ published: 0, skipped: 1 });
+
+    const notJson = await post("{not json");
+    expect(notJson.status).toBe(400);
+    expect((await notJson.json()).error).toContain("not valid JSON");
+
+    const noKey = await post(
+      JSON.stringify({
+        Records: [
+          { ...putEvent.Records[0], s3: { bucket: { name: "b" }, object: { sequencer: "1" } } },
+        ],
+      }),
+    );
+    expect(noKey.status).toBe(400);
+    expect((await noKey.json()).error).toContain("Records[0]");
+  });
+
+  test("a message that is not a notification goes to the dead-letter topic with its reason", async () => {
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic,
+      messages: [
+        { key: "garbage", value: "this is not json", headers: { origin: "test" } },
+        { key: "future", value: JSON.stringify({ schemaVersion: 99, eventId: "x" }) },
+      ],
+    });
+    await producer.disconnect();
+    const letters = await readDlq(2);
+    const byValue = new Map(letters.map((l) => [l.value, l.headers]));
+    expect(byValue.get("this is not json")?.[DLQ_HEADERS.reason]).toBe("invalid-message");
+    expect(byValue.get("this is not json")?.origin).toBe("test");
+    expect(byValue.get("this is not json")?.[DLQ_HEADERS.sourceTopic]).toBe(topic);
+    const future = byValue.get(JSON.stringify({ schemaVersion: 99, eventId: "x" }));
+    expect(future?.[DLQ_HEADERS.reason]).toBe("unknown-schema-version");
+    expect(future?.[DLQ_HEADERS.error]).toContain("unknown schemaVersion 99");
+  }, 60_000);
+
+  test("a webhook that fails with 500 is retried until it accepts", async () => {
+    sink.failNext(500, 2);
+    const event = structuredClone(putEvent);
+    const record = event.Records[0];
+    if (!record) throw new Error("fixture has no record");
+    record.s3.object.key = "reports/negative/retry-me.txt";
+    record.s3.object.sequencer = "00AA000000000000R1";
+    delete (record.s3.object as { versionId?: string }).versionId;
+    const res = await fetch(`http://127.0.0.1:${ingest.port}/s3-events`, {
+      method: "POST",
+      body: JSON.stringify(event),
+    });
+    expect(res.status).toBe(202);
+    const got = await sink.waitFor(
+      (b) => (b as { objectKey?: string }).objectKey === "reports/negative/retry-me.txt",
+    );
+    expect((got.body as { category: string }).category).toBe("negative");
+    expect(
+      sink.received.filter(
+        (r) => (r.body as { objectKey?: string }).objectKey === "reports/negative/retry-me.txt",
+      ),
+    ).toHaveLength(1);
+  }, 60_000);
+
+  test("a webhook that refuses with 400 dead-letters the message naming the channel; log still delivers", async () => {
+    sink.failNext(400, 1);
+    const event = structuredClone(putEvent);
+    const record = event.Records[0];
+    if (!record) throw new Error("fixture has no record");
+    record.s3.object.key = "general/refused.bin";
+    record.s3.object.sequencer = "00AA000000000000R2";
+    delete (record.s3.object as { versionId?: string }).versionId;
+    const res = await fetch(`http://127.0.0.1:${ingest.port}/s3-events`, {
+      method: "POST",
+      body: JSON.stringify(event),
+    });
+    expect(res.status).toBe(202);
+    const letters = await readDlq(3);
+    const refused = letters.find((l) => l.value.includes("general/refused.bin"));
+    expect(refused?.headers[DLQ_HEADERS.reason]).toBe("delivery-failed");
+    expect(refused?.headers[DLQ_HEADERS.channels]).toBe("webhook");
+    expect(refused?.headers[DLQ_HEADERS.error]).toContain("400");
+    expect(decodeNotification(refused?.value).category).toBe("general");
+    await waitFor("the log channel line of the refused object", () =>
+      logLines.some((l) => l.includes("general/refused.bin")),
+    );
+  }, 60_000);
+});

@@ -1,0 +1,93 @@
+/**
+ * A webhook sink: receives the processor's webhook POSTs, keeps them, and prints each one.
+ * Used by `scripts/dev` (so you can see notifications arrive) and by the integration tests.
+ *
+ *   bun scripts/sink.ts [--port 8082]
+ *
+ * `GET /received` lists what arrived. `POST /fail?status=500&count=3` makes the next 3
+ * requests fail with that status (for retry and dead-letter tests).
+ */
+import { parseArgs } from "node:util";
+import { waitFor } from "./wait.ts";
+
+/** One request the sink received. */
+export interface Received {
+  at: string;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+/** A running sink. */
+export interface Sink {
+  url: string;
+  received: Received[];
+  /** Answers the next `count` deliveries with `status` instead of 204. */
+  failNext(status: number, count: number): void;
+  /** Resolves with the first received body matching `match`, or fails after `timeoutMs`. */
+  waitFor(match: (body: unknown) => boolean, timeoutMs?: number): Promise<Received>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a sink on 127.0.0.1.
+ * @param options.port 0 (default) picks a free port
+ * @param options.print write each notification to stdout
+ */
+export function startSink(options: { port?: number; print?: boolean } = {}): Sink {
+  const received: Received[] = [];
+  let failures: { status: number; count: number } = { status: 500, count: 0 };
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: options.port ?? 0,
+    async fetch(req) {
+      const url = new URL(req.url);
+      if (req.method === "GET" && url.pathname === "/received") return Response.json(received);
+      if (req.method === "POST" && url.pathname === "/fail") {
+        failures = {
+          status: Number(url.searchParams.get("status") ?? 500),
+          count: Number(url.searchParams.get("count") ?? 1),
+        };
+        return new Response(null, { status: 204 });
+      }
+      if (req.method !== "POST") return new Response("not found", { status: 404 });
+      if (failures.count > 0) {
+        failures.count--;
+        return new Response("sink told to fail", { status: failures.status });
+      }
+      let body: unknown;
+      try {
+        body = await req.json();
+      } catch {
+        return new Response("body is not JSON", { status: 400 });
+      }
+      const entry = {
+        at: new Date().toISOString(),
+        headers: Object.fromEntries(req.headers),
+        body,
+      };
+      received.push(entry);
+      if (options.print) {
+        console.log(`[sink] notification received: ${JSON.stringify(body, null, 2)}`);
+      }
+      return new Response(null, { status: 204 });
+    },
+  });
+  return {
+    url: `http://127.0.0.1:${server.port}/notify`,
+    received,
+    failNext(status, count) {
+      failures = { status, count };
+    },
+    waitFor: (match, timeoutMs = 30_000) =>
+      waitFor("a matching webhook delivery", () => received.find((r) => match(r.body)), {
+        timeoutMs,
+      }),
+    stop: () => server.stop(true),
+  };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({ options: { port: { type: "string", default: "8082" } } });
+  const sink = startSink({ port: Number(values.port), print: true });
+  console.log(`[sink] listening on ${sink.url}`);
+}
