@@ -67,7 +67,7 @@ export function startSink(options: { port?: number; print?: boolean } = {}): Sin
       };
       received.push(entry);
       if (options.print) {
-        console.log(`[sink] notification received: ${JSON.stringify(body, null, 2)}`);
+        console.log(`notification received: ${JSON.stringify(body, null, 2)}`);
       }
       return new Response(null, { status: 204 });
     },

@@ -168,7 +168,7 @@ describe("pipeline: S3 event → ingest → Kafka → processor → channels", (
 
     const notJson = await post("{not json");
     expect(notJson.status).toBe(400);
-    expect((await notJson.json()).error).toContain("not valid JSON");
+    expect(((await notJson.json()) as { error: string }).error).toContain("not valid JSON");
 
     const noKey = await post(
       JSON.stringify({
@@ -178,7 +178,7 @@ describe("pipeline: S3 event → ingest → Kafka → processor → channels", (
       }),
     );
     expect(noKey.status).toBe(400);
-    expect((await noKey.json()).error).toContain("Records[0]");
+    expect(((await noKey.json()) as { error: string }).error).toContain("Records[0]");
   });
 
   test("a message that is not a notification goes to the dead-letter topic with its reason", async () => {

@@ -53,7 +53,9 @@ export function createCategorizer(options: CategorizerOptions = {}): (key: strin
     issues.push(`fallback: ${JSON.stringify(fallback)} is not a lower-case slug`);
   }
   rules.forEach((rule, i) => {
-    const earlier = rules.slice(0, i).findIndex((r) => rule.prefix?.startsWith(r.prefix));
+    const earlier = rules
+      .slice(0, i)
+      .findIndex((r) => r.prefix?.length > 0 && rule.prefix?.startsWith(r.prefix));
     if (earlier >= 0) {
       issues.push(
         `rules.${i}: prefix ${JSON.stringify(rule.prefix)} is shadowed by rule ${earlier} (${JSON.stringify(rules[earlier]?.prefix)}), so it never matches`,

@@ -29,14 +29,18 @@ export function parseEnv<T extends z.ZodType>(schema: T, env: Env, scope: string
   throw new ConfigError(scope, issues);
 }
 
+const booleanWords = z.enum(["true", "false", "1", "0", "yes", "no"], {
+  error: "expected true or false",
+});
+const toBoolean = (v: string) => v === "true" || v === "1" || v === "yes";
+
 /** A boolean variable: `true|false|1|0|yes|no` (so `"false"` is false, unlike `Boolean()`). */
 export const envBoolean = (defaultValue: boolean) =>
-  z
-    .enum(["true", "false", "1", "0", "yes", "no"], {
-      error: "expected true or false",
-    })
-    .default(defaultValue ? "true" : "false")
-    .transform((v) => v === "true" || v === "1" || v === "yes");
+  booleanWords.default(defaultValue ? "true" : "false").transform(toBoolean);
+
+/** A boolean variable without a default: undefined when unset. */
+export const envOptionalBoolean = () =>
+  booleanWords.optional().transform((v) => (v === undefined ? undefined : toBoolean(v)));
 
 /** A TCP port variable, 0 (any free port) to 65535. */
 export const envPort = (defaultValue: number) =>

@@ -23,7 +23,7 @@ import {
   type Notification,
   SCHEMA_VERSION,
 } from "./contract.ts";
-import { envBoolean } from "./env.ts";
+import { envOptionalBoolean } from "./env.ts";
 import { FandaError, toFandaError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 
@@ -63,7 +63,7 @@ export const kafkaEnvShape = {
   KAFKA_AUTH: z
     .enum(KAFKA_AUTH_MODES, { error: `expected one of ${KAFKA_AUTH_MODES.join(", ")}` })
     .default("plaintext"),
-  KAFKA_SSL: envBoolean(false).optional(),
+  KAFKA_SSL: envOptionalBoolean(),
   KAFKA_TOPIC: z
     .string()
     .regex(/^[A-Za-z0-9._-]{1,200}$/, "expected a Kafka topic name ([A-Za-z0-9._-], 1-200 chars)")

@@ -74,6 +74,14 @@ export function decodeS3Key(raw: string): string {
   }
 }
 
+/**
+ * Encodes a key the way S3 writes it into event notifications (form encoding: space as `+`,
+ * `/` kept). The inverse of {@link decodeS3Key}; used to build events for local uploads.
+ */
+export function encodeS3Key(key: string): string {
+  return encodeURIComponent(key).replace(/%2F/g, "/").replace(/%20/g, "+");
+}
+
 function issuesOf(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
 }

@@ -1,0 +1,185 @@
+import { describe, expect, test } from "bun:test";
+import { InvalidInputError } from "./errors.ts";
+import multi from "./fixtures/s3-multi.json";
+import put from "./fixtures/s3-put.json";
+import testEvent from "./fixtures/s3-test-event.json";
+import {
+  decodeS3Key,
+  encodeS3Key,
+  eventIdOf,
+  fileNameOf,
+  parseS3Event,
+  toNotification,
+} from "./s3-event.ts";
+
+describe("decodeS3Key", () => {
+  test.each([
+    ["plain/key.txt", "plain/key.txt"],
+    ["with+spaces+here.pdf", "with spaces here.pdf"],
+    ["literal%2Bplus.txt", "literal+plus.txt"],
+    ["%EC%8B%A4%EC%A0%81+%EB%B3%B4%EA%B3%A0%EC%84%9C.pdf", "실적 보고서.pdf"],
+    ["a%25b", "a%b"],
+    ["%28parens%29+%26+more", "(parens) & more"],
+  ])("decodes %s", (raw, decoded) => {
+    expect(decodeS3Key(raw)).toBe(decoded);
+  });
+
+  test.each(["bad%", "bad%zz", "%E0%A4%A"])("rejects malformed encoding %s", (raw) => {
+    expect(() => decodeS3Key(raw)).toThrow(InvalidInputError);
+  });
+
+  test.each(["a b+c/d", "실적/보고서 (최종).pdf", "100% done?.txt", "x&y=z#frag"])(
+    "round-trips %s through encodeS3Key",
+    (key) => {
+      expect(decodeS3Key(encodeS3Key(key))).toBe(key);
+    },
+  );
+});
+
+describe("parseS3Event", () => {
+  test("reads the AWS example Put event with a URL-encoded Korean key", () => {
+    expect(parseS3Event(put)).toEqual({
+      objects: [
+        {
+          bucket: "fanda-uploads-dev",
+          key: "reports/positive/Q3 실적 report+(final).pdf",
+          eventName: "ObjectCreated:Put",
+          eventTime: "2026-11-27T09:15:30.123Z",
+          sequencer: "0055AED6DCD90281E5",
+          size: 482113,
+          eTag: "d41d8cd98f00b204e9800998ecf8427e",
+          versionId: "096fKKXTRTtl3on89fVO.nfljtsv6qko",
+        },
+      ],
+      skipped: [],
+    });
+  });
+
+  test("skips s3:TestEvent without error", () => {
+    expect(parseS3Event(testEvent)).toEqual({
+      objects: [],
+      skipped: [{ index: 0, reason: "s3:TestEvent" }],
+    });
+  });
+
+  test("reads every record of a multi-record event and skips removals by default", () => {
+    const parsed = parseS3Event(multi);
+    expect(parsed.objects.map((o) => o.key)).toEqual([
+      "reports/negative/incident 2026-11.csv",
+      "notes/회의록.txt",
+    ]);
+    expect(parsed.skipped).toEqual([
+      { index: 1, reason: "ObjectRemoved:Delete (removals are not notified)" },
+    ]);
+  });
+
+  test("notifies removals when configured", () => {
+    const parsed = parseS3Event(multi, { notifyOnRemoved: true });
+    expect(parsed.objects.map((o) => o.eventName)).toEqual([
+      "ObjectCreated:CompleteMultipartUpload",
+      "ObjectRemoved:Delete",
+      "ObjectCreated:Copy",
+    ]);
+    expect(parsed.objects[1]).not.toHaveProperty("size");
+  });
+
+  const record = put.Records[0] as Record<string, unknown>;
+  const withObject = (object: unknown) => ({
+    Records: [{ ...record, s3: { bucket: { name: "b" }, object } }],
+  });
+
+  test.each([
+    ["not an object", "hello", /not a JSON object/],
+    ["an array", [], /not a JSON object/],
+    ["no Records", { foo: 1 }, /no Records array/],
+    ["Records not an array", { Records: {} }, /no Records array/],
+    ["a non-S3 source", { Records: [{ ...record, eventSource: "aws:sqs" }] }, /eventSource/],
+    ["eventVersion 1.0", { Records: [{ ...record, eventVersion: "1.0" }] }, /eventVersion/],
+    ["a bad eventTime", { Records: [{ ...record, eventTime: "soon" }] }, /eventTime/],
+    ["no key", withObject({ sequencer: "1" }), /Records\[0\]: s3\.object\.key/],
+    ["an empty key", withObject({ key: "", sequencer: "1" }), /object key is empty/],
+    ["no sequencer", withObject({ key: "k" }), /sequencer/],
+    ["a negative size", withObject({ key: "k", sequencer: "1", size: -1 }), /size/],
+    [
+      "bad key encoding",
+      withObject({ key: "bad%zz", sequencer: "1" }),
+      /not valid percent-encoded/,
+    ],
+    [
+      "no bucket name",
+      { Records: [{ ...record, s3: { bucket: {}, object: { key: "k", sequencer: "1" } } }] },
+      /s3\.bucket\.name/,
+    ],
+  ])("rejects %s with a clear error", (_name, input, message) => {
+    expect(() => parseS3Event(input)).toThrow(message);
+    expect(() => parseS3Event(input)).toThrow(InvalidInputError);
+  });
+
+  test("one bad record rejects the whole event", () => {
+    const event = { Records: [record, { ...record, eventSource: "nope" }] };
+    expect(() => parseS3Event(event)).toThrow(/Records\[1\]/);
+  });
+
+  test("skips events that are neither created nor removed", () => {
+    const event = { Records: [{ ...record, eventName: "ObjectRestore:Completed" }] };
+    expect(parseS3Event(event).skipped[0]?.reason).toContain("not an object event");
+  });
+});
+
+describe("eventIdOf", () => {
+  const base = { bucket: "b", key: "k", sequencer: "00A1" };
+
+  test("is stable for the same object version", () => {
+    expect(eventIdOf(base)).toBe(eventIdOf({ ...base }));
+    expect(eventIdOf(base)).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  test("prefers versionId over sequencer", () => {
+    const v = { ...base, versionId: "v1" };
+    expect(eventIdOf(v)).toBe(eventIdOf({ ...v, sequencer: "00B2" }));
+    expect(eventIdOf(v)).not.toBe(eventIdOf(base));
+  });
+
+  test("differs per bucket, key and version", () => {
+    const ids = new Set([
+      eventIdOf(base),
+      eventIdOf({ ...base, bucket: "c" }),
+      eventIdOf({ ...base, key: "k2" }),
+      eventIdOf({ ...base, sequencer: "00A2" }),
+      eventIdOf({ ...base, versionId: "00A1" }),
+    ]);
+    expect(ids.size).toBe(5);
+  });
+});
+
+describe("toNotification", () => {
+  test.each([
+    ["a/b/c.txt", "c.txt"],
+    ["c.txt", "c.txt"],
+    ["folder/", "folder"],
+    ["/", "/"],
+  ])("fileName of %s is %s", (key, name) => {
+    expect(fileNameOf(key)).toBe(name);
+  });
+
+  test("builds the seed's fields plus the delivery fields", () => {
+    const [object] = parseS3Event(put).objects;
+    if (!object) throw new Error("fixture has no object");
+    const n = toNotification(object, "positive");
+    expect(n).toEqual({
+      schemaVersion: 1,
+      eventId: eventIdOf(object),
+      fileName: "Q3 실적 report+(final).pdf",
+      bucketName: "fanda-uploads-dev",
+      objectKey: "reports/positive/Q3 실적 report+(final).pdf",
+      uploadTime: "2026-11-27T09:15:30.123Z",
+      s3Url: "s3://fanda-uploads-dev/reports/positive/Q3 실적 report+(final).pdf",
+      category: "positive",
+      size: 482113,
+      eTag: "d41d8cd98f00b204e9800998ecf8427e",
+      versionId: "096fKKXTRTtl3on89fVO.nfljtsv6qko",
+      sequencer: "0055AED6DCD90281E5",
+      eventName: "ObjectCreated:Put",
+    });
+  });
+});
