@@ -36,7 +36,7 @@ if (!Number.isInteger(partitions) || partitions < 1) {
   process.exit(2);
 }
 
-const env = parseEnv(z.object(kafkaEnvShape).superRefine(checkKafkaEnv), process.env, "topics");
+const env = parseEnv(z.object(kafkaEnvShape), process.env, "topics", [checkKafkaEnv]);
 const settings = kafkaSettingsFrom(env);
 const logger = createLogger({ ns: "fanda.topics" });
 // Quiet client: refused connections while the broker boots are expected, not news.

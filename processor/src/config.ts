@@ -48,62 +48,65 @@ const positiveInt = (name: string, def: number, max = 3_600_000) =>
     .max(max, `expected at most ${max}`)
     .default(def);
 
-const schema = z
-  .object({
-    ...kafkaEnvShape,
-    KAFKA_GROUP_ID: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]{1,200}$/, "expected a consumer group id ([A-Za-z0-9._-])")
-      .default("fanda-processor"),
-    KAFKA_CREATE_TOPICS: envBoolean(false),
-    HOST: z.string().default("0.0.0.0"),
-    PORT: envPort(8080),
-    ENABLED_CHANNELS: z
-      .string()
-      .default("log")
-      .transform((s, ctx) => {
-        const names = s
-          .split(",")
-          .map((n) => n.trim().toLowerCase())
-          .filter((n) => n.length > 0);
-        if (names.length === 0) ctx.addIssue({ code: "custom", message: "no channel given" });
-        const unknown = names.filter((n) => !(CHANNEL_NAMES as string[]).includes(n));
-        if (unknown.length > 0) {
-          ctx.addIssue({
-            code: "custom",
-            message: `unknown channel(s) ${unknown.join(", ")}; available: ${CHANNEL_NAMES.join(", ")}`,
-          });
-        }
-        return [...new Set(names)] as ChannelName[];
-      }),
-    WEBHOOK_URL: envUrl().optional(),
-    WEBHOOK_TIMEOUT_MS: positiveInt("WEBHOOK_TIMEOUT_MS", 5000, 120_000),
-    DELIVERY_MAX_ATTEMPTS: positiveInt("DELIVERY_MAX_ATTEMPTS", 5, 100),
-    RETRY_BASE_MS: positiveInt("RETRY_BASE_MS", 200),
-    RETRY_MAX_MS: positiveInt("RETRY_MAX_MS", 30_000),
-    SHUTDOWN_TIMEOUT_MS: positiveInt("SHUTDOWN_TIMEOUT_MS", 25_000),
-    LOG_LEVEL: envLogLevel,
-  })
-  .superRefine((e, ctx) => {
-    checkKafkaEnv(e, ctx);
-    if (e.ENABLED_CHANNELS.includes("webhook") && !e.WEBHOOK_URL) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["WEBHOOK_URL"],
-        message: "is required when ENABLED_CHANNELS includes webhook",
-      });
-    }
-    if (e.RETRY_MAX_MS < e.RETRY_BASE_MS) {
-      ctx.addIssue({ code: "custom", path: ["RETRY_MAX_MS"], message: "must be >= RETRY_BASE_MS" });
-    }
-  });
+const schema = z.object({
+  ...kafkaEnvShape,
+  KAFKA_GROUP_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,200}$/, "expected a consumer group id ([A-Za-z0-9._-])")
+    .default("fanda-processor"),
+  KAFKA_CREATE_TOPICS: envBoolean(false),
+  HOST: z.string().default("0.0.0.0"),
+  PORT: envPort(8080),
+  ENABLED_CHANNELS: z
+    .string()
+    .default("log")
+    .transform((s, ctx) => {
+      const names = s
+        .split(",")
+        .map((n) => n.trim().toLowerCase())
+        .filter((n) => n.length > 0);
+      if (names.length === 0) ctx.addIssue({ code: "custom", message: "no channel given" });
+      const unknown = names.filter((n) => !(CHANNEL_NAMES as string[]).includes(n));
+      if (unknown.length > 0) {
+        ctx.addIssue({
+          code: "custom",
+          message: `unknown channel(s) ${unknown.join(", ")}; available: ${CHANNEL_NAMES.join(", ")}`,
+        });
+      }
+      return [...new Set(names)] as ChannelName[];
+    }),
+  WEBHOOK_URL: envUrl().optional(),
+  WEBHOOK_TIMEOUT_MS: positiveInt("WEBHOOK_TIMEOUT_MS", 5000, 120_000),
+  DELIVERY_MAX_ATTEMPTS: positiveInt("DELIVERY_MAX_ATTEMPTS", 5, 100),
+  RETRY_BASE_MS: positiveInt("RETRY_BASE_MS", 200),
+  RETRY_MAX_MS: positiveInt("RETRY_MAX_MS", 30_000),
+  SHUTDOWN_TIMEOUT_MS: positiveInt("SHUTDOWN_TIMEOUT_MS", 25_000),
+  LOG_LEVEL: envLogLevel,
+});
+
+function checkProcessorEnv(raw: Env): string[] {
+  const issues: string[] = [];
+  const channels = (raw.ENABLED_CHANNELS ?? "")
+    .toLowerCase()
+    .split(",")
+    .map((c) => c.trim());
+  if (channels.includes("webhook") && !raw.WEBHOOK_URL) {
+    issues.push("WEBHOOK_URL: is required when ENABLED_CHANNELS includes webhook");
+  }
+  const base = Number(raw.RETRY_BASE_MS ?? 200);
+  const max = Number(raw.RETRY_MAX_MS ?? 30_000);
+  if (Number.isFinite(base) && Number.isFinite(max) && max < base) {
+    issues.push("RETRY_MAX_MS: must be >= RETRY_BASE_MS");
+  }
+  return issues;
+}
 
 /**
  * Reads the processor's configuration.
  * @throws ConfigError naming every invalid variable
  */
 export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
-  const e = parseEnv(schema, env, "processor");
+  const e = parseEnv(schema, env, "processor", [checkKafkaEnv, checkProcessorEnv]);
   return {
     kafka: kafkaSettingsFrom(e),
     groupId: e.KAFKA_GROUP_ID,

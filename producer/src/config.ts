@@ -17,22 +17,20 @@ export interface ProducerConfig {
   logLevel: LogLevel;
 }
 
-const schema = z
-  .object({
-    ...kafkaEnvShape,
-    PRODUCER_PORT: envPort(8081),
-    CATEGORY_RULES: z.string().optional(),
-    NOTIFY_ON_REMOVED: envBoolean(false),
-    LOG_LEVEL: envLogLevel,
-  })
-  .superRefine(checkKafkaEnv);
+const schema = z.object({
+  ...kafkaEnvShape,
+  PRODUCER_PORT: envPort(8081),
+  CATEGORY_RULES: z.string().optional(),
+  NOTIFY_ON_REMOVED: envBoolean(false),
+  LOG_LEVEL: envLogLevel,
+});
 
 /**
  * Reads the producer's configuration.
  * @throws ConfigError naming every invalid variable
  */
 export function loadProducerConfig(env: Env = process.env): ProducerConfig {
-  const e = parseEnv(schema, env, "producer");
+  const e = parseEnv(schema, env, "producer", [checkKafkaEnv]);
   let categoryRules: readonly CategoryRule[] = DEFAULT_CATEGORY_RULES;
   if (e.CATEGORY_RULES !== undefined) {
     try {

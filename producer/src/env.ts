@@ -10,23 +10,38 @@ import { ConfigError } from "./errors.ts";
 export type Env = Record<string, string | undefined>;
 
 /**
- * Parses `env` with `schema`.
+ * Checks across variables, run on the raw (trimmed, non-empty) values whether or not each
+ * variable parsed, so that every problem is reported in one go. Returns `NAME: problem` lines.
+ */
+export type EnvCheck = (raw: Env) => string[];
+
+/**
+ * Parses `env` with `schema`, then runs `checks`.
  * @param scope what is being configured, for the error message (e.g. `"processor"`)
  * @throws ConfigError listing every invalid variable
  */
-export function parseEnv<T extends z.ZodType>(schema: T, env: Env, scope: string): z.output<T> {
+export function parseEnv<T extends z.ZodType>(
+  schema: T,
+  env: Env,
+  scope: string,
+  checks: readonly EnvCheck[] = [],
+): z.output<T> {
   const cleaned: Env = {};
   for (const [k, v] of Object.entries(env)) {
     if (v !== undefined && v.trim() !== "") cleaned[k] = v.trim();
   }
   const parsed = schema.safeParse(cleaned);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => {
-    const name = i.path.length > 0 ? String(i.path[0]) : "(environment)";
-    const message = i.code === "invalid_type" && i.input === undefined ? "is required" : i.message;
-    return `${name}: ${message}`;
-  });
-  throw new ConfigError(scope, issues);
+  const issues: string[] = [];
+  if (!parsed.success) {
+    for (const i of parsed.error.issues) {
+      const name = i.path.length > 0 ? String(i.path[0]) : "(environment)";
+      const missing = i.code === "invalid_type" && cleaned[name] === undefined;
+      issues.push(`${name}: ${missing ? "is required" : i.message}`);
+    }
+  }
+  for (const check of checks) issues.push(...check(cleaned));
+  if (issues.length > 0 || !parsed.success) throw new ConfigError(scope, issues);
+  return parsed.data;
 }
 
 const booleanWords = z.enum(["true", "false", "1", "0", "yes", "no"], {

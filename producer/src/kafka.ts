@@ -23,7 +23,7 @@ import {
   type Notification,
   SCHEMA_VERSION,
 } from "./contract.ts";
-import { envOptionalBoolean } from "./env.ts";
+import { type Env, envOptionalBoolean } from "./env.ts";
 import { FandaError, toFandaError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 
@@ -90,29 +90,18 @@ export interface KafkaSettings {
   password?: string;
 }
 
-/** Cross-field checks for {@link kafkaEnvShape}, for use in a `superRefine`. */
-export function checkKafkaEnv(
-  env: {
-    KAFKA_AUTH: string;
-    AWS_REGION?: string;
-    KAFKA_SASL_USERNAME?: string;
-    KAFKA_SASL_PASSWORD?: string;
-  },
-  ctx: z.RefinementCtx,
-): void {
-  if (env.KAFKA_AUTH === "iam" && !env.AWS_REGION) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["AWS_REGION"],
-      message: "is required when KAFKA_AUTH=iam",
-    });
+/** Cross-variable checks of the Kafka settings (see {@link parseEnv}). */
+export function checkKafkaEnv(raw: Env): string[] {
+  const issues: string[] = [];
+  if (raw.KAFKA_AUTH === "iam" && !raw.AWS_REGION) {
+    issues.push("AWS_REGION: is required when KAFKA_AUTH=iam");
   }
-  if (env.KAFKA_AUTH === "scram") {
-    for (const v of ["KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"] as const) {
-      if (!env[v])
-        ctx.addIssue({ code: "custom", path: [v], message: "is required when KAFKA_AUTH=scram" });
+  if (raw.KAFKA_AUTH === "scram") {
+    for (const v of ["KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"]) {
+      if (!raw[v]) issues.push(`${v}: is required when KAFKA_AUTH=scram`);
     }
   }
+  return issues;
 }
 
 /** Maps the parsed variables of {@link kafkaEnvShape} to {@link KafkaSettings}. */

@@ -1,0 +1,92 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import type { Notification } from "../../../producer/src/contract.ts";
+import { ChannelError } from "../errors.ts";
+import { createWebhookChannel } from "./webhook.ts";
+
+const n = {
+  schemaVersion: 1,
+  eventId: "0123456789abcdef0123456789abcdef",
+  objectKey: "reports/positive/q3.pdf",
+} as Notification;
+const never = new AbortController().signal;
+
+// A real HTTP server on a free port: the channel is exercised over a socket.
+let next: () => Response | Promise<Response> = () => new Response(null, { status: 204 });
+const requests: { headers: Headers; body: unknown }[] = [];
+const server = Bun.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  async fetch(req) {
+    requests.push({ headers: req.headers, body: await req.json() });
+    return next();
+  },
+});
+afterAll(() => server.stop(true));
+const url = `http://127.0.0.1:${server.port}/hook`;
+
+async function errorOf(p: Promise<unknown>): Promise<ChannelError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof ChannelError) return err;
+    throw err;
+  }
+  throw new Error("expected a ChannelError");
+}
+
+describe("webhook channel", () => {
+  test("POSTs the notification as JSON with the event id header", async () => {
+    next = () => new Response(null, { status: 204, headers: { "x-request-id": "r-1" } });
+    const receipt = await createWebhookChannel({ url }).send(n, never);
+    expect(receipt).toEqual({ providerId: "r-1" });
+    const last = requests.at(-1);
+    expect(last?.body).toEqual(n);
+    expect(last?.headers.get("content-type")).toBe("application/json");
+    expect(last?.headers.get("x-fanda-event-id")).toBe(n.eventId);
+  });
+
+  test.each([
+    [500, true],
+    [503, true],
+    [429, true],
+    [408, true],
+    [400, false],
+    [404, false],
+    [410, false],
+  ])("status %d is retriable: %p", async (status, retriable) => {
+    next = () => new Response("nope", { status });
+    const err = await errorOf(createWebhookChannel({ url }).send(n, never));
+    expect(err.retriable).toBe(retriable);
+    expect(err.status).toBe(status);
+    expect(err.message).toContain(String(status));
+  });
+
+  test("reads Retry-After in seconds", async () => {
+    next = () => new Response("slow down", { status: 429, headers: { "retry-after": "3" } });
+    const err = await errorOf(createWebhookChannel({ url }).send(n, never));
+    expect(err.retryAfterMs).toBe(3000);
+  });
+
+  test("a timeout is retriable", async () => {
+    next = () => new Promise((resolve) => setTimeout(() => resolve(new Response(null)), 2000));
+    const err = await errorOf(createWebhookChannel({ url, timeoutMs: 50 }).send(n, never));
+    expect(err.retriable).toBe(true);
+  });
+
+  test("a refused connection is retriable", async () => {
+    const closed = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+    const deadUrl = `http://127.0.0.1:${closed.port}/`;
+    await closed.stop(true);
+    const err = await errorOf(createWebhookChannel({ url: deadUrl }).send(n, never));
+    expect(err.retriable).toBe(true);
+  });
+
+  test.each([
+    [{ url: "not a url" }, /url: not a valid URL/],
+    [{ url: "ftp://example.com" }, /expected http or https/],
+    [{ url, timeoutMs: 0 }, /timeoutMs/],
+    [{ url, timeoutMs: 1.5 }, /timeoutMs/],
+  ])("refuses bad options %p", (options, message) => {
+    expect(() => createWebhookChannel(options)).toThrow(message);
+  });
+});

@@ -1,0 +1,74 @@
+import { describe, expect, test } from "bun:test";
+import { loadProcessorConfig } from "./config.ts";
+import { ConfigError } from "./errors.ts";
+
+function issuesOf(env: Record<string, string>): string[] {
+  try {
+    loadProcessorConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.issues];
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadProcessorConfig", () => {
+  test("runs on defaults with the log channel only", () => {
+    const c = loadProcessorConfig({});
+    expect(c).toMatchObject({
+      groupId: "fanda-processor",
+      createTopics: false,
+      host: "0.0.0.0",
+      port: 8080,
+      channels: ["log"],
+      webhookTimeoutMs: 5000,
+      maxAttempts: 5,
+      retryBaseMs: 200,
+      retryMaxMs: 30000,
+      shutdownTimeoutMs: 25000,
+      logLevel: "info",
+    });
+    expect(c.kafka.topic).toBe("fanda-notifications");
+  });
+
+  test("reads ENABLED_CHANNELS as a trimmed, de-duplicated, case-insensitive list", () => {
+    const c = loadProcessorConfig({
+      ENABLED_CHANNELS: " Webhook, log ,webhook",
+      WEBHOOK_URL: "https://hooks.example.com/x",
+    });
+    expect(c.channels).toEqual(["webhook", "log"]);
+    expect(c.webhookUrl).toBe("https://hooks.example.com/x");
+  });
+
+  test.each([
+    [
+      { ENABLED_CHANNELS: "log,pager" },
+      "ENABLED_CHANNELS: unknown channel(s) pager; available: log, webhook",
+    ],
+    [{ ENABLED_CHANNELS: ",," }, "ENABLED_CHANNELS: no channel given"],
+    [
+      { ENABLED_CHANNELS: "webhook" },
+      "WEBHOOK_URL: is required when ENABLED_CHANNELS includes webhook",
+    ],
+    [{ WEBHOOK_URL: "ftp://x" }, "WEBHOOK_URL: expected an http:// or https:// URL"],
+    [{ WEBHOOK_URL: "not a url" }, "WEBHOOK_URL: expected an http:// or https:// URL"],
+    [{ PORT: "http" }, "PORT: expected a port number"],
+    [{ PORT: "-1" }, "PORT: expected a port between 0 and 65535"],
+    [{ DELIVERY_MAX_ATTEMPTS: "0" }, "DELIVERY_MAX_ATTEMPTS: expected at least 1"],
+    [{ DELIVERY_MAX_ATTEMPTS: "2.5" }, "DELIVERY_MAX_ATTEMPTS: expected a whole number"],
+    [{ RETRY_BASE_MS: "500", RETRY_MAX_MS: "100" }, "RETRY_MAX_MS: must be >= RETRY_BASE_MS"],
+    [{ KAFKA_CREATE_TOPICS: "sometimes" }, "KAFKA_CREATE_TOPICS: expected true or false"],
+    [
+      { KAFKA_GROUP_ID: "my group" },
+      "KAFKA_GROUP_ID: expected a consumer group id ([A-Za-z0-9._-])",
+    ],
+  ])("rejects %p", (env, message) => {
+    expect(issuesOf(env)).toContain(message);
+  });
+
+  test("reports every problem at once", () => {
+    expect(
+      issuesOf({ KAFKA_AUTH: "iam", ENABLED_CHANNELS: "webhook", PORT: "x", LOG_LEVEL: "trace" }),
+    ).toHaveLength(4);
+  });
+});
