@@ -10,6 +10,7 @@ import {
   envPort,
   envUrl,
   parseEnv,
+  splitList,
 } from "../../producer/src/env.ts";
 import {
   checkKafkaEnv,
@@ -61,10 +62,7 @@ const schema = z.object({
     .string()
     .default("log")
     .transform((s, ctx) => {
-      const names = s
-        .split(",")
-        .map((n) => n.trim().toLowerCase())
-        .filter((n) => n.length > 0);
+      const names = splitList(s.toLowerCase());
       if (names.length === 0) ctx.addIssue({ code: "custom", message: "no channel given" });
       const unknown = names.filter((n) => !(CHANNEL_NAMES as string[]).includes(n));
       if (unknown.length > 0) {

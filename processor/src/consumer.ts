@@ -164,7 +164,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       partition,
       message,
       "delivery-failed",
-      failed.map((o) => `${o.channel}: ${o.status === "failed" ? o.error.message : ""}`).join("; "),
+      failed.map((o) => (o.status === "failed" ? o.error.message : o.channel)).join("; "),
       failed.map((o) => o.channel),
     );
   };

@@ -97,6 +97,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     signal: AbortSignal,
   ): Promise<ChannelOutcome> => {
     const started = performance.now();
+    const failed = (attempts: number, error: Error): ChannelOutcome => ({
+      channel: channel.name,
+      status: "failed",
+      attempts,
+      error,
+      durationMs: performance.now() - started,
+    });
     for (let attempt = 1; ; attempt++) {
       try {
         const receipt = await channel.send(n, signal);
@@ -116,25 +123,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           attempt,
           err: error,
         });
-        if (last) {
-          return {
-            channel: channel.name,
-            status: "failed",
-            attempts: attempt,
-            error,
-            durationMs: performance.now() - started,
-          };
-        }
+        if (last) return failed(attempt, error);
         try {
           await sleep(backoff(attempt, error), signal);
         } catch {
-          return {
-            channel: channel.name,
-            status: "failed",
-            attempts: attempt,
-            error,
-            durationMs: performance.now() - started,
-          };
+          return failed(attempt, error);
         }
       }
     }

@@ -18,6 +18,7 @@ import { createLogger } from "../../producer/src/log.ts";
 import { eventIdOf } from "../../producer/src/s3-event.ts";
 import { createIngestApp } from "../../producer/src/server.ts";
 import { type Sink, startSink } from "../../scripts/sink.ts";
+import { s3PutEvent } from "../../scripts/upload.ts";
 import { waitFor } from "../../scripts/wait.ts";
 import { loadProcessorConfig } from "./config.ts";
 import { DLQ_HEADERS } from "./dlq.ts";
@@ -35,15 +36,24 @@ let ingest: ReturnType<typeof Bun.serve>;
 let publisher: ReturnType<typeof createPublisher>;
 const logLines: string[] = [];
 
-async function readDlq(
-  count: number,
-): Promise<{ value: string; headers: Record<string, string> }[]> {
+type Letter = { value: string; headers: Record<string, string> };
+
+/** POSTs an S3 Put event for `key` to the ingest, as S3 would after an upload. */
+function upload(key: string): Promise<Response> {
+  return fetch(`http://127.0.0.1:${ingest.port}/s3-events`, {
+    method: "POST",
+    body: JSON.stringify(s3PutEvent("fanda-uploads-dev", [key])),
+  });
+}
+
+/** Reads the DLQ from the beginning until a letter satisfies `until`. */
+async function readDlq(until: (letter: Letter, all: Letter[]) => boolean): Promise<Letter[]> {
   // A fresh group each time, so every call reads the DLQ from the beginning.
   const consumer = kafka.consumer({
     groupId: `${topic}-dlq-reader-${crypto.randomUUID().slice(0, 8)}`,
     maxWaitTimeInMs: 500,
   });
-  const seen: { value: string; headers: Record<string, string> }[] = [];
+  const seen: Letter[] = [];
   await consumer.connect();
   await consumer.subscribe({ topics: [dlqTopicOf(topic)], fromBeginning: true });
   await consumer.run({
@@ -54,7 +64,9 @@ async function readDlq(
     },
   });
   try {
-    await waitFor(`${count} dead letter(s) on ${dlqTopicOf(topic)}`, () => seen.length >= count);
+    await waitFor(`the expected dead letter on ${dlqTopicOf(topic)}`, () =>
+      seen.some((l) => until(l, seen)),
+    );
   } finally {
     await consumer.disconnect();
   }
@@ -192,7 +204,7 @@ describe("pipeline: S3 event → ingest → Kafka → processor → channels", (
       ],
     });
     await producer.disconnect();
-    const letters = await readDlq(2);
+    const letters = await readDlq((_l, all) => all.length >= 2);
     const byValue = new Map(letters.map((l) => [l.value, l.headers]));
     expect(byValue.get("this is not json")?.[DLQ_HEADERS.reason]).toBe("invalid-message");
     expect(byValue.get("this is not json")?.origin).toBe("test");
@@ -204,17 +216,7 @@ describe("pipeline: S3 event → ingest → Kafka → processor → channels", (
 
   test("a webhook that fails with 500 is retried until it accepts", async () => {
     sink.failNext(500, 2);
-    const event = structuredClone(putEvent);
-    const record = event.Records[0];
-    if (!record) throw new Error("fixture has no record");
-    record.s3.object.key = "reports/negative/retry-me.txt";
-    record.s3.object.sequencer = "00AA000000000000R1";
-    delete (record.s3.object as { versionId?: string }).versionId;
-    const res = await fetch(`http://127.0.0.1:${ingest.port}/s3-events`, {
-      method: "POST",
-      body: JSON.stringify(event),
-    });
-    expect(res.status).toBe(202);
+    expect((await upload("reports/negative/retry-me.txt")).status).toBe(202);
     const got = await sink.waitFor(
       (b) => (b as { objectKey?: string }).objectKey === "reports/negative/retry-me.txt",
     );
@@ -228,18 +230,8 @@ describe("pipeline: S3 event → ingest → Kafka → processor → channels", (
 
   test("a webhook that refuses with 400 dead-letters the message naming the channel; log still delivers", async () => {
     sink.failNext(400, 1);
-    const event = structuredClone(putEvent);
-    const record = event.Records[0];
-    if (!record) throw new Error("fixture has no record");
-    record.s3.object.key = "general/refused.bin";
-    record.s3.object.sequencer = "00AA000000000000R2";
-    delete (record.s3.object as { versionId?: string }).versionId;
-    const res = await fetch(`http://127.0.0.1:${ingest.port}/s3-events`, {
-      method: "POST",
-      body: JSON.stringify(event),
-    });
-    expect(res.status).toBe(202);
-    const letters = await readDlq(3);
+    expect((await upload("general/refused.bin")).status).toBe(202);
+    const letters = await readDlq((l) => l.value.includes("general/refused.bin"));
     const refused = letters.find((l) => l.value.includes("general/refused.bin"));
     expect(refused?.headers[DLQ_HEADERS.reason]).toBe("delivery-failed");
     expect(refused?.headers[DLQ_HEADERS.channels]).toBe("webhook");

@@ -44,6 +44,14 @@ export function parseEnv<T extends z.ZodType>(
   return parsed.data;
 }
 
+/** Splits a comma-separated variable into trimmed, non-empty items. */
+export function splitList(value: string): string[] {
+  return value
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
+
 const booleanWords = z.enum(["true", "false", "1", "0", "yes", "no"], {
   error: "expected true or false",
 });

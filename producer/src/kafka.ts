@@ -23,7 +23,7 @@ import {
   type Notification,
   SCHEMA_VERSION,
 } from "./contract.ts";
-import { type Env, envOptionalBoolean } from "./env.ts";
+import { type Env, envOptionalBoolean, splitList } from "./env.ts";
 import { FandaError, toFandaError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 
@@ -44,10 +44,7 @@ export const kafkaEnvShape = {
     .string()
     .default("127.0.0.1:9092")
     .transform((s, ctx) => {
-      const brokers = s
-        .split(",")
-        .map((b) => b.trim())
-        .filter((b) => b.length > 0);
+      const brokers = splitList(s);
       if (brokers.length === 0) ctx.addIssue({ code: "custom", message: "no broker given" });
       for (const b of brokers) {
         const r = brokerSchema.safeParse(b);
