@@ -1,14 +1,20 @@
 import { describe, expect, test } from "bun:test";
 import { InvalidInputError } from "./errors.ts";
+import ebCreated from "./fixtures/eventbridge-created.json";
+import ebDeleted from "./fixtures/eventbridge-deleted.json";
 import multi from "./fixtures/s3-multi.json";
 import put from "./fixtures/s3-put.json";
 import testEvent from "./fixtures/s3-test-event.json";
+import snsLambda from "./fixtures/sns-lambda.json";
+import sqsLambda from "./fixtures/sqs-lambda.json";
 import {
   decodeS3Key,
   encodeS3Key,
   eventIdOf,
   fileNameOf,
+  isSqsEvent,
   parseS3Event,
+  parseSqsRecords,
   toNotification,
 } from "./s3-event.ts";
 
@@ -58,7 +64,7 @@ describe("parseS3Event", () => {
   test("skips s3:TestEvent without error", () => {
     expect(parseS3Event(testEvent)).toEqual({
       objects: [],
-      skipped: [{ index: 0, reason: "s3:TestEvent" }],
+      skipped: [{ at: "event", reason: "s3:TestEvent" }],
     });
   });
 
@@ -69,7 +75,7 @@ describe("parseS3Event", () => {
       "notes/회의록.txt",
     ]);
     expect(parsed.skipped).toEqual([
-      { index: 1, reason: "ObjectRemoved:Delete (removals are not notified)" },
+      { at: "Records[1]", reason: "ObjectRemoved:Delete (removals are not notified)" },
     ]);
   });
 
@@ -91,12 +97,20 @@ describe("parseS3Event", () => {
   test.each([
     ["not an object", "hello", /not a JSON object/],
     ["an array", [], /not a JSON object/],
+    ["an empty object", {}, /no Records array/],
     ["no Records", { foo: 1 }, /no Records array/],
+    ["null", null, /not a JSON object/],
     ["Records not an array", { Records: {} }, /no Records array/],
-    ["a non-S3 source", { Records: [{ ...record, eventSource: "aws:sqs" }] }, /eventSource/],
+    [
+      "a foreign eventSource",
+      { Records: [{ ...record, eventSource: "aws:kinesis" }] },
+      /eventSource/,
+    ],
     ["eventVersion 1.0", { Records: [{ ...record, eventVersion: "1.0" }] }, /eventVersion/],
     ["a bad eventTime", { Records: [{ ...record, eventTime: "soon" }] }, /eventTime/],
     ["no key", withObject({ sequencer: "1" }), /Records\[0\]: s3\.object\.key/],
+    ["a non-string key", withObject({ key: 42, sequencer: "1" }), /s3\.object\.key/],
+    ["a record that is not an object", { Records: ["x"] }, /Records\[0\]: not a JSON object/],
     ["an empty key", withObject({ key: "", sequencer: "1" }), /object key is empty/],
     ["no sequencer", withObject({ key: "k" }), /sequencer/],
     ["a negative size", withObject({ key: "k", sequencer: "1", size: -1 }), /size/],
@@ -181,5 +195,130 @@ describe("toNotification", () => {
       sequencer: "0055AED6DCD90281E5",
       eventName: "ObjectCreated:Put",
     });
+  });
+});
+
+describe("parseS3Event envelopes", () => {
+  const putKey = "reports/positive/Q3 실적 report+(final).pdf";
+
+  test("unwraps a Lambda SNS event", () => {
+    const parsed = parseS3Event(snsLambda);
+    expect(parsed.objects.map((o) => o.key)).toEqual([putKey]);
+  });
+
+  test("unwraps a Lambda SQS event whose bodies are S3 events, SNS envelopes and test events", () => {
+    const parsed = parseS3Event(sqsLambda);
+    expect(parsed.objects.map((o) => o.key)).toEqual([
+      putKey,
+      "reports/negative/incident 2026-11.csv",
+      "notes/회의록.txt",
+    ]);
+    expect(parsed.skipped).toEqual([
+      {
+        at: "Records[1].body.Message.Records[1]",
+        reason: "ObjectRemoved:Delete (removals are not notified)",
+      },
+      { at: "Records[2].body", reason: "s3:TestEvent" },
+    ]);
+  });
+
+  test("reads EventBridge Object Created without decoding the key", () => {
+    expect(parseS3Event(ebCreated)).toEqual({
+      objects: [
+        {
+          bucket: "fanda-uploads-dev",
+          key: "reports/positive/분기 보고서+v2.pdf",
+          eventName: "ObjectCreated:Put",
+          eventTime: "2026-11-27T11:00:00Z",
+          sequencer: "617f08299329d189",
+          size: 5,
+          eTag: "b1946ac92492d2347c6235b4d2611184",
+          versionId: "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
+        },
+      ],
+      skipped: [],
+    });
+  });
+
+  test("maps EventBridge reasons to S3 event names", () => {
+    const withReason = (reason: string) =>
+      parseS3Event({ ...ebCreated, detail: { ...ebCreated.detail, reason } }).objects[0]?.eventName;
+    expect(withReason("CompleteMultipartUpload")).toBe("ObjectCreated:CompleteMultipartUpload");
+    expect(withReason("CopyObject")).toBe("ObjectCreated:Copy");
+    expect(withReason("POST Object")).toBe("ObjectCreated:Post");
+  });
+
+  test("skips EventBridge Object Deleted by default and notifies it when configured", () => {
+    expect(parseS3Event(ebDeleted).skipped).toEqual([
+      { at: "event", reason: "ObjectRemoved:DeleteMarkerCreated (removals are not notified)" },
+    ]);
+    expect(parseS3Event(ebDeleted, { notifyOnRemoved: true }).objects[0]).toMatchObject({
+      key: "uploads/old.txt",
+      eventName: "ObjectRemoved:DeleteMarkerCreated",
+    });
+  });
+
+  test("skips other EventBridge S3 events", () => {
+    const restore = { ...ebCreated, "detail-type": "Object Restore Completed" };
+    expect(parseS3Event(restore).skipped[0]?.reason).toContain("not an object event");
+  });
+
+  test.each([
+    [
+      "an SQS body that is not JSON",
+      { Records: [{ eventSource: "aws:sqs", messageId: "m", body: "{" }] },
+      /Records\[0\]\.body: not valid JSON/,
+    ],
+    [
+      "an SQS record without body",
+      { Records: [{ eventSource: "aws:sqs", messageId: "m" }] },
+      /Records\[0\]\.body: expected a JSON string/,
+    ],
+    [
+      "an SNS record whose Message is not JSON",
+      { Records: [{ EventSource: "aws:sns", Sns: { Message: "hello" } }] },
+      /Records\[0\]\.Sns\.Message: not valid JSON/,
+    ],
+    [
+      "an EventBridge event without bucket",
+      { ...ebCreated, detail: { ...ebCreated.detail, bucket: {} } },
+      /detail\.bucket\.name/,
+    ],
+    ["an EventBridge event with a bad time", { ...ebCreated, time: "noon" }, /event: time/],
+  ])("rejects %s", (_name, input, message) => {
+    expect(() => parseS3Event(input)).toThrow(message);
+  });
+
+  test("refuses envelopes nested deeper than SQS → SNS → S3", () => {
+    let event: unknown = multi;
+    for (let i = 0; i < 4; i++) event = { Type: "Notification", Message: JSON.stringify(event) };
+    expect(() => parseS3Event(event)).toThrow(/nested deeper/);
+  });
+});
+
+describe("parseSqsRecords", () => {
+  test("recognises a Lambda SQS event", () => {
+    expect(isSqsEvent(sqsLambda)).toBe(true);
+    expect(isSqsEvent(put)).toBe(false);
+    expect(isSqsEvent({ Records: [] })).toBe(false);
+  });
+
+  test("parses each message on its own, so a bad one fails only itself", () => {
+    const first = sqsLambda.Records[0];
+    const event = {
+      Records: [first, { ...first, messageId: "bad-1", body: "not json" }, sqsLambda.Records[2]],
+    };
+    const results = parseSqsRecords(event as { Records: Record<string, unknown>[] });
+    expect(results.map((r) => r.messageId)).toEqual([
+      "059f36b4-87a3-44ab-83d2-661975830a7d",
+      "bad-1",
+      "8a3f1c2e-5b6d-4e7f-9a0b-1c2d3e4f5a6b",
+    ]);
+    const [ok, bad, skipped] = results;
+    expect(ok && "parsed" in ok && ok.parsed.objects).toHaveLength(1);
+    expect(bad && "error" in bad && bad.error.message).toContain("Records[1].body: not valid JSON");
+    expect(skipped && "parsed" in skipped && skipped.parsed.skipped).toEqual([
+      { at: "Records[2].body", reason: "s3:TestEvent" },
+    ]);
   });
 });

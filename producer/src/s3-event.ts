@@ -1,9 +1,11 @@
 /**
- * Reads S3 event notifications. This module is the one place where S3 keys are decoded
- * and where an S3 record becomes a {@link Notification}.
+ * Reads S3 event notifications in every shape they reach us, and is the one place where
+ * S3 keys are decoded and where an S3 record becomes a {@link Notification}.
  *
- * Supported today: the direct S3 notification (`{ "Records": [...] }`, eventVersion 2.x)
- * and the `s3:TestEvent` S3 sends when a notification is configured (skipped).
+ * Shapes: the direct S3 notification (`{"Records":[…]}`, eventVersion 2.x), SNS-wrapped
+ * (Lambda SNS event, or an SNS `Notification` envelope), SQS-wrapped (Lambda SQS event whose
+ * bodies are either of the above), and EventBridge "Object Created"/"Object Deleted" (keys
+ * arrive unencoded there). `s3:TestEvent` is skipped, never an error.
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
@@ -25,7 +27,8 @@ export interface S3ObjectEvent {
 /** What an event yields: the objects to notify about, and what was skipped and why. */
 export interface ParsedS3Event {
   objects: S3ObjectEvent[];
-  skipped: { index: number; reason: string }[];
+  /** `at` is where in the input, e.g. `Records[0].body.Records[2]`. */
+  skipped: { at: string; reason: string }[];
 }
 
 /** Options of {@link parseS3Event}. */
@@ -35,8 +38,10 @@ export interface ParseOptions {
 }
 
 const OP = "s3-event: parsing";
+/** Envelopes nest at most SQS → SNS → S3; anything deeper is not an AWS shape. */
+const MAX_DEPTH = 3;
 
-const recordSchema = z.object({
+const s3RecordSchema = z.object({
   eventVersion: z.string().regex(/^2\.\d+$/, "an S3 eventVersion 2.x"),
   eventSource: z.literal("aws:s3"),
   eventTime: z.iso.datetime({ offset: true }),
@@ -53,7 +58,31 @@ const recordSchema = z.object({
   }),
 });
 
-const testEventSchema = z.object({ Event: z.literal("s3:TestEvent") });
+const eventBridgeSchema = z.object({
+  "detail-type": z.string().min(1),
+  source: z.literal("aws.s3"),
+  time: z.iso.datetime({ offset: true }),
+  detail: z.object({
+    bucket: z.object({ name: z.string().min(1, "bucket name is empty") }),
+    object: z.object({
+      key: z.string().min(1, "object key is empty"),
+      size: z.number().int().nonnegative().optional(),
+      etag: z.string().optional(),
+      "version-id": z.string().optional(),
+      sequencer: z.string().min(1),
+    }),
+    reason: z.string().optional(),
+    "deletion-type": z.string().optional(),
+  }),
+});
+
+/** EventBridge `reason` → the S3 notification event name it corresponds to. */
+const EVENTBRIDGE_CREATED: Record<string, string> = {
+  PutObject: "ObjectCreated:Put",
+  "POST Object": "ObjectCreated:Post",
+  CopyObject: "ObjectCreated:Copy",
+  CompleteMultipartUpload: "ObjectCreated:CompleteMultipartUpload",
+};
 
 /**
  * Decodes an S3 notification key: `+` is a space, then percent-decoding as UTF-8.
@@ -86,57 +115,213 @@ function issuesOf(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+function parseJsonField(value: unknown, at: string): unknown {
+  if (typeof value !== "string") throw new InvalidInputError(OP, `${at}: expected a JSON string`);
+  try {
+    return JSON.parse(value);
+  } catch (cause) {
+    throw new InvalidInputError(OP, `${at}: not valid JSON`, { cause });
+  }
+}
+
+/** Decides notify or skip for one object event, by its event name. */
+function admit(out: ParsedS3Event, at: string, event: S3ObjectEvent, options: ParseOptions): void {
+  if (event.eventName.startsWith("ObjectCreated:")) {
+    out.objects.push(event);
+  } else if (event.eventName.startsWith("ObjectRemoved:")) {
+    if (options.notifyOnRemoved) out.objects.push(event);
+    else out.skipped.push({ at, reason: `${event.eventName} (removals are not notified)` });
+  } else {
+    out.skipped.push({ at, reason: `${event.eventName} (not an object event)` });
+  }
+}
+
+function objectEvent(
+  base: Omit<S3ObjectEvent, "size" | "eTag" | "versionId">,
+  extra: { size?: number | undefined; eTag?: string | undefined; versionId?: string | undefined },
+): S3ObjectEvent {
+  return {
+    ...base,
+    ...(extra.size === undefined ? {} : { size: extra.size }),
+    ...(extra.eTag ? { eTag: extra.eTag } : {}),
+    ...(extra.versionId ? { versionId: extra.versionId } : {}),
+  };
+}
+
+function s3Record(record: unknown, at: string, out: ParsedS3Event, options: ParseOptions): void {
+  const parsed = s3RecordSchema.safeParse(record);
+  if (!parsed.success) throw new InvalidInputError(OP, `${at}: ${issuesOf(parsed.error)}`);
+  const r = parsed.data;
+  let key: string;
+  try {
+    key = decodeS3Key(r.s3.object.key);
+  } catch (cause) {
+    throw new InvalidInputError(OP, `${at}: ${(cause as Error).message}`, { cause });
+  }
+  const o = r.s3.object;
+  admit(
+    out,
+    at,
+    objectEvent(
+      {
+        bucket: r.s3.bucket.name,
+        key,
+        eventName: r.eventName,
+        eventTime: r.eventTime,
+        sequencer: o.sequencer,
+      },
+      { size: o.size, eTag: o.eTag, versionId: o.versionId },
+    ),
+    options,
+  );
+}
+
+function eventBridge(input: unknown, at: string, out: ParsedS3Event, options: ParseOptions): void {
+  const parsed = eventBridgeSchema.safeParse(input);
+  if (!parsed.success) throw new InvalidInputError(OP, `${at}: ${issuesOf(parsed.error)}`);
+  const e = parsed.data;
+  const d = e.detail;
+  let eventName: string;
+  if (e["detail-type"] === "Object Created") {
+    eventName = EVENTBRIDGE_CREATED[d.reason ?? ""] ?? `ObjectCreated:${d.reason ?? "Unknown"}`;
+  } else if (e["detail-type"] === "Object Deleted") {
+    eventName =
+      d["deletion-type"] === "Delete Marker Created"
+        ? "ObjectRemoved:DeleteMarkerCreated"
+        : "ObjectRemoved:Delete";
+  } else {
+    out.skipped.push({ at, reason: `EventBridge ${e["detail-type"]} (not an object event)` });
+    return;
+  }
+  // EventBridge carries keys as they are, not URL-encoded.
+  admit(
+    out,
+    at,
+    objectEvent(
+      {
+        bucket: d.bucket.name,
+        key: d.object.key,
+        eventName,
+        eventTime: e.time,
+        sequencer: d.object.sequencer,
+      },
+      { size: d.object.size, eTag: d.object.etag, versionId: d.object["version-id"] },
+    ),
+    options,
+  );
+}
+
+function walk(
+  input: unknown,
+  at: string,
+  depth: number,
+  out: ParsedS3Event,
+  options: ParseOptions,
+): void {
+  const where = at || "event";
+  if (depth > MAX_DEPTH) {
+    throw new InvalidInputError(OP, `${where}: envelopes nested deeper than SQS → SNS → S3`);
+  }
+  if (!isObject(input)) throw new InvalidInputError(OP, `${where}: not a JSON object`);
+  if (input.Event === "s3:TestEvent") {
+    out.skipped.push({ at: where, reason: "s3:TestEvent" });
+    return;
+  }
+  if (input.source === "aws.s3" && "detail-type" in input) {
+    eventBridge(input, where, out, options);
+    return;
+  }
+  if (input.Type === "Notification" && "Message" in input) {
+    walk(
+      parseJsonField(input.Message, `${where}.Message`),
+      `${where}.Message`,
+      depth + 1,
+      out,
+      options,
+    );
+    return;
+  }
+  if (!("Records" in input)) {
+    throw new InvalidInputError(
+      OP,
+      `${where}: no Records array, EventBridge detail or SNS Message (not an S3 event notification)`,
+    );
+  }
+  if (!Array.isArray(input.Records)) {
+    throw new InvalidInputError(OP, `${where}: no Records array (Records is not an array)`);
+  }
+  input.Records.forEach((record: unknown, i: number) => {
+    const here = `${at ? `${at}.` : ""}Records[${i}]`;
+    if (!isObject(record)) throw new InvalidInputError(OP, `${here}: not a JSON object`);
+    if (record.eventSource === "aws:sqs") {
+      walk(parseJsonField(record.body, `${here}.body`), `${here}.body`, depth + 1, out, options);
+    } else if (record.EventSource === "aws:sns") {
+      const sns = isObject(record.Sns) ? record.Sns : {};
+      walk(
+        parseJsonField(sns.Message, `${here}.Sns.Message`),
+        `${here}.Sns.Message`,
+        depth + 1,
+        out,
+        options,
+      );
+    } else {
+      s3Record(record, here, out, options);
+    }
+  });
+}
+
 /**
- * Parses a direct S3 event notification.
+ * Parses an S3 event notification in any supported shape (see the module comment).
  * Every record must be valid: one bad record rejects the whole event, so nothing is
  * published from input that is partly garbage.
- * @throws InvalidInputError describing the first bad record and what was wrong
+ * @throws InvalidInputError naming where the first bad record is and what was wrong
+ * @example
+ * const { objects, skipped } = parseS3Event(JSON.parse(body));
  */
 export function parseS3Event(input: unknown, options: ParseOptions = {}): ParsedS3Event {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    throw new InvalidInputError(OP, "event is not a JSON object");
-  }
-  if (testEventSchema.safeParse(input).success) {
-    return { objects: [], skipped: [{ index: 0, reason: "s3:TestEvent" }] };
-  }
-  const records = (input as { Records?: unknown }).Records;
-  if (!Array.isArray(records)) {
-    throw new InvalidInputError(OP, "event has no Records array (not an S3 event notification)");
-  }
-  const result: ParsedS3Event = { objects: [], skipped: [] };
-  records.forEach((record, index) => {
-    const parsed = recordSchema.safeParse(record);
-    if (!parsed.success) {
-      throw new InvalidInputError(OP, `Records[${index}]: ${issuesOf(parsed.error)}`);
-    }
-    const r = parsed.data;
-    if (r.eventName.startsWith("ObjectRemoved:") && !options.notifyOnRemoved) {
-      result.skipped.push({ index, reason: `${r.eventName} (removals are not notified)` });
-      return;
-    }
-    if (!r.eventName.startsWith("ObjectCreated:") && !r.eventName.startsWith("ObjectRemoved:")) {
-      result.skipped.push({ index, reason: `${r.eventName} (not an object event)` });
-      return;
-    }
-    let key: string;
+  const out: ParsedS3Event = { objects: [], skipped: [] };
+  walk(input, "", 0, out, options);
+  return out;
+}
+
+/** One SQS message's parse result, for partial batch responses. */
+export type SqsRecordResult =
+  | { messageId: string; parsed: ParsedS3Event }
+  | { messageId: string; error: InvalidInputError };
+
+/** True when `event` is a Lambda SQS event (every record from `aws:sqs`). */
+export function isSqsEvent(event: unknown): event is { Records: Record<string, unknown>[] } {
+  return (
+    isObject(event) &&
+    Array.isArray(event.Records) &&
+    event.Records.length > 0 &&
+    event.Records.every((r) => isObject(r) && r.eventSource === "aws:sqs")
+  );
+}
+
+/**
+ * Parses each message of a Lambda SQS event on its own, so that one bad message fails
+ * only itself (reported in `batchItemFailures`), not its neighbours.
+ */
+export function parseSqsRecords(
+  event: { Records: Record<string, unknown>[] },
+  options: ParseOptions = {},
+): SqsRecordResult[] {
+  return event.Records.map((record, i) => {
+    const messageId = typeof record.messageId === "string" ? record.messageId : `#${i}`;
     try {
-      key = decodeS3Key(r.s3.object.key);
-    } catch (cause) {
-      throw new InvalidInputError(OP, `Records[${index}]: ${(cause as Error).message}`, { cause });
+      const parsed: ParsedS3Event = { objects: [], skipped: [] };
+      const at = `Records[${i}].body`;
+      walk(parseJsonField(record.body, at), at, 1, parsed, options);
+      return { messageId, parsed };
+    } catch (err) {
+      if (err instanceof InvalidInputError) return { messageId, error: err };
+      throw err;
     }
-    const o = r.s3.object;
-    result.objects.push({
-      bucket: r.s3.bucket.name,
-      key,
-      eventName: r.eventName,
-      eventTime: r.eventTime,
-      sequencer: o.sequencer,
-      ...(o.size === undefined ? {} : { size: o.size }),
-      ...(o.eTag ? { eTag: o.eTag } : {}),
-      ...(o.versionId ? { versionId: o.versionId } : {}),
-    });
   });
-  return result;
 }
 
 /**
