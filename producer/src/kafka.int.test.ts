@@ -5,7 +5,13 @@
 import { describe, expect, test } from "bun:test";
 import { logLevel } from "kafkajs";
 import { waitFor } from "../../scripts/wait.ts";
-import { createKafka, dlqTopicOf, ensureTopics, type KafkaSettings } from "./kafka.ts";
+import {
+  createKafka,
+  createPublisher,
+  dlqTopicOf,
+  ensureTopics,
+  type KafkaSettings,
+} from "./kafka.ts";
 import { createLogger } from "./log.ts";
 
 const oauthBrokers = (process.env.KAFKA_OAUTH_BROKERS ?? "127.0.0.1:9094").split(",");
@@ -63,17 +69,32 @@ describe("kafka OAUTHBEARER", () => {
         },
       },
     });
-    // kafkajs 2.2.4 misreads the broker's OAUTHBEARER error reply (RFC 7628 error JSON) as
-    // success, so connect() resolves and the refusal surfaces on the first request as
-    // ILLEGAL_SASL_STATE. Measured against Kafka 3.9.1; see docs/architecture.md.
-    const producer = kafka.producer();
-    await producer.connect();
-    try {
-      await expect(
-        producer.send({ topic: "fanda-notifications", messages: [{ value: "x" }] }),
-      ).rejects.toThrow(/SASL state/);
-    } finally {
-      await producer.disconnect();
-    }
+    // Unpatched kafkajs 2.2.4 ignored the broker's RFC 7628 error reply, so connect()
+    // resolved and the first request failed; patches/kafkajs@2.2.4.patch reads it.
+    await expect(kafka.producer().connect()).rejects.toThrow(
+      /SASL OAUTHBEARER authentication failed: broker refused the token: \{"status":"invalid_token"\}/,
+    );
+  }, 30_000);
+
+  test("a publisher whose token is refused fails at connect, saying so", async () => {
+    const kafka = createKafka(settings("fanda-notifications"), {
+      logger,
+      logLevel: logLevel.NOTHING,
+      overrides: {
+        sasl: {
+          mechanism: "oauthbearer",
+          oauthBearerProvider: async () => ({ value: "not-a-jwt" }),
+        },
+      },
+    });
+    const publisher = createPublisher({ kafka, topic: "fanda-notifications" });
+    await expect(publisher.connect()).rejects.toThrow(/broker refused the token/);
+  }, 30_000);
+
+  test("a publisher for a missing topic fails at connect, saying so", async () => {
+    const topic = `fanda-missing-${crypto.randomUUID().slice(0, 8)}`;
+    const kafka = createKafka(settings(topic), { logger, logLevel: logLevel.NOTHING });
+    const publisher = createPublisher({ kafka, topic });
+    await expect(publisher.connect()).rejects.toThrow(/does not exist/);
   }, 30_000);
 });

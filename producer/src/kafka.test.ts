@@ -1,5 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import { createKafka, dlqTopicOf, type KafkaSettings, unsecuredJwt } from "./kafka.ts";
+import { FandaError } from "./errors.ts";
+import {
+  createKafka,
+  dlqTopicOf,
+  type KafkaSettings,
+  kafkaErrorType,
+  mskIamTokenProvider,
+  unsecuredJwt,
+} from "./kafka.ts";
 import { createLogger } from "./log.ts";
 
 const logger = createLogger({ level: "error" });
@@ -49,5 +57,72 @@ describe("kafka helpers", () => {
     ] satisfies KafkaSettings[]) {
       expect(createKafka(settings, { logger })).toBeDefined();
     }
+  });
+});
+
+describe("MSK IAM token", () => {
+  const staticCredentials = async () => ({
+    accessKeyId: "AKIDEXAMPLE",
+    secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+  });
+
+  function presigned(token: string): URL {
+    return new URL(Buffer.from(token, "base64url").toString("utf8"));
+  }
+
+  test("is a SigV4-presigned kafka-cluster:Connect URL for the region, valid 15 minutes", async () => {
+    const { value } = await mskIamTokenProvider("ap-northeast-2", staticCredentials)();
+    const url = presigned(value);
+    expect(url.host).toBe("kafka.ap-northeast-2.amazonaws.com");
+    expect(url.searchParams.get("Action")).toBe("kafka-cluster:Connect");
+    expect(url.searchParams.get("X-Amz-Algorithm")).toBe("AWS4-HMAC-SHA256");
+    expect(url.searchParams.get("X-Amz-Credential")).toMatch(
+      /^AKIDEXAMPLE\/\d{8}\/ap-northeast-2\/kafka-cluster\/aws4_request$/,
+    );
+    expect(url.searchParams.get("X-Amz-Expires")).toBe("900");
+    expect(url.searchParams.get("X-Amz-Signature")).toMatch(/^[0-9a-f]{64}$/);
+    expect(value).not.toContain("wJalrXUtnFEMI");
+  });
+
+  test("signs with the default credential chain (what Lambda and IRSA use)", async () => {
+    const saved = { ...process.env };
+    process.env.AWS_ACCESS_KEY_ID = "AKIDFROMENV";
+    process.env.AWS_SECRET_ACCESS_KEY = "secret-from-env";
+    process.env.AWS_SESSION_TOKEN = "session-token-from-env";
+    try {
+      const url = presigned((await mskIamTokenProvider("eu-west-1")()).value);
+      expect(url.searchParams.get("X-Amz-Credential")).toStartWith("AKIDFROMENV/");
+      expect(url.searchParams.get("X-Amz-Security-Token")).toBe("session-token-from-env");
+    } finally {
+      for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]) {
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+      }
+    }
+  });
+
+  test("a credentials failure is a retriable FandaError with the cause", async () => {
+    const cause = new Error("no credentials");
+    const provider = mskIamTokenProvider("eu-west-1", async () => {
+      throw cause;
+    });
+    const err = await provider().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FandaError);
+    expect((err as FandaError).retriable).toBe(true);
+    expect((err as FandaError).message).toContain("generating MSK IAM token");
+  });
+});
+
+describe("kafkaErrorType", () => {
+  test("reads the type through kafkajs wrappers, or from its known messages", () => {
+    const typed = Object.assign(new Error("x"), { type: "UNKNOWN_TOPIC_OR_PARTITION" });
+    expect(kafkaErrorType(new Error("wrapper", { cause: typed }))).toBe(
+      "UNKNOWN_TOPIC_OR_PARTITION",
+    );
+    expect(kafkaErrorType(new Error("Request is not valid given the current SASL state"))).toBe(
+      "ILLEGAL_SASL_STATE",
+    );
+    expect(kafkaErrorType(new Error("something else"))).toBeUndefined();
+    expect(kafkaErrorType("not an error")).toBeUndefined();
   });
 });

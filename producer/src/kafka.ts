@@ -3,7 +3,10 @@
  * the client factory for every auth mode (plaintext, MSK IAM, SCRAM, OAUTHBEARER),
  * topic creation, and the notification publisher.
  */
-import { generateAuthToken } from "aws-msk-iam-sasl-signer-js";
+import {
+  generateAuthToken,
+  generateAuthTokenFromCredentialsProvider,
+} from "aws-msk-iam-sasl-signer-js";
 import {
   type IHeaders,
   Kafka,
@@ -139,6 +142,40 @@ export function unsecuredJwt(subject: string, lifetimeSeconds = 3600, now = Date
   return `${b64url({ alg: "none" })}.${b64url({ sub: subject, iat, exp: iat + lifetimeSeconds })}.`;
 }
 
+/** An AWS credentials provider, as the AWS SDK defines it. */
+export type AwsCredentialsProvider = Parameters<
+  typeof generateAuthTokenFromCredentialsProvider
+>[0]["awsCredentialsProvider"];
+
+/**
+ * The OAUTHBEARER token provider for MSK IAM: a SigV4-presigned `kafka-cluster:Connect`
+ * request, valid 15 minutes, signed with the default credential chain (Lambda execution
+ * role, IRSA/Pod Identity) or the given provider.
+ * @example
+ * const sasl = { mechanism: "oauthbearer", oauthBearerProvider: mskIamTokenProvider("eu-west-1") };
+ */
+export function mskIamTokenProvider(
+  region: string,
+  credentials?: AwsCredentialsProvider,
+): () => Promise<{ value: string }> {
+  return async () => {
+    try {
+      const { token } = credentials
+        ? await generateAuthTokenFromCredentialsProvider({
+            region,
+            awsCredentialsProvider: credentials,
+          })
+        : await generateAuthToken({ region });
+      return { value: token };
+    } catch (cause) {
+      throw new FandaError("kafka: generating MSK IAM token", "signer failed", {
+        retriable: true,
+        cause,
+      });
+    }
+  };
+}
+
 function saslFor(settings: KafkaSettings): SASLOptions | undefined {
   switch (settings.auth) {
     case "plaintext":
@@ -146,20 +183,7 @@ function saslFor(settings: KafkaSettings): SASLOptions | undefined {
     case "iam": {
       const region = settings.region;
       if (!region) throw new FandaError("kafka: configuring IAM auth", "AWS_REGION is required");
-      return {
-        mechanism: "oauthbearer",
-        oauthBearerProvider: async () => {
-          try {
-            const { token } = await generateAuthToken({ region });
-            return { value: token };
-          } catch (cause) {
-            throw new FandaError("kafka: generating MSK IAM token", "signer failed", {
-              retriable: true,
-              cause,
-            });
-          }
-        },
-      };
+      return { mechanism: "oauthbearer", oauthBearerProvider: mskIamTokenProvider(region) };
     }
     case "scram":
       if (!settings.username || !settings.password) {
@@ -242,6 +266,57 @@ export async function ensureTopics(
   }
 }
 
+/** kafkajs's message for each protocol error type we act on; its wrappers drop `type`. */
+const KAFKA_ERROR_MESSAGES: Record<string, string> = {
+  "Request is not valid given the current SASL state": "ILLEGAL_SASL_STATE",
+  "This server does not host this topic-partition": "UNKNOWN_TOPIC_OR_PARTITION",
+};
+
+/** The Kafka protocol error type of a kafkajs error, looking through its wrappers. */
+export function kafkaErrorType(error: unknown): string | undefined {
+  let e: unknown = error;
+  for (let depth = 0; depth < 5 && e instanceof Error; depth++) {
+    const typed = (e as { type?: unknown }).type;
+    if (typeof typed === "string") return typed;
+    const known = KAFKA_ERROR_MESSAGES[e.message];
+    if (known) return known;
+    e = e.cause ?? (e as { originalError?: unknown }).originalError;
+  }
+  return undefined;
+}
+
+/**
+ * Asks the cluster for `topic`'s metadata, so that connect fails fast and clearly when
+ * authentication was refused (kafkajs only notices on the first request, see
+ * docs/architecture.md) or the topic does not exist.
+ */
+async function probeTopic(kafka: Kafka, topic: string): Promise<void> {
+  const admin = kafka.admin({ retry: { retries: 2 } });
+  const op = `kafka: checking topic ${topic}`;
+  try {
+    await admin.connect();
+    await admin.fetchTopicMetadata({ topics: [topic] });
+  } catch (cause) {
+    const type = kafkaErrorType(cause);
+    if (type === "ILLEGAL_SASL_STATE" || type === "SASL_AUTHENTICATION_FAILED") {
+      throw new FandaError(
+        op,
+        "the broker refused authentication (credentials, IAM policy or token)",
+        { retriable: false, cause },
+      );
+    }
+    if (type === "UNKNOWN_TOPIC_OR_PARTITION") {
+      throw new FandaError(op, "the topic does not exist (create it: bun scripts/topics.ts)", {
+        retriable: false,
+        cause,
+      });
+    }
+    throw toFandaError(op, cause);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
 /** Publishes notifications to the main topic. */
 export interface Publisher {
   /** Connects the underlying producer; errors surface here, not on first publish. */
@@ -271,7 +346,17 @@ export function createPublisher(options: { kafka: Kafka; topic: string }): Publi
     allowAutoTopicCreation: false,
   });
   return {
-    connect: () => producer.connect(),
+    async connect() {
+      try {
+        await producer.connect();
+        await probeTopic(options.kafka, options.topic);
+      } catch (cause) {
+        await producer.disconnect().catch(() => {});
+        throw cause instanceof FandaError
+          ? cause
+          : toFandaError("kafka: connecting producer", cause);
+      }
+    },
     disconnect: () => producer.disconnect(),
     async publish(notifications, publishOptions = {}) {
       if (notifications.length === 0) return;

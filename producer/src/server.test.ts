@@ -2,8 +2,11 @@ import { describe, expect, test } from "bun:test";
 import { createCategorizer } from "./category.ts";
 import type { Notification } from "./contract.ts";
 import { FandaError } from "./errors.ts";
+import ebCreated from "./fixtures/eventbridge-created.json";
 import multi from "./fixtures/s3-multi.json";
 import put from "./fixtures/s3-put.json";
+import snsLambda from "./fixtures/sns-lambda.json";
+import sqsLambda from "./fixtures/sqs-lambda.json";
 import { createLogger } from "./log.ts";
 import { createIngestApp } from "./server.ts";
 
@@ -21,7 +24,7 @@ function setup(publish?: (ns: readonly Notification[]) => Promise<void>) {
     },
     categorize: createCategorizer(),
     logger: createLogger({ sink: () => {} }),
-    maxBodyBytes: 4096,
+    maxBodyBytes: 64 * 1024,
   });
   const post = (body: string, headers: Record<string, string> = {}) =>
     app.request("/s3-events", { method: "POST", body, headers });
@@ -49,6 +52,34 @@ describe("POST /s3-events", () => {
   });
 
   test.each([
+    ["an SNS event", snsLambda, 1, 0],
+    ["an SQS event", sqsLambda, 3, 2],
+    ["an EventBridge event", ebCreated, 1, 0],
+  ])("accepts %s", async (_name, event, published, skipped) => {
+    const { post } = setup();
+    const res = await post(JSON.stringify(event));
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ published, skipped });
+  });
+
+  test.each([
+    ["an empty body", "", /not valid JSON/],
+    ["an empty object", "{}", /no Records array/],
+    ["Records that is not an array", '{"Records":{}}', /Records is not an array/],
+    [
+      "a missing bucket",
+      JSON.stringify({
+        Records: [{ ...put.Records[0], s3: { object: { key: "k", sequencer: "1" } } }],
+      }),
+      /s3\.bucket/,
+    ],
+    [
+      "a non-date eventTime",
+      JSON.stringify({ Records: [{ ...put.Records[0], eventTime: "tuesday" }] }),
+      /eventTime/,
+    ],
+    ["deeply nested JSON", `${"[".repeat(1000)}${"]".repeat(1000)}`, /not a JSON object/],
+    ["a deeply nested object", `${'{"a":'.repeat(1000)}1${"}".repeat(1000)}`, /no Records array/],
     ["invalid JSON", "{", /not valid JSON/],
     ["a non-S3 document", '{"hello":1}', /no Records array/],
     ["a record without key", JSON.stringify({ Records: [{}] }), /Records\[0\]/],
@@ -60,11 +91,17 @@ describe("POST /s3-events", () => {
     expect(published).toHaveLength(0);
   });
 
-  test("answers 413 for a body over the limit", async () => {
-    const { published, post } = setup();
-    const res = await post(JSON.stringify({ Records: [], pad: "x".repeat(5000) }), {
-      "content-length": "5030",
+  test("answers 413 for a body over the limit, declared or streamed", async () => {
+    const { app, published, post } = setup();
+    const body = JSON.stringify({ Records: [], pad: "x".repeat(70_000) });
+    expect((await post(body, { "content-length": String(body.length) })).status).toBe(413);
+    const streamed = new ReadableStream({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(body));
+        controller.close();
+      },
     });
+    const res = await app.request("/s3-events", { method: "POST", body: streamed });
     expect(res.status).toBe(413);
     expect(published).toHaveLength(0);
   });
