@@ -1,0 +1,111 @@
+/**
+ * The Lambda bundle as AWS runs it: built with `bun build --target=node`, imported by Node,
+ * handed an SQS event, publishing to the real local broker (scripts/stack up).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { logLevel } from "kafkajs";
+import { waitFor } from "../../scripts/wait.ts";
+import sqsLambda from "./fixtures/sqs-lambda.json";
+import { createKafka, dlqTopicOf, ensureTopics } from "./kafka.ts";
+import { createLogger } from "./log.ts";
+
+const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
+const topic = `fanda-lambda-${crypto.randomUUID().slice(0, 8)}`;
+const outdir = mkdtempSync(join(tmpdir(), "fanda-lambda-"));
+const kafka = createKafka(
+  { brokers: brokers.split(","), auth: "plaintext", ssl: false, topic, clientId: "fanda-test" },
+  { logger: createLogger({ level: "error" }), logLevel: logLevel.ERROR },
+);
+
+beforeAll(async () => {
+  const build = await Bun.build({
+    entrypoints: [join(import.meta.dir, "lambda.ts")],
+    outdir,
+    target: "node",
+    format: "esm",
+    minify: true,
+    naming: "[name].mjs",
+  });
+  expect(build.success).toBe(true);
+  await ensureTopics(kafka, topic, { partitions: 2 });
+}, 60_000);
+
+afterAll(async () => {
+  rmSync(outdir, { recursive: true, force: true });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [topic, dlqTopicOf(topic)] }).catch(() => {});
+  await admin.disconnect();
+});
+
+/** Runs the bundle's handler under Node with `event`, returning what it returned. */
+async function invokeUnderNode(event: unknown): Promise<unknown> {
+  const script = `
+    import { handler } from ${JSON.stringify(join(outdir, "lambda.mjs"))};
+    const event = JSON.parse(process.env.EVENT);
+    const result = await handler(event, { awsRequestId: "req-bundle" });
+    process.stdout.write("RESULT " + JSON.stringify(result) + "\\n");
+    process.exit(0);
+  `;
+  const proc = Bun.spawn(["node", "--input-type=module", "-e", script], {
+    env: {
+      PATH: process.env.PATH ?? "",
+      KAFKA_BROKERS: brokers,
+      KAFKA_TOPIC: topic,
+      LOG_LEVEL: "warn",
+      EVENT: JSON.stringify(event),
+    },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  const line = out.split("\n").find((l) => l.startsWith("RESULT "));
+  if (code !== 0 || !line) throw new Error(`node exited ${code}: ${err}\n${out}`);
+  return JSON.parse(line.slice("RESULT ".length));
+}
+
+describe("Lambda bundle under Node", () => {
+  test("publishes an SQS batch and reports only the bad message", async () => {
+    const [first, second, third] = sqsLambda.Records;
+    const event = { Records: [first, second, third, { ...first, messageId: "bad-1", body: "[]" }] };
+    expect(await invokeUnderNode(event)).toEqual({
+      batchItemFailures: [{ itemIdentifier: "bad-1" }],
+    });
+
+    const consumer = kafka.consumer({ groupId: `${topic}-reader`, maxWaitTimeInMs: 500 });
+    const seen: { key: string; headers: Record<string, string> }[] = [];
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
+        seen.push({ key: String(message.key), headers });
+      },
+    });
+    try {
+      await waitFor("3 messages from the bundle", () => seen.length >= 3);
+    } finally {
+      await consumer.disconnect();
+    }
+    expect(seen.map((m) => m.key).sort()).toEqual([
+      "fanda-uploads-dev/notes/회의록.txt",
+      "fanda-uploads-dev/reports/negative/incident 2026-11.csv",
+      "fanda-uploads-dev/reports/positive/Q3 실적 report+(final).pdf",
+    ]);
+    for (const m of seen) {
+      expect(m.headers).toEqual({
+        "content-type": "application/json",
+        "schema-version": "1",
+        "trace-id": "req-bundle",
+      });
+    }
+  }, 60_000);
+});

@@ -1,0 +1,81 @@
+import { describe, expect, test } from "bun:test";
+import { createCategorizer } from "./category.ts";
+import type { Notification } from "./contract.ts";
+import { FandaError, InvalidInputError } from "./errors.ts";
+import put from "./fixtures/s3-put.json";
+import sqsLambda from "./fixtures/sqs-lambda.json";
+import { createHandler, type ProducerRuntime } from "./lambda.ts";
+import { createLogger } from "./log.ts";
+
+function setup(fail?: Error) {
+  const batches: { notifications: readonly Notification[]; traceId?: string }[] = [];
+  const runtime: ProducerRuntime = {
+    publisher: {
+      publish: async (notifications, options) => {
+        if (fail && notifications.length > 0) throw fail;
+        batches.push({ notifications, ...(options?.traceId ? { traceId: options.traceId } : {}) });
+      },
+    },
+    categorize: createCategorizer(),
+    notifyOnRemoved: false,
+    logger: createLogger({ sink: () => {} }),
+  };
+  return { handler: createHandler(async () => runtime), batches };
+}
+
+describe("lambda handler, S3 trigger", () => {
+  test("publishes the event's objects as one batch, traced by the request id", async () => {
+    const { handler, batches } = setup();
+    expect(await handler(put, { awsRequestId: "req-1" })).toEqual({ published: 1, skipped: 0 });
+    expect(batches).toHaveLength(1);
+    expect(batches[0]?.traceId).toBe("req-1");
+    expect(batches[0]?.notifications[0]?.category).toBe("positive");
+  });
+
+  test("throws on bad input, so Lambda retries and then uses the on-failure destination", async () => {
+    const { handler, batches } = setup();
+    await expect(handler({ Records: [{ eventSource: "aws:s3" }] })).rejects.toThrow(
+      InvalidInputError,
+    );
+    expect(batches).toHaveLength(0);
+  });
+
+  test("throws when Kafka does not take the batch", async () => {
+    const { handler } = setup(new FandaError("kafka", "down", { retriable: true }));
+    await expect(handler(put)).rejects.toThrow("kafka: down");
+  });
+
+  test("fails the invocation when the runtime cannot be built (e.g. Kafka unreachable)", async () => {
+    const handler = createHandler(async () => {
+      throw new FandaError("kafka: connecting producer", "refused", { retriable: true });
+    });
+    await expect(handler(put)).rejects.toThrow("connecting producer");
+  });
+});
+
+describe("lambda handler, SQS trigger", () => {
+  test("publishes every message's objects in one batch and reports no failures", async () => {
+    const { handler, batches } = setup();
+    expect(await handler(sqsLambda)).toEqual({ batchItemFailures: [] });
+    expect(batches).toHaveLength(1);
+    expect(batches[0]?.notifications).toHaveLength(3);
+  });
+
+  test("reports only the message that is not an S3 event", async () => {
+    const { handler, batches } = setup();
+    const [first, second] = sqsLambda.Records;
+    const event = { Records: [first, { ...second, messageId: "bad-1", body: "{nope" }] };
+    expect(await handler(event)).toEqual({ batchItemFailures: [{ itemIdentifier: "bad-1" }] });
+    expect(batches[0]?.notifications).toHaveLength(1);
+  });
+
+  test("reports the published messages, not the skipped ones, when Kafka fails", async () => {
+    const { handler } = setup(new FandaError("kafka", "down", { retriable: true }));
+    expect(await handler(sqsLambda)).toEqual({
+      batchItemFailures: [
+        { itemIdentifier: "059f36b4-87a3-44ab-83d2-661975830a7d" },
+        { itemIdentifier: "2e1424d4-f796-459a-8184-9c92662be6da" },
+      ],
+    });
+  });
+});
