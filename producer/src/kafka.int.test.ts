@@ -98,3 +98,36 @@ describe("kafka OAUTHBEARER", () => {
     await expect(publisher.connect()).rejects.toThrow(/does not exist/);
   }, 30_000);
 });
+
+describe("kafka SCRAM-SHA-512", () => {
+  const scramBrokers = (process.env.KAFKA_SCRAM_BROKERS ?? "127.0.0.1:9095").split(",");
+  const scram = (topic: string, password: string): KafkaSettings => ({
+    brokers: scramBrokers,
+    auth: "scram",
+    ssl: false,
+    topic,
+    clientId: "fanda-scram-test",
+    username: "fanda",
+    password,
+  });
+
+  test("a publisher authenticates with the local SCRAM user and publishes", async () => {
+    const kafka = createKafka(scram("fanda-notifications", "fanda-local-secret"), {
+      logger,
+      logLevel: logLevel.ERROR,
+    });
+    const publisher = createPublisher({ kafka, topic: "fanda-notifications" });
+    await publisher.connect();
+    await publisher.disconnect();
+  }, 30_000);
+
+  test("a wrong password fails at connect with an authentication error", async () => {
+    const kafka = createKafka(scram("fanda-notifications", "wrong"), {
+      logger,
+      logLevel: logLevel.NOTHING,
+    });
+    await expect(
+      createPublisher({ kafka, topic: "fanda-notifications" }).connect(),
+    ).rejects.toThrow(/SASL SCRAM SHA512 authentication failed/);
+  }, 30_000);
+});

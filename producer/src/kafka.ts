@@ -13,6 +13,7 @@ import {
   type KafkaConfig,
   logLevel as KafkaLogLevel,
   type LogEntry,
+  type Message,
   Partitioners,
   type Producer,
   type SASLOptions,
@@ -27,7 +28,7 @@ import {
   SCHEMA_VERSION,
 } from "./contract.ts";
 import { type Env, envOptionalBoolean, splitList } from "./env.ts";
-import { FandaError, toFandaError } from "./errors.ts";
+import { ConfigError, FandaError, toFandaError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 
 /** Kafka auth modes, see DESIGN.md. */
@@ -329,15 +330,40 @@ export interface Publisher {
   disconnect(): Promise<void>;
 }
 
+/** Options of {@link createPublisher}. */
+export interface PublisherOptions {
+  kafka: Kafka;
+  topic: string;
+  /** Most messages in one produce request when calls are coalesced (default 500). */
+  maxBatchMessages?: number;
+}
+
+interface Pending {
+  messages: Message[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 /**
  * Creates the idempotent notification publisher (acks from all in-sync replicas,
  * key `<bucket>/<key>`, contract headers).
+ *
+ * Calls are coalesced: while one produce request is in flight, the calls that arrive are
+ * queued and go out together in the next request (never splitting one call's messages), each
+ * call resolving when its own messages are acknowledged. With kafkajs's one request in flight
+ * per broker (needed for idempotence), this is what lets throughput grow with load instead
+ * of queueing one round trip per upload.
+ * @throws ConfigError for a non-positive maxBatchMessages
  * @example
  * const publisher = createPublisher({ kafka, topic: "fanda-notifications" });
  * await publisher.connect();
  * await publisher.publish([notification], { traceId });
  */
-export function createPublisher(options: { kafka: Kafka; topic: string }): Publisher {
+export function createPublisher(options: PublisherOptions): Publisher {
+  const maxBatch = options.maxBatchMessages ?? 500;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) {
+    throw new ConfigError("publisher", ["maxBatchMessages: expected an integer >= 1"]);
+  }
   const producer: Producer = options.kafka.producer({
     idempotent: true,
     // Idempotence keeps order per partition only with one request in flight in kafkajs.
@@ -345,6 +371,41 @@ export function createPublisher(options: { kafka: Kafka; topic: string }): Publi
     createPartitioner: Partitioners.DefaultPartitioner,
     allowAutoTopicCreation: false,
   });
+  const queue: Pending[] = [];
+  let flushing = false;
+
+  const takeBatch = (): Pending[] => {
+    const batch: Pending[] = [];
+    let count = 0;
+    while (queue.length > 0) {
+      const next = queue[0] as Pending;
+      if (batch.length > 0 && count + next.messages.length > maxBatch) break;
+      batch.push(next);
+      count += next.messages.length;
+      queue.shift();
+    }
+    return batch;
+  };
+
+  const flush = async () => {
+    flushing = true;
+    while (queue.length > 0) {
+      const batch = takeBatch();
+      const messages = batch.flatMap((p) => p.messages);
+      try {
+        await producer.send({ topic: options.topic, acks: -1, messages });
+        for (const p of batch) p.resolve();
+      } catch (cause) {
+        const error = toFandaError(
+          `kafka: publishing ${messages.length} message(s) to ${options.topic}`,
+          cause,
+        );
+        for (const p of batch) p.reject(error);
+      }
+    }
+    flushing = false;
+  };
+
   return {
     async connect() {
       try {
@@ -358,27 +419,28 @@ export function createPublisher(options: { kafka: Kafka; topic: string }): Publi
       }
     },
     disconnect: () => producer.disconnect(),
-    async publish(notifications, publishOptions = {}) {
-      if (notifications.length === 0) return;
+    publish(notifications, publishOptions = {}) {
+      if (notifications.length === 0) return Promise.resolve();
       const traceId = publishOptions.traceId ?? crypto.randomUUID();
       const headers: IHeaders = {
         [HEADERS.contentType]: CONTENT_TYPE,
         [HEADERS.schemaVersion]: String(SCHEMA_VERSION),
         [HEADERS.traceId]: traceId,
       };
-      const messages = notifications.map((n) => ({
-        key: messageKey(n),
-        value: encodeNotification(n),
-        headers,
-      }));
+      let messages: Message[];
       try {
-        await producer.send({ topic: options.topic, acks: -1, messages });
-      } catch (cause) {
-        throw toFandaError(
-          `kafka: publishing ${messages.length} message(s) to ${options.topic}`,
-          cause,
-        );
+        messages = notifications.map((n) => ({
+          key: messageKey(n),
+          value: encodeNotification(n),
+          headers,
+        }));
+      } catch (err) {
+        return Promise.reject(err);
       }
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ messages, resolve, reject });
+        if (!flushing) void flush();
+      });
     },
   };
 }

@@ -1,0 +1,124 @@
+import { describe, expect, test } from "bun:test";
+import type { Kafka, Message, ProducerRecord } from "kafkajs";
+import type { Notification } from "./contract.ts";
+import { FandaError } from "./errors.ts";
+import { createPublisher } from "./kafka.ts";
+
+/** A producer whose sends complete only when the test says so. */
+function fakeKafka() {
+  const sends: { record: ProducerRecord; done: PromiseWithResolvers<void> }[] = [];
+  const producer = {
+    connect: async () => {},
+    disconnect: async () => {},
+    send: (record: ProducerRecord) => {
+      const done = Promise.withResolvers<void>();
+      sends.push({ record, done });
+      return done.promise;
+    },
+  };
+  return { kafka: { producer: () => producer } as unknown as Kafka, sends };
+}
+
+const n = (i: number): Notification => ({
+  schemaVersion: 1,
+  eventId: i.toString(16).padStart(32, "0"),
+  fileName: `f${i}.pdf`,
+  bucketName: "bucket",
+  objectKey: `k/f${i}.pdf`,
+  uploadTime: "2026-11-27T09:15:30.123Z",
+  s3Url: `s3://bucket/k/f${i}.pdf`,
+  category: "general",
+  sequencer: "01",
+  eventName: "ObjectCreated:Put",
+});
+const keys = (messages: Message[]) => messages.map((m) => String(m.key));
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+describe("publisher", () => {
+  test("sends one call's notifications as one request, with key, value and headers", async () => {
+    const { kafka, sends } = fakeKafka();
+    const publisher = createPublisher({ kafka, topic: "t" });
+    const done = publisher.publish([n(1), n(2)], { traceId: "tr" });
+    expect(sends).toHaveLength(1);
+    const record = sends[0]?.record;
+    expect(record?.acks).toBe(-1);
+    expect(keys(record?.messages ?? [])).toEqual(["bucket/k/f1.pdf", "bucket/k/f2.pdf"]);
+    expect(record?.messages[0]?.headers).toEqual({
+      "content-type": "application/json",
+      "schema-version": "1",
+      "trace-id": "tr",
+    });
+    expect(JSON.parse(String(record?.messages[0]?.value))).toEqual(n(1));
+    sends[0]?.done.resolve();
+    await done;
+  });
+
+  test("coalesces calls that arrive while a request is in flight, in order", async () => {
+    const { kafka, sends } = fakeKafka();
+    const publisher = createPublisher({ kafka, topic: "t" });
+    const first = publisher.publish([n(1)]);
+    const later = [publisher.publish([n(2)]), publisher.publish([n(3), n(4)])];
+    expect(sends).toHaveLength(1);
+    sends[0]?.done.resolve();
+    await first;
+    await tick();
+    expect(sends).toHaveLength(2);
+    expect(keys(sends[1]?.record.messages ?? [])).toEqual([
+      "bucket/k/f2.pdf",
+      "bucket/k/f3.pdf",
+      "bucket/k/f4.pdf",
+    ]);
+    sends[1]?.done.resolve();
+    await Promise.all(later);
+  });
+
+  test("caps a coalesced request at maxBatchMessages without splitting a call", async () => {
+    const { kafka, sends } = fakeKafka();
+    const publisher = createPublisher({ kafka, topic: "t", maxBatchMessages: 3 });
+    const all = [
+      publisher.publish([n(1)]),
+      publisher.publish([n(2), n(3)]),
+      publisher.publish([n(4), n(5)]),
+      publisher.publish([n(6), n(7), n(8), n(9)]),
+    ];
+    sends[0]?.done.resolve();
+    await tick();
+    expect(keys(sends[1]?.record.messages ?? [])).toEqual(["bucket/k/f2.pdf", "bucket/k/f3.pdf"]);
+    sends[1]?.done.resolve();
+    await tick();
+    expect(sends[2]?.record.messages).toHaveLength(2);
+    sends[2]?.done.resolve();
+    await tick();
+    expect(sends[3]?.record.messages).toHaveLength(4);
+    sends[3]?.done.resolve();
+    await Promise.all(all);
+  });
+
+  test("a failed request rejects only the calls in it, with a retriable error", async () => {
+    const { kafka, sends } = fakeKafka();
+    const publisher = createPublisher({ kafka, topic: "t" });
+    const first = publisher.publish([n(1)]);
+    const second = publisher.publish([n(2)]);
+    sends[0]?.done.reject(Object.assign(new Error("broker gone"), { retriable: true }));
+    const err = await first.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FandaError);
+    expect((err as FandaError).retriable).toBe(true);
+    expect((err as Error).message).toContain("publishing 1 message(s) to t");
+    await tick();
+    sends[1]?.done.resolve();
+    await second;
+  });
+
+  test("an invalid notification is refused before anything is sent", async () => {
+    const { kafka, sends } = fakeKafka();
+    const publisher = createPublisher({ kafka, topic: "t" });
+    await expect(publisher.publish([{ ...n(1), s3Url: "http://x" }])).rejects.toThrow(/s3Url/);
+    expect(sends).toHaveLength(0);
+  });
+
+  test("refuses a non-positive batch cap", () => {
+    expect(() =>
+      createPublisher({ kafka: fakeKafka().kafka, topic: "t", maxBatchMessages: 0 }),
+    ).toThrow(/maxBatchMessages/);
+  });
+});
