@@ -1,0 +1,85 @@
+/**
+ * The Redis store against real Redis: the machine's (scripts/stack up) for the conformance
+ * suite, and a private redis-server on a free port for the restart test.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { waitFor } from "../../scripts/wait.ts";
+import { idempotencyConformance } from "./idempotency.conformance.ts";
+import { createRedisStore, StoreUnavailableError } from "./idempotency.ts";
+
+const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+idempotencyConformance(
+  "redis",
+  ({ space, ...options }) => createRedisStore({ url, prefix: `fanda-test:${space}:`, ...options }),
+  (ms) => Bun.sleep(ms),
+);
+
+describe("redis store", () => {
+  test("refuses a URL that is not redis", () => {
+    expect(() => createRedisStore({ url: "http://x" })).toThrow(
+      /expected redis:\/\/ or rediss:\/\//,
+    );
+    expect(() => createRedisStore({ url: "nope" })).toThrow(/REDIS_URL: not a valid URL/);
+  });
+
+  const servers: ReturnType<typeof Bun.spawn>[] = [];
+  afterAll(() => {
+    for (const s of servers) s.kill("SIGKILL");
+  });
+
+  test("fails fast while Redis is down and recovers when it is back", async () => {
+    const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
+    const port = probe.port;
+    await probe.stop(true);
+    const start = () => {
+      const server = Bun.spawn(
+        [
+          "redis-server",
+          "--port",
+          String(port),
+          "--bind",
+          "127.0.0.1",
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+        ],
+        { stdout: "ignore", stderr: "ignore" },
+      );
+      servers.push(server);
+      return server;
+    };
+    let server = start();
+    const store = createRedisStore({ url: `redis://127.0.0.1:${port}`, prefix: "restart:" });
+    const k = { eventId: "e1", channel: "webhook" };
+    await waitFor("redis to accept claims", async () => (await store.claim([k]))[0] === "claimed");
+    expect(store.healthy()).toBe(true);
+
+    server.kill("SIGKILL");
+    await server.exited;
+    const err = await waitFor("a failing claim", async () => {
+      try {
+        await store.claim([k]);
+        return false;
+      } catch (e) {
+        return e;
+      }
+    });
+    expect(err).toBeInstanceOf(StoreUnavailableError);
+    expect((err as StoreUnavailableError).retriable).toBe(true);
+    expect(store.healthy()).toBe(false);
+
+    server = start();
+    // A fresh Redis has forgotten the claim: the delivery can be claimed again.
+    await waitFor("claims after the restart", async () => {
+      try {
+        return (await store.claim([k]))[0] === "claimed";
+      } catch {
+        return false;
+      }
+    });
+    expect(store.healthy()).toBe(true);
+    await store.close();
+  }, 30_000);
+});

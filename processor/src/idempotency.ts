@@ -1,0 +1,251 @@
+/**
+ * Idempotency of deliveries, two-phase per (eventId, channel).
+ *
+ * claim: atomically, if nobody holds the key, take it for `claimTtlMs` (a crashed worker's
+ *   claim expires on its own); if it says `done`, the channel already delivered this event;
+ *   if another worker holds it, it is `busy`. Re-claiming a key we hold ourselves extends it.
+ * complete: after the provider confirmed the send, the key becomes `done` for `doneTtlMs`.
+ * release: after a failed send, our claim is dropped so a later attempt can claim again.
+ *
+ * So a redelivered message resends only the channels that did not finish, and two workers
+ * (say, the old and new owner of a partition during a rebalance) do not both send.
+ * Claims for a whole batch go to Redis in one pipelined round trip.
+ */
+import { Redis } from "ioredis";
+import { ConfigError, FandaError } from "./errors.ts";
+
+/** One delivery: an event on a channel. */
+export interface DeliveryKey {
+  eventId: string;
+  channel: string;
+}
+
+/** What a claim found. */
+export type ClaimState = "claimed" | "done" | "busy";
+
+/** The store behind idempotency. */
+export interface IdempotencyStore {
+  readonly kind: "redis" | "memory";
+  /** Claims each key; one result per key, in order. */
+  claim(keys: readonly DeliveryKey[]): Promise<ClaimState[]>;
+  /** Marks keys delivered. */
+  complete(keys: readonly DeliveryKey[]): Promise<void>;
+  /** Drops our claims (only ours) so the deliveries can be tried again. */
+  release(keys: readonly DeliveryKey[]): Promise<void>;
+  /** Whether the last operation reached the store. */
+  healthy(): boolean;
+  close(): Promise<void>;
+}
+
+/** The store could not be reached; retriable, and readiness goes false meanwhile. */
+export class StoreUnavailableError extends FandaError {
+  constructor(operation: string, cause: unknown) {
+    super(`idempotency: ${operation}`, "store unavailable", { retriable: true, cause });
+  }
+}
+
+/** Options shared by both stores. */
+export interface StoreOptions {
+  /** How long a claim holds without completion (default 120 s). */
+  claimTtlMs?: number;
+  /** How long `done` is remembered (default 7 days). */
+  doneTtlMs?: number;
+  /** Identifies this worker's claims (default: random per process). */
+  owner?: string;
+}
+
+function checkOptions(o: StoreOptions) {
+  const claimTtlMs = o.claimTtlMs ?? 120_000;
+  const doneTtlMs = o.doneTtlMs ?? 7 * 24 * 3600 * 1000;
+  const issues: string[] = [];
+  if (!Number.isInteger(claimTtlMs) || claimTtlMs < 100) issues.push("claimTtlMs: expected >= 100");
+  if (!Number.isInteger(doneTtlMs) || doneTtlMs < claimTtlMs) {
+    issues.push("doneTtlMs: expected an integer >= claimTtlMs");
+  }
+  if (issues.length > 0) throw new ConfigError("idempotency", issues);
+  return { claimTtlMs, doneTtlMs, owner: `c:${o.owner ?? crypto.randomUUID()}` };
+}
+
+const DONE = "done";
+
+// KEYS[1] key; ARGV[1] our claim value, ARGV[2] claim TTL ms.
+const CLAIM_LUA = `
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 'claimed'
+end
+if v == 'done' then return 'done' end
+if v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 'claimed'
+end
+return 'busy'
+`;
+
+// KEYS[1] key; ARGV[1] our claim value. Deletes only our own claim.
+const RELEASE_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+type FandaRedis = Redis & {
+  fandaClaim(key: string, owner: string, ttl: number): Promise<string>;
+  fandaRelease(key: string, owner: string): Promise<number>;
+};
+
+/** Options of {@link createRedisStore}. */
+export interface RedisStoreOptions extends StoreOptions {
+  /** `redis://` or `rediss://` URL (TLS and auth for ElastiCache). */
+  url: string;
+  /** Key prefix (default `fanda:idem:`). */
+  prefix?: string;
+}
+
+/**
+ * Creates the Redis store (ioredis). Commands fail fast while Redis is unreachable, so
+ * delivery backs off and retries instead of piling up in memory.
+ * @throws ConfigError for a bad URL or TTLs
+ * @example
+ * const store = createRedisStore({ url: "redis://127.0.0.1:6379" });
+ */
+export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
+  const { claimTtlMs, doneTtlMs, owner } = checkOptions(options);
+  let url: URL;
+  try {
+    url = new URL(options.url);
+  } catch {
+    throw new ConfigError("idempotency", ["REDIS_URL: not a valid URL"]);
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw new ConfigError("idempotency", ["REDIS_URL: expected redis:// or rediss://"]);
+  }
+  const prefix = options.prefix ?? "fanda:idem:";
+  const redis = new Redis(options.url, {
+    // Commands wait while (re)connecting, but fail after one reconnect attempt, so an
+    // outage surfaces within a second and delivery backs off instead of piling up.
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+  }) as FandaRedis;
+  redis.defineCommand("fandaClaim", { numberOfKeys: 1, lua: CLAIM_LUA });
+  redis.defineCommand("fandaRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
+  // Errors are reported through the operations; this only keeps ioredis from logging them.
+  redis.on("error", () => {});
+  let healthy = false;
+  redis.on("ready", () => {
+    healthy = true;
+  });
+  redis.on("close", () => {
+    healthy = false;
+  });
+  const keyOf = (k: DeliveryKey) => `${prefix}${k.eventId}:${k.channel}`;
+
+  const run = async <T>(operation: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      const result = await fn();
+      healthy = true;
+      return result;
+    } catch (cause) {
+      healthy = false;
+      throw new StoreUnavailableError(operation, cause);
+    }
+  };
+
+  /** Executes a pipeline, failing if any command failed. */
+  const exec = async (pipeline: ReturnType<Redis["pipeline"]>) => {
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([err]) => err);
+    if (failed?.[0]) throw failed[0];
+    return results.map(([, value]) => value);
+  };
+
+  return {
+    kind: "redis",
+    claim: (keys) =>
+      run("claiming", async () => {
+        if (keys.length === 0) return [];
+        const p = redis.pipeline() as ReturnType<Redis["pipeline"]> & {
+          fandaClaim(key: string, owner: string, ttl: number): unknown;
+        };
+        for (const k of keys) p.fandaClaim(keyOf(k), owner, claimTtlMs);
+        return (await exec(p)) as ClaimState[];
+      }),
+    complete: (keys) =>
+      run("completing", async () => {
+        if (keys.length === 0) return;
+        const p = redis.pipeline();
+        for (const k of keys) p.set(keyOf(k), DONE, "PX", doneTtlMs);
+        await exec(p);
+      }),
+    release: (keys) =>
+      run("releasing", async () => {
+        if (keys.length === 0) return;
+        const p = redis.pipeline() as ReturnType<Redis["pipeline"]> & {
+          fandaRelease(key: string, owner: string): unknown;
+        };
+        for (const k of keys) p.fandaRelease(keyOf(k), owner);
+        await exec(p);
+      }),
+    healthy: () => healthy,
+    async close() {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+/** The state of memory stores; stores given the same state behave like workers on one Redis. */
+export type MemoryState = Map<string, { value: string; expiresAt: number }>;
+
+/**
+ * Creates the in-memory store: the same semantics in one process, for the embedded default
+ * (no REDIS_URL). It does not survive a restart, so a crash can resend (docs/architecture.md).
+ * @param options.state shared state (default: a new one)
+ * @param options.now clock in ms (default Date.now)
+ */
+export function createMemoryStore(
+  options: StoreOptions & { now?: () => number; state?: MemoryState } = {},
+): IdempotencyStore {
+  const { claimTtlMs, doneTtlMs, owner } = checkOptions(options);
+  const now = options.now ?? Date.now;
+  const entries: MemoryState = options.state ?? new Map();
+  const keyOf = (k: DeliveryKey) => `${k.eventId}:${k.channel}`;
+  const get = (key: string) => {
+    const e = entries.get(key);
+    if (e && e.expiresAt <= now()) {
+      entries.delete(key);
+      return undefined;
+    }
+    return e?.value;
+  };
+  const sweep = () => {
+    const t = now();
+    for (const [k, e] of entries) if (e.expiresAt <= t) entries.delete(k);
+  };
+  let ops = 0;
+  return {
+    kind: "memory",
+    async claim(keys) {
+      if (++ops % 10_000 === 0) sweep();
+      return keys.map((k) => {
+        const key = keyOf(k);
+        const v = get(key);
+        if (v === DONE) return "done";
+        if (v === undefined || v === owner) {
+          entries.set(key, { value: owner, expiresAt: now() + claimTtlMs });
+          return "claimed";
+        }
+        return "busy";
+      });
+    },
+    async complete(keys) {
+      for (const k of keys) entries.set(keyOf(k), { value: DONE, expiresAt: now() + doneTtlMs });
+    },
+    async release(keys) {
+      for (const k of keys) if (get(keyOf(k)) === owner) entries.delete(keyOf(k));
+    },
+    healthy: () => true,
+    async close() {},
+  };
+}
