@@ -11,7 +11,15 @@ const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
 idempotencyConformance(
   "redis",
-  ({ space, ...options }) => createRedisStore({ url, prefix: `fanda-test:${space}:`, ...options }),
+  ({ space, ...options }) =>
+    // Short TTLs so test keys do not linger in the machine's Redis.
+    createRedisStore({
+      url,
+      prefix: `fanda-test:${space}:`,
+      claimTtlMs: 5_000,
+      doneTtlMs: 60_000,
+      ...options,
+    }),
   (ms) => Bun.sleep(ms),
 );
 

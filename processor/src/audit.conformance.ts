@@ -1,0 +1,86 @@
+/** The behaviour every {@link DeliveryLog} must have, run against SQLite and MySQL. */
+import { describe, expect, test } from "bun:test";
+import type { Notification } from "../../producer/src/contract.ts";
+import type { DeliveryLog, DeliveryRecord } from "./audit.ts";
+
+const notification = (eventId: string, key = "reports/positive/실적 q3.pdf"): Notification => ({
+  schemaVersion: 1,
+  eventId,
+  fileName: key.slice(key.lastIndexOf("/") + 1),
+  bucketName: "fanda-uploads",
+  objectKey: key,
+  uploadTime: "2026-11-27T09:15:30.123Z",
+  s3Url: `s3://fanda-uploads/${key}`,
+  category: "positive",
+  sequencer: "01",
+  eventName: "ObjectCreated:Put",
+});
+
+const id = () => crypto.randomUUID().replace(/-/g, "");
+const at = (s: number) => new Date(Date.UTC(2026, 10, 27, 10, 0, s));
+const record = (n: Notification, over: Partial<DeliveryRecord> = {}): DeliveryRecord => ({
+  notification: n,
+  channel: "webhook",
+  status: "delivered",
+  attempts: 1,
+  firstAttemptAt: at(0),
+  finishedAt: at(1),
+  ...over,
+});
+
+/** Registers the suite; `open` returns a migrated, empty log. */
+export function deliveryLogConformance(name: string, open: () => Promise<DeliveryLog>) {
+  describe(`${name} delivery log`, () => {
+    test("migrating twice is harmless", async () => {
+      const log = await open();
+      await log.migrate();
+      expect(log.healthy()).toBe(true);
+      await log.close();
+    });
+
+    test("keeps failed deliveries with their payload for replay, oldest first", async () => {
+      const log = await open();
+      const a = notification(id());
+      const b = notification(id(), "uploads/b.txt");
+      await log.write([
+        record(b, { status: "failed", attempts: 5, lastError: "503", finishedAt: at(9) }),
+        record(a, { status: "failed", attempts: 2, lastError: "400", finishedAt: at(5) }),
+        record(a, { channel: "log" }),
+      ]);
+      const failed = await log.failed();
+      expect(failed.map((f) => [f.notification, f.channel, f.attempts, f.lastError])).toEqual([
+        [a, "webhook", 2, "400"],
+        [b, "webhook", 5, "503"],
+      ]);
+      expect(failed[0]?.finishedAt.toISOString()).toBe(at(5).toISOString());
+      expect(await log.failed({ eventId: b.eventId })).toHaveLength(1);
+      expect(await log.failed({ since: at(6) })).toHaveLength(1);
+      expect(await log.failed({ limit: 1 })).toHaveLength(1);
+      await log.close();
+    });
+
+    test("one row per event and channel: a retry adds attempts, success clears the failure", async () => {
+      const log = await open();
+      const n = notification(id());
+      await log.write([record(n, { status: "failed", attempts: 3, lastError: "503" })]);
+      await log.write([record(n, { status: "delivered", attempts: 1, providerId: "p-1" })]);
+      expect(await log.failed({ eventId: n.eventId })).toEqual([]);
+      await log.close();
+    });
+
+    test("a delivered row is never downgraded by a late failure", async () => {
+      const log = await open();
+      const n = notification(id());
+      await log.write([record(n, { providerId: "p-1" })]);
+      await log.write([record(n, { status: "failed", lastError: "late" })]);
+      expect(await log.failed({ eventId: n.eventId })).toEqual([]);
+      await log.close();
+    });
+
+    test("writing nothing is a no-op", async () => {
+      const log = await open();
+      await log.write([]);
+      await log.close();
+    });
+  });
+}
