@@ -2,6 +2,7 @@
  * Processor configuration, parsed once from the environment. Every invalid variable is
  * reported at once, each by name; values are never echoed.
  */
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 import {
   type Env,
@@ -20,6 +21,8 @@ import {
 } from "../../producer/src/kafka.ts";
 import type { LogLevel } from "../../producer/src/log.ts";
 import { CHANNEL_NAMES, type ChannelName } from "./channels/index.ts";
+import { ConfigError } from "./errors.ts";
+import { createRouter, parseRoutingRules, type RoutingRules } from "./routing.ts";
 
 /** Everything the processor reads from its environment. */
 export interface ProcessorConfig {
@@ -36,8 +39,26 @@ export interface ProcessorConfig {
   maxAttempts: number;
   retryBaseMs: number;
   retryMaxMs: number;
+  /** Failed attempts in a row after which a channel counts as down (deferral, not DLQ). */
+  breakerThreshold: number;
   /** How long SIGTERM waits for in-flight work before giving up. */
   shutdownTimeoutMs: number;
+  /** Messages of one batch handled at once (different keys). */
+  concurrency: number;
+  /** Partitions handled at once. */
+  partitionsConcurrency: number;
+  pauseMinMs: number;
+  pauseMaxMs: number;
+  /** Redis URL; unset → in-memory idempotency (one process, lost on restart). */
+  redisUrl?: string;
+  claimTtlMs: number;
+  doneTtlMs: number;
+  /** Deliver without idempotency while Redis is unreachable. */
+  idempotencyFailOpen: boolean;
+  /** MySQL URL; unset → SQLite file at sqlitePath. */
+  mysqlUrl?: string;
+  sqlitePath: string;
+  routing?: RoutingRules;
   logLevel: LogLevel;
 }
 
@@ -78,16 +99,32 @@ const schema = z.object({
   DELIVERY_MAX_ATTEMPTS: positiveInt("DELIVERY_MAX_ATTEMPTS", 5, 100),
   RETRY_BASE_MS: positiveInt("RETRY_BASE_MS", 200),
   RETRY_MAX_MS: positiveInt("RETRY_MAX_MS", 30_000),
+  BREAKER_THRESHOLD: positiveInt("BREAKER_THRESHOLD", 10, 10_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt("SHUTDOWN_TIMEOUT_MS", 25_000),
+  PROCESSOR_CONCURRENCY: positiveInt("PROCESSOR_CONCURRENCY", 32, 10_000),
+  PARTITIONS_CONCURRENCY: positiveInt("PARTITIONS_CONCURRENCY", 3, 1000),
+  PAUSE_MIN_MS: positiveInt("PAUSE_MIN_MS", 1000),
+  PAUSE_MAX_MS: positiveInt("PAUSE_MAX_MS", 30_000),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\/\S+$/, "expected redis://host:port or rediss://user:password@host:port")
+    .optional(),
+  IDEMPOTENCY_CLAIM_TTL_MS: positiveInt("IDEMPOTENCY_CLAIM_TTL_MS", 120_000, 86_400_000),
+  IDEMPOTENCY_DONE_TTL_MS: positiveInt("IDEMPOTENCY_DONE_TTL_MS", 7 * 86_400_000, 90 * 86_400_000),
+  IDEMPOTENCY_FAIL_OPEN: envBoolean(false),
+  MYSQL_URL: z
+    .string()
+    .regex(/^mysql:\/\/\S+\/[^/\s]+$/, "expected mysql://user:password@host:port/database")
+    .optional(),
+  AUDIT_SQLITE_PATH: z.string().default("fanda-deliveries.sqlite"),
+  ROUTING_RULES: z.string().optional(),
+  ROUTING_FILE: z.string().optional(),
   LOG_LEVEL: envLogLevel,
 });
 
 function checkProcessorEnv(raw: Env): string[] {
   const issues: string[] = [];
-  const channels = (raw.ENABLED_CHANNELS ?? "")
-    .toLowerCase()
-    .split(",")
-    .map((c) => c.trim());
+  const channels = splitList((raw.ENABLED_CHANNELS ?? "").toLowerCase());
   if (channels.includes("webhook") && !raw.WEBHOOK_URL) {
     issues.push("WEBHOOK_URL: is required when ENABLED_CHANNELS includes webhook");
   }
@@ -96,7 +133,38 @@ function checkProcessorEnv(raw: Env): string[] {
   if (Number.isFinite(base) && Number.isFinite(max) && max < base) {
     issues.push("RETRY_MAX_MS: must be >= RETRY_BASE_MS");
   }
+  const pauseMin = Number(raw.PAUSE_MIN_MS ?? 1000);
+  const pauseMax = Number(raw.PAUSE_MAX_MS ?? 30_000);
+  if (Number.isFinite(pauseMin) && Number.isFinite(pauseMax) && pauseMax < pauseMin) {
+    issues.push("PAUSE_MAX_MS: must be >= PAUSE_MIN_MS");
+  }
+  const claim = Number(raw.IDEMPOTENCY_CLAIM_TTL_MS ?? 120_000);
+  const done = Number(raw.IDEMPOTENCY_DONE_TTL_MS ?? 7 * 86_400_000);
+  if (Number.isFinite(claim) && Number.isFinite(done) && done < claim) {
+    issues.push("IDEMPOTENCY_DONE_TTL_MS: must be >= IDEMPOTENCY_CLAIM_TTL_MS");
+  }
+  if (raw.ROUTING_RULES && raw.ROUTING_FILE) {
+    issues.push("ROUTING_FILE: set either ROUTING_RULES or ROUTING_FILE, not both");
+  }
   return issues;
+}
+
+/** Reads ROUTING_RULES or the file ROUTING_FILE names, if either is set. */
+function loadRouting(
+  rules: string | undefined,
+  file: string | undefined,
+): RoutingRules | undefined {
+  if (rules !== undefined) return parseRoutingRules(rules, "ROUTING_RULES");
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError("processor", [
+      `ROUTING_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    ]);
+  }
+  return parseRoutingRules(text, `ROUTING_FILE ${file}`);
 }
 
 /**
@@ -105,6 +173,8 @@ function checkProcessorEnv(raw: Env): string[] {
  */
 export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
   const e = parseEnv(schema, env, "processor", [checkKafkaEnv, checkProcessorEnv]);
+  const routing = loadRouting(e.ROUTING_RULES, e.ROUTING_FILE);
+  if (routing) createRouter({ enabled: e.ENABLED_CHANNELS, rules: routing });
   return {
     kafka: kafkaSettingsFrom(e),
     groupId: e.KAFKA_GROUP_ID,
@@ -117,7 +187,19 @@ export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
     maxAttempts: e.DELIVERY_MAX_ATTEMPTS,
     retryBaseMs: e.RETRY_BASE_MS,
     retryMaxMs: e.RETRY_MAX_MS,
+    breakerThreshold: e.BREAKER_THRESHOLD,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    concurrency: e.PROCESSOR_CONCURRENCY,
+    partitionsConcurrency: e.PARTITIONS_CONCURRENCY,
+    pauseMinMs: e.PAUSE_MIN_MS,
+    pauseMaxMs: e.PAUSE_MAX_MS,
+    ...(e.REDIS_URL ? { redisUrl: e.REDIS_URL } : {}),
+    claimTtlMs: e.IDEMPOTENCY_CLAIM_TTL_MS,
+    doneTtlMs: e.IDEMPOTENCY_DONE_TTL_MS,
+    idempotencyFailOpen: e.IDEMPOTENCY_FAIL_OPEN,
+    ...(e.MYSQL_URL ? { mysqlUrl: e.MYSQL_URL } : {}),
+    sqlitePath: e.AUDIT_SQLITE_PATH,
+    ...(routing ? { routing } : {}),
     logLevel: e.LOG_LEVEL,
   };
 }

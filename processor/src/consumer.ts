@@ -1,17 +1,34 @@
 /**
- * The consumption loop: kafkajs `eachBatch`, auto-commit off. Within a partition messages are
- * handled in offset order; an offset is resolved and committed only once its message has a
- * final outcome (delivered on every enabled channel, or safely in the dead-letter topic).
- * A message whose outcome is not final (shutdown in the middle, DLQ unreachable) is left
- * uncommitted, so Kafka gives it to us, or to the next owner of the partition, again.
+ * The consumption loop: kafkajs `eachBatch`, auto-commit off.
+ *
+ * Per batch (one partition):
+ * 1. decode every message; the ones that are not valid notifications go to the DLQ;
+ * 2. claim every (eventId, channel) of the batch in the idempotency store, one round trip;
+ * 3. handle messages concurrently up to `concurrency`, but one key's messages in offset
+ *    order: channels already `done` are skipped, the claimed ones are sent (dispatch);
+ * 4. resolve the offsets of the longest prefix whose outcomes are final (delivered on every
+ *    routed channel, or dead-lettered), write the batch's delivery records, then commit.
+ *
+ * A message whose outcome is not final (a channel is down, another worker holds the claim,
+ * the store is unreachable, shutdown interrupted it) stops its key's sequence and the
+ * partition is paused with a growing delay: Kafka hands the unresolved rest to us again
+ * later, and the idempotency store makes the replay send only what did not finish. So an
+ * outage slows consumption; nothing is dropped, and nothing is committed ahead of its outcome.
  */
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
-import { decodeNotification, UnknownSchemaVersionError } from "../../producer/src/contract.ts";
+import {
+  decodeNotification,
+  type Notification,
+  UnknownSchemaVersionError,
+} from "../../producer/src/contract.ts";
 import type { Logger } from "../../producer/src/log.ts";
-import type { Dispatcher } from "./dispatch.ts";
-import type { DeadLetterQueue } from "./dlq.ts";
-import { ConfigError, FandaError, InvalidInputError } from "./errors.ts";
+import type { DeliveryLog, DeliveryRecord } from "./audit.ts";
+import type { ChannelOutcome, Dispatcher } from "./dispatch.ts";
+import type { DeadLetter, DeadLetterQueue } from "./dlq.ts";
+import { ConfigError, InvalidInputError, toFandaError } from "./errors.ts";
+import type { ClaimState, DeliveryKey, IdempotencyStore } from "./idempotency.ts";
 import type { Metrics } from "./metrics.ts";
+import type { Route, Router } from "./routing.ts";
 
 /** What the consumer is doing, for health and readiness. */
 export interface ConsumerState {
@@ -21,6 +38,8 @@ export interface ConsumerState {
   joined: boolean;
   /** Partitions of the topic assigned to this member. */
   partitions: number[];
+  /** Partitions paused because outcomes were not final, with when they resume. */
+  paused: { partition: number; until: string; reason: string }[];
   /** The crash that stopped the consumer for good, if any. */
   fatal?: Error;
   /** Time of the last finished batch (ms since epoch). */
@@ -41,11 +60,22 @@ export interface ConsumerOptions {
   topic: string;
   groupId: string;
   dispatch: Dispatcher;
+  route: Router;
+  store: IdempotencyStore;
+  audit: DeliveryLog;
   dlq: Pick<DeadLetterQueue, "send">;
   logger: Logger;
   metrics: Metrics;
+  /** Messages of one batch handled at the same time, different keys only (default 32). */
+  concurrency?: number;
   /** Partitions handled at the same time (default 3). */
   partitionsConsumedConcurrently?: number;
+  /** First pause after a non-final outcome, doubling up to `pauseMaxMs` (default 1000). */
+  pauseMinMs?: number;
+  /** Longest pause (default 30000). */
+  pauseMaxMs?: number;
+  /** Deliver without idempotency while the store is unreachable (default false: wait). */
+  failOpen?: boolean;
   /** Aborted when in-flight deliveries must give up (hard shutdown). */
   abortSignal?: AbortSignal;
   /** Called when the consumer crashed and kafkajs will not restart it. */
@@ -54,30 +84,70 @@ export interface ConsumerOptions {
   fromBeginning?: boolean;
 }
 
-/** Thrown when a message's outcome could not be made final; the batch stops uncommitted. */
-export class OutcomeNotFinalError extends FandaError {
-  constructor(message: string, cause?: unknown) {
-    super("consumer: handling message", message, { retriable: true, cause });
-  }
+type Reason =
+  | "channel-down"
+  | "claimed-elsewhere"
+  | "store-unavailable"
+  | "dlq-unavailable"
+  | "audit-unavailable"
+  | "shutdown";
+
+interface Item {
+  message: KafkaMessage;
+  notification?: Notification;
+  route?: Route;
+  /** Claim state per routed channel, same order as route.channels. */
+  claims?: ClaimState[];
+  /** Set once the outcome is final. */
+  final: boolean;
+  /** Why not final. */
+  reason?: Reason;
+}
+
+/** Runs `work` over `items` with at most `limit` running at once. */
+async function eachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await work(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /**
  * Creates the notification consumer.
- * @throws ConfigError for a non-positive concurrency
+ * @throws ConfigError for non-positive concurrency or pause settings
  */
 export function createNotificationConsumer(options: ConsumerOptions): NotificationConsumer {
-  const concurrency = options.partitionsConsumedConcurrently ?? 3;
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new ConfigError("consumer", ["partitionsConsumedConcurrently: expected an integer >= 1"]);
+  const concurrency = options.concurrency ?? 32;
+  const partitionsConcurrently = options.partitionsConsumedConcurrently ?? 3;
+  const pauseMin = options.pauseMinMs ?? 1000;
+  const pauseMax = options.pauseMaxMs ?? 30_000;
+  const issues: string[] = [];
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    issues.push("concurrency: expected an integer >= 1");
+  if (!Number.isInteger(partitionsConcurrently) || partitionsConcurrently < 1) {
+    issues.push("partitionsConsumedConcurrently: expected an integer >= 1");
   }
+  if (!(pauseMin > 0) || !(pauseMax >= pauseMin))
+    issues.push("pauseMinMs/pauseMaxMs: expected 0 < min <= max");
+  if (issues.length > 0) throw new ConfigError("consumer", issues);
+
   const log = options.logger.child("consumer");
-  const { metrics } = options;
+  const { metrics, store, audit, dispatch } = options;
   const abortSignal = options.abortSignal ?? new AbortController().signal;
-  const state: ConsumerState = { running: false, joined: false, partitions: [] };
+  const state: ConsumerState = { running: false, joined: false, partitions: [], paused: [] };
+  const pauseStreak = new Map<number, number>();
   const consumer: Consumer = options.kafka.consumer({
     groupId: options.groupId,
     allowAutoTopicCreation: false,
-    // A batch may take a while when a channel retries; heartbeats are sent per message.
+    // A batch may take a while when a channel retries; heartbeats are sent while it runs.
     sessionTimeout: 30_000,
     heartbeatInterval: 3_000,
     // Fetches return as soon as data arrives; the wait only bounds an idle long-poll, and
@@ -110,79 +180,263 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     options.onFatal?.(error);
   });
 
-  const deadLetter = async (
-    topic: string,
-    partition: number,
-    message: KafkaMessage,
-    reason: Parameters<DeadLetterQueue["send"]>[0][number]["reason"],
-    error: string,
-    failedChannels?: string[],
-  ) => {
-    try {
-      await options.dlq.send([
-        { topic, partition, message, reason, error, ...(failedChannels ? { failedChannels } : {}) },
-      ]);
-    } catch (cause) {
-      throw new OutcomeNotFinalError(`dead-lettering offset ${message.offset} failed`, cause);
+  const keyOf = (n: Notification, channel: string): DeliveryKey => ({
+    eventId: n.eventId,
+    channel,
+  });
+
+  /** Store calls after a send: retried a few times, since the send itself cannot be undone. */
+  const settle = async (op: "complete" | "release", keys: DeliveryKey[]) => {
+    if (keys.length === 0) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await store[op](keys);
+        return;
+      } catch (err) {
+        if (attempt >= 5 || abortSignal.aborted) {
+          // The outcome stands; at worst a later redelivery sends these again.
+          log.error(`idempotency ${op} failed; a redelivery may resend`, { keys, err });
+          return;
+        }
+        await Bun.sleep(100 * 2 ** attempt);
+      }
     }
-    metrics.deadLetters.inc({ reason });
-    log.warn("dead-lettered", { topic, partition, offset: message.offset, reason, error });
   };
 
-  const handle = async (topic: string, partition: number, message: KafkaMessage) => {
-    let notification: ReturnType<typeof decodeNotification>;
+  /** Dead-letters one message; false when the DLQ could not take it (outcome not final). */
+  const deadLetter = async (letter: DeadLetter): Promise<boolean> => {
     try {
-      notification = decodeNotification(message.value);
+      await options.dlq.send([letter]);
     } catch (err) {
-      if (!(err instanceof InvalidInputError)) throw err;
-      const reason =
-        err instanceof UnknownSchemaVersionError ? "unknown-schema-version" : "invalid-message";
-      await deadLetter(topic, partition, message, reason, err.message);
-      return;
+      log.error("dead-lettering failed; the message stays uncommitted", {
+        partition: letter.partition,
+        offset: letter.message.offset,
+        err,
+      });
+      return false;
     }
-    const result = await options.dispatch(notification, abortSignal);
-    for (const o of result.outcomes) {
-      const labels = { channel: o.channel, category: notification.category };
-      if (o.status === "delivered") metrics.notifications.inc(labels);
-      else metrics.failures.inc(labels);
+    metrics.deadLetters.inc({ reason: letter.reason });
+    log.warn("dead-lettered", {
+      topic: letter.topic,
+      partition: letter.partition,
+      offset: letter.message.offset,
+      reason: letter.reason,
+      error: letter.error,
+    });
+    return true;
+  };
+
+  const handle = async (
+    topic: string,
+    partition: number,
+    item: Item,
+    records: DeliveryRecord[],
+  ) => {
+    const n = item.notification;
+    const route = item.route;
+    const claims = item.claims;
+    if (!n || !route || !claims) return;
+    const toSend: string[] = [];
+    route.channels.forEach((channel, i) => {
+      const claim = claims[i];
+      if (claim === "claimed") toSend.push(channel);
+      else if (claim === "done") metrics.duplicatesSkipped.inc({ channel });
+    });
+    const busy = claims.some((c) => c === "busy");
+    const outcomes: ChannelOutcome[] =
+      toSend.length > 0
+        ? await dispatch(n, { channels: toSend, targets: route.targets }, abortSignal)
+        : [];
+    const delivered = outcomes.filter((o) => o.status === "delivered");
+    const failed = outcomes.filter((o) => o.status === "failed");
+    const deferred = outcomes.filter((o) => o.status === "deferred");
+    await Promise.all([
+      settle(
+        "complete",
+        delivered.map((o) => keyOf(n, o.channel)),
+      ),
+      settle(
+        "release",
+        [...failed, ...deferred].map((o) => keyOf(n, o.channel)),
+      ),
+    ]);
+    const finishedAt = new Date();
+    for (const o of outcomes) {
+      const labels = { channel: o.channel, category: n.category };
       metrics.sendSeconds.observe({ channel: o.channel, outcome: o.status }, o.durationMs / 1000);
+      if (o.status === "delivered") metrics.notifications.inc(labels);
+      if (o.status === "failed") metrics.failures.inc(labels);
+      if (o.status !== "deferred") {
+        records.push({
+          notification: n,
+          channel: o.channel,
+          status: o.status,
+          attempts: o.attempts,
+          firstAttemptAt: o.firstAttemptAt,
+          finishedAt,
+          ...(o.status === "delivered" && o.providerId ? { providerId: o.providerId } : {}),
+          ...(o.status === "failed" ? { lastError: o.error.message } : {}),
+        });
+      }
     }
-    if (result.delivered) {
-      const uploaded = Date.parse(notification.uploadTime);
-      metrics.endToEndSeconds.observe(
-        { category: notification.category },
-        Math.max(0, (Date.now() - uploaded) / 1000),
-      );
+    if (deferred.length > 0 || busy) {
+      item.reason = abortSignal.aborted
+        ? "shutdown"
+        : deferred.length > 0
+          ? "channel-down"
+          : "claimed-elsewhere";
       return;
     }
-    if (abortSignal.aborted) {
-      throw new OutcomeNotFinalError(`shutdown interrupted delivery of offset ${message.offset}`);
+    if (failed.length > 0) {
+      const taken = await deadLetter({
+        topic,
+        partition,
+        message: item.message,
+        reason: "delivery-failed",
+        error: failed.map((o) => (o.status === "failed" ? o.error.message : "")).join("; "),
+        errorClass: failed[0]?.status === "failed" ? failed[0].error.name : "Error",
+        failedChannels: failed.map((o) => o.channel),
+        attempts: failed.map((o) => o.attempts),
+      });
+      if (!taken) {
+        item.reason = "dlq-unavailable";
+        return;
+      }
+    } else {
+      metrics.endToEndSeconds.observe(
+        { category: n.category },
+        Math.max(0, (Date.now() - Date.parse(n.uploadTime)) / 1000),
+      );
     }
-    const failed = result.outcomes.filter((o) => o.status === "failed");
-    await deadLetter(
-      topic,
-      partition,
-      message,
-      "delivery-failed",
-      failed.map((o) => (o.status === "failed" ? o.error.message : o.channel)).join("; "),
-      failed.map((o) => o.channel),
-    );
+    item.final = true;
+  };
+
+  /** Writes the batch's records, waiting out a database outage (the batch holds meanwhile). */
+  const writeRecords = async (records: DeliveryRecord[], isRunning: () => boolean) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await audit.write(records);
+        return true;
+      } catch (err) {
+        if (abortSignal.aborted || !isRunning()) return false;
+        log.warn("delivery log unavailable, retrying", { attempt, err });
+        await Bun.sleep(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)));
+      }
+    }
   };
 
   const eachBatch = async (payload: EachBatchPayload) => {
-    const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, uncommittedOffsets } =
-      payload;
+    const { batch, resolveOffset, commitOffsetsIfNecessary, uncommittedOffsets } = payload;
+    const { topic, partition } = batch;
+    if (batch.messages.length === 0) return;
+    metrics.batchSize.observe(batch.messages.length);
+    const beat = setInterval(() => void payload.heartbeat().catch(() => {}), 1000);
+    const records: DeliveryRecord[] = [];
+    const items: Item[] = batch.messages.map((message) => ({ message, final: false }));
+    let reason: Reason | undefined;
     try {
-      for (const message of batch.messages) {
-        if (!payload.isRunning() || payload.isStale()) break;
-        await handle(batch.topic, batch.partition, message);
-        resolveOffset(message.offset);
-        await heartbeat();
+      // 1. decode; poison goes to the DLQ and is final.
+      for (const item of items) {
+        try {
+          item.notification = decodeNotification(item.message.value);
+          item.route = options.route(item.notification.category);
+        } catch (err) {
+          if (!(err instanceof InvalidInputError)) throw err;
+          const taken = await deadLetter({
+            topic,
+            partition,
+            message: item.message,
+            reason:
+              err instanceof UnknownSchemaVersionError
+                ? "unknown-schema-version"
+                : "invalid-message",
+            error: err.message,
+            errorClass: err.name,
+          });
+          if (taken) item.final = true;
+          else item.reason = "dlq-unavailable";
+        }
+      }
+      // 2. claim every delivery of the batch at once.
+      const pending = items.filter((i) => i.notification && i.route);
+      const keys = pending.flatMap((i) =>
+        (i.route as Route).channels.map((ch) => keyOf(i.notification as Notification, ch)),
+      );
+      let states: ClaimState[] | undefined;
+      try {
+        states = await store.claim(keys);
+      } catch (err) {
+        if (!options.failOpen) {
+          log.warn("idempotency store unavailable; pausing", {
+            partition,
+            err: toFandaError("claim", err),
+          });
+          reason = "store-unavailable";
+        } else {
+          log.warn("idempotency store unavailable; delivering without it (failOpen)", {
+            partition,
+          });
+          states = keys.map(() => "claimed" as const);
+        }
+      }
+      if (states) {
+        let at = 0;
+        for (const i of pending) {
+          const count = (i.route as Route).channels.length;
+          i.claims = states.slice(at, at + count);
+          at += count;
+        }
+        // 3. one key's messages in order, different keys concurrently.
+        const byKey = new Map<string, Item[]>();
+        for (const i of pending) {
+          const key = i.message.key?.toString("utf8") ?? `offset:${i.message.offset}`;
+          const list = byKey.get(key) ?? [];
+          list.push(i);
+          byKey.set(key, list);
+        }
+        await eachLimited([...byKey.values()], concurrency, async (sequence) => {
+          for (const item of sequence) {
+            if (!payload.isRunning() || payload.isStale()) return;
+            await handle(topic, partition, item, records);
+            if (!item.final) return;
+          }
+        });
+      }
+      // 4. records first, then the final prefix's offsets.
+      if (!(await writeRecords(records, payload.isRunning))) reason ??= "audit-unavailable";
+      else {
+        for (const item of items) {
+          if (!item.final) {
+            reason ??= item.reason ?? "shutdown";
+            break;
+          }
+          resolveOffset(item.message.offset);
+        }
       }
     } finally {
+      clearInterval(beat);
       // Commit what reached a final outcome, even when the batch stopped early.
       await commitOffsetsIfNecessary(uncommittedOffsets());
       state.lastBatchAt = Date.now();
+    }
+    if (reason && payload.isRunning() && !abortSignal.aborted) {
+      const streak = (pauseStreak.get(partition) ?? 0) + 1;
+      pauseStreak.set(partition, streak);
+      const ms = Math.min(pauseMax, pauseMin * 2 ** (streak - 1));
+      metrics.deferrals.inc({ reason });
+      const resume = payload.pause();
+      const until = new Date(Date.now() + ms).toISOString();
+      state.paused = [
+        ...state.paused.filter((p) => p.partition !== partition),
+        { partition, until, reason },
+      ];
+      log.warn("outcome not final; partition paused", { partition, reason, resumeInMs: ms });
+      setTimeout(() => {
+        state.paused = state.paused.filter((p) => p.partition !== partition);
+        resume();
+      }, ms).unref?.();
+    } else if (!reason) {
+      pauseStreak.delete(partition);
     }
   };
 
@@ -197,7 +451,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: concurrency,
+        partitionsConsumedConcurrently: partitionsConcurrently,
         eachBatch,
       });
     },
@@ -206,6 +460,6 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       state.running = false;
       state.joined = false;
     },
-    state: () => ({ ...state, partitions: [...state.partitions] }),
+    state: () => ({ ...state, partitions: [...state.partitions], paused: [...state.paused] }),
   };
 }

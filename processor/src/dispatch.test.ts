@@ -1,24 +1,25 @@
 import { describe, expect, test } from "bun:test";
 import type { Notification } from "../../producer/src/contract.ts";
 import { createLogger } from "../../producer/src/log.ts";
-import type { Channel } from "./channels/index.ts";
-import { type ChannelOutcome, createDispatcher } from "./dispatch.ts";
+import type { Channel, SendContext } from "./channels/index.ts";
+import { createDispatcher } from "./dispatch.ts";
 import { ChannelError } from "./errors.ts";
 
 const logger = createLogger({ sink: () => {} });
 const n = { eventId: "0123456789abcdef0123456789abcdef" } as Notification;
 const never = new AbortController().signal;
+const noWait = async () => {};
 
-/** A channel that answers from a script: each call takes the next step. */
-function scripted(name: string, steps: (() => Promise<{ providerId?: string }>)[]) {
-  const calls: number[] = [];
+/** A channel that answers from a script: each call takes the next step (the last repeats). */
+function scripted(name: string, steps: ((ctx: SendContext) => Promise<{ providerId?: string }>)[]) {
+  const calls: SendContext[] = [];
   const channel: Channel = {
     name,
-    send: async () => {
-      calls.push(Date.now());
+    send: async (_n, ctx) => {
+      calls.push(ctx);
       const step = steps[Math.min(calls.length - 1, steps.length - 1)];
       if (!step) throw new Error("no step");
-      return step();
+      return step(ctx);
     },
     close: async () => {},
   };
@@ -30,29 +31,33 @@ const fail =
   async () => {
     throw new ChannelError("x", retriable ? "503" : "400", { retriable, ...extra });
   };
+const route = (...channels: string[]) => ({ channels, targets: {} });
 
 describe("createDispatcher", () => {
-  test("delivers to every channel and reports each outcome", async () => {
+  test("delivers to every routed channel in parallel and reports each outcome", async () => {
     const a = scripted("a", [ok("id-1")]);
     const b = scripted("b", [ok()]);
-    const seen: ChannelOutcome[] = [];
-    const dispatch = createDispatcher({
-      channels: [a.channel, b.channel],
-      logger,
-      onOutcome: (_n, o) => seen.push(o),
-    });
-    const result = await dispatch(n, never);
-    expect(result.delivered).toBe(true);
-    expect(result.outcomes.map((o) => [o.channel, o.status, o.attempts])).toEqual([
+    const c = scripted("c", [ok()]);
+    const dispatch = createDispatcher({ channels: [a.channel, b.channel, c.channel], logger });
+    const outcomes = await dispatch(n, route("a", "b"), never);
+    expect(outcomes.map((o) => [o.channel, o.status, o.attempts])).toEqual([
       ["a", "delivered", 1],
       ["b", "delivered", 1],
     ]);
-    expect(result.outcomes[0]).toMatchObject({ providerId: "id-1" });
-    expect(seen).toHaveLength(2);
+    expect(outcomes[0]).toMatchObject({ providerId: "id-1" });
+    expect(c.calls).toHaveLength(0);
+  });
+
+  test("hands the route's target for the channel to the channel", async () => {
+    const a = scripted("a", [ok()]);
+    const dispatch = createDispatcher({ channels: [a.channel], logger });
+    await dispatch(n, { channels: ["a"], targets: { a: { channel: "#wins" } } }, never);
+    expect(a.calls[0]?.target).toEqual({ channel: "#wins" });
   });
 
   test("retries retriable failures with growing, jittered backoff", async () => {
     const waits: number[] = [];
+    const retried: string[] = [];
     const a = scripted("a", [fail(true), fail(true), fail(true), ok()]);
     const dispatch = createDispatcher({
       channels: [a.channel],
@@ -61,10 +66,12 @@ describe("createDispatcher", () => {
       retryMaxMs: 250,
       random: () => 0.999,
       sleep: async (ms) => void waits.push(ms),
+      onRetry: (channel) => retried.push(channel),
     });
-    const result = await dispatch(n, never);
-    expect(result.outcomes[0]).toMatchObject({ status: "delivered", attempts: 4 });
+    const [outcome] = await dispatch(n, route("a"), never);
+    expect(outcome).toMatchObject({ status: "delivered", attempts: 4 });
     expect(waits).toEqual([99, 199, 249]);
+    expect(retried).toEqual(["a", "a", "a"]);
   });
 
   test("honours the provider's Retry-After within the cap", async () => {
@@ -77,31 +84,52 @@ describe("createDispatcher", () => {
       retryMaxMs: 1000,
       sleep: async (ms) => void waits.push(ms),
     });
-    await dispatch(n, never);
+    await dispatch(n, route("a"), never);
     expect(waits).toEqual([1000]);
   });
 
   test("does not retry a final failure", async () => {
     const a = scripted("a", [fail(false), ok()]);
-    const dispatch = createDispatcher({ channels: [a.channel], logger, sleep: async () => {} });
-    const result = await dispatch(n, never);
-    expect(result.delivered).toBe(false);
-    expect(result.outcomes[0]).toMatchObject({ status: "failed", attempts: 1 });
+    const dispatch = createDispatcher({ channels: [a.channel], logger, sleep: noWait });
+    const [outcome] = await dispatch(n, route("a"), never);
+    expect(outcome).toMatchObject({ status: "failed", attempts: 1 });
     expect(a.calls).toHaveLength(1);
   });
 
-  test("gives up after maxAttempts with the last error", async () => {
+  test("fails after maxAttempts with the last error while the channel otherwise works", async () => {
     const a = scripted("a", [fail(true)]);
     const dispatch = createDispatcher({
       channels: [a.channel],
       logger,
       maxAttempts: 3,
-      sleep: async () => {},
+      sleep: noWait,
     });
-    const result = await dispatch(n, never);
-    const outcome = result.outcomes[0];
+    const [outcome] = await dispatch(n, route("a"), never);
     expect(outcome).toMatchObject({ status: "failed", attempts: 3 });
     expect(outcome?.status === "failed" && outcome.error.message).toContain("503");
+  });
+
+  test("defers instead of failing once the channel fails for every message, and recovers", async () => {
+    let down = true;
+    const a = scripted("a", [async () => (down ? fail(true)() : {})]);
+    const dispatch = createDispatcher({
+      channels: [a.channel],
+      logger,
+      maxAttempts: 2,
+      breakerThreshold: 4,
+      sleep: noWait,
+    });
+    expect((await dispatch(n, route("a"), never))[0]?.status).toBe("failed");
+    expect((await dispatch(n, route("a"), never))[0]?.status).toBe("deferred");
+    expect(dispatch.health().a).toMatchObject({ breakerOpen: true, consecutiveFailures: 4 });
+    expect((await dispatch(n, route("a"), never))[0]?.status).toBe("deferred");
+    down = false;
+    expect((await dispatch(n, route("a"), never))[0]?.status).toBe("delivered");
+    expect(dispatch.health().a).toMatchObject({
+      breakerOpen: false,
+      consecutiveFailures: 0,
+      lastOutcome: "delivered",
+    });
   });
 
   test("treats a programming error in a channel as final", async () => {
@@ -110,8 +138,11 @@ describe("createDispatcher", () => {
         throw new TypeError("cannot read properties of undefined");
       },
     ]);
-    const dispatch = createDispatcher({ channels: [a.channel], logger, sleep: async () => {} });
-    expect((await dispatch(n, never)).outcomes[0]).toMatchObject({ status: "failed", attempts: 1 });
+    const dispatch = createDispatcher({ channels: [a.channel], logger, sleep: noWait });
+    expect((await dispatch(n, route("a"), never))[0]).toMatchObject({
+      status: "failed",
+      attempts: 1,
+    });
   });
 
   test("one failing channel does not block or fail another", async () => {
@@ -129,11 +160,11 @@ describe("createDispatcher", () => {
       },
     ]);
     const dispatch = createDispatcher({ channels: [a.channel, b.channel], logger });
-    const result = await dispatch(n, never);
-    expect(result.outcomes.map((o) => o.status)).toEqual(["failed", "delivered"]);
+    const outcomes = await dispatch(n, route("a", "b"), never);
+    expect(outcomes.map((o) => o.status)).toEqual(["failed", "delivered"]);
   });
 
-  test("stops retrying when the signal aborts", async () => {
+  test("an interrupted send is deferred, not failed", async () => {
     const controller = new AbortController();
     const a = scripted("a", [fail(true)]);
     const dispatch = createDispatcher({
@@ -145,8 +176,17 @@ describe("createDispatcher", () => {
         throw new Error("aborted");
       },
     });
-    const result = await dispatch(n, controller.signal);
-    expect(result.outcomes[0]).toMatchObject({ status: "failed", attempts: 1 });
+    expect((await dispatch(n, route("a"), controller.signal))[0]).toMatchObject({
+      status: "deferred",
+      attempts: 1,
+    });
+  });
+
+  test("a route naming a channel that is not enabled fails that channel only", async () => {
+    const a = scripted("a", [ok()]);
+    const dispatch = createDispatcher({ channels: [a.channel], logger });
+    const outcomes = await dispatch(n, route("a", "ghost"), never);
+    expect(outcomes.map((o) => o.status)).toEqual(["delivered", "failed"]);
   });
 
   test.each([
@@ -154,6 +194,7 @@ describe("createDispatcher", () => {
     [{ maxAttempts: 0 }, /maxAttempts/],
     [{ retryBaseMs: 0 }, /retryBaseMs/],
     [{ retryBaseMs: 100, retryMaxMs: 50 }, /retryMaxMs/],
+    [{ breakerThreshold: 0 }, /breakerThreshold/],
   ])("refuses bad options %p", (options, message) => {
     expect(() =>
       createDispatcher({ channels: [scripted("a", [ok()]).channel], logger, ...options }),

@@ -1,54 +1,78 @@
 /**
- * Fan-out: one notification goes to every enabled channel in parallel; each channel retries
- * its own retriable failures with exponential backoff and full jitter, so one slow or broken
- * channel never blocks or fails another. The result is final for every channel: delivered,
- * or failed with the last error.
+ * Fan-out: one notification goes to its routed channels in parallel; each channel retries its
+ * own retriable failures with exponential backoff and full jitter (or the provider's
+ * Retry-After), so one slow or broken channel never blocks or fails another.
+ *
+ * Each channel ends in one of three outcomes:
+ * - delivered;
+ * - failed: a final error, or retries exhausted while the channel otherwise works — the
+ *   message goes to the dead-letter topic;
+ * - deferred: retries exhausted while the channel is failing for every message (its breaker
+ *   is open: `breakerThreshold` failed attempts in a row), or shutdown interrupted the send.
+ *   The outcome is not final: the consumer pauses the partition and tries again later, so an
+ *   outage slows consumption instead of dead-lettering everything.
  */
 import type { Notification } from "../../producer/src/contract.ts";
 import type { Logger } from "../../producer/src/log.ts";
 import type { Channel } from "./channels/index.ts";
 import { ChannelError, ConfigError, toFandaError } from "./errors.ts";
+import type { Route } from "./routing.ts";
 
-/** The final outcome of one channel for one notification. */
+interface OutcomeBase {
+  channel: string;
+  attempts: number;
+  durationMs: number;
+  firstAttemptAt: Date;
+}
+
+/** The outcome of one channel for one notification. */
 export type ChannelOutcome =
-  | {
-      channel: string;
-      status: "delivered";
-      attempts: number;
-      providerId?: string;
-      durationMs: number;
-    }
-  | { channel: string; status: "failed"; attempts: number; error: Error; durationMs: number };
+  | (OutcomeBase & { status: "delivered"; providerId?: string })
+  | (OutcomeBase & { status: "failed"; error: Error })
+  | (OutcomeBase & { status: "deferred"; error: Error });
 
-/** Outcome of one notification on every channel. */
-export interface DispatchResult {
-  delivered: boolean;
-  outcomes: ChannelOutcome[];
+/** What on-call wants to know about a channel right now. */
+export interface ChannelHealth {
+  /** Failed attempts in a row, across messages. */
+  consecutiveFailures: number;
+  /** True while the channel fails for every message. */
+  breakerOpen: boolean;
+  lastOutcome?: ChannelOutcome["status"];
+  lastError?: string;
+  lastAt?: string;
 }
 
 /** Options of {@link createDispatcher}. */
 export interface DispatcherOptions {
+  /** Every enabled channel; routes pick among them. */
   channels: readonly Channel[];
   logger: Logger;
-  /** Attempts per channel, the first included (default 5). */
+  /** Attempts per channel and message, the first included (default 5). */
   maxAttempts?: number;
   /** First backoff step in ms (default 200). */
   retryBaseMs?: number;
   /** Backoff ceiling in ms (default 30000). */
   retryMaxMs?: number;
+  /** Failed attempts in a row after which a channel counts as down (default 2 × maxAttempts). */
+  breakerThreshold?: number;
   /** Waits; injected in tests so backoff needs no real time. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Jitter source in [0, 1) (default Math.random). */
   random?: () => number;
-  /** Called after each channel reaches its final outcome. */
-  onOutcome?: (notification: Notification, outcome: ChannelOutcome) => void;
+  /** Called after each failed attempt that will be retried. */
+  onRetry?: (channel: string, error: Error) => void;
 }
 
-/** Sends one notification to every channel. */
-export type Dispatcher = (
-  notification: Notification,
-  signal: AbortSignal,
-) => Promise<DispatchResult>;
+/** Sends one notification to the given channels of its route. */
+export interface Dispatcher {
+  (
+    notification: Notification,
+    route: Pick<Route, "targets"> & { channels: readonly string[] },
+    signal: AbortSignal,
+  ): Promise<ChannelOutcome[]>;
+  /** Per-channel health, for readiness and the status page. */
+  health(): Record<string, ChannelHealth>;
+}
 
 const abortableSleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -69,21 +93,27 @@ const abortableSleep = (ms: number, signal: AbortSignal) =>
  * @throws ConfigError for no channels or non-positive retry settings
  * @example
  * const dispatch = createDispatcher({ channels, logger });
- * const { delivered, outcomes } = await dispatch(notification, AbortSignal.timeout(60_000));
+ * const outcomes = await dispatch(notification, route("positive"), signal);
  */
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const maxAttempts = options.maxAttempts ?? 5;
   const base = options.retryBaseMs ?? 200;
   const cap = options.retryMaxMs ?? 30_000;
+  const threshold = options.breakerThreshold ?? 2 * maxAttempts;
   const issues: string[] = [];
   if (options.channels.length === 0) issues.push("channels: at least one channel is required");
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) issues.push("maxAttempts: expected >= 1");
   if (!(base > 0)) issues.push("retryBaseMs: expected > 0");
   if (!(cap >= base)) issues.push("retryMaxMs: expected >= retryBaseMs");
+  if (!Number.isInteger(threshold) || threshold < 1) issues.push("breakerThreshold: expected >= 1");
   if (issues.length > 0) throw new ConfigError("dispatcher", issues);
   const sleep = options.sleep ?? abortableSleep;
   const random = options.random ?? Math.random;
   const log = options.logger.child("dispatch");
+  const byName = new Map(options.channels.map((c) => [c.name, c]));
+  const health = new Map<string, ChannelHealth>(
+    options.channels.map((c) => [c.name, { consecutiveFailures: 0, breakerOpen: false }]),
+  );
 
   const backoff = (attempt: number, error: unknown) => {
     const hinted = error instanceof ChannelError ? error.retryAfterMs : undefined;
@@ -91,56 +121,112 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return Math.floor(random() * Math.min(cap, base * 2 ** (attempt - 1)));
   };
 
+  const note = (channel: string, outcome: ChannelOutcome) => {
+    const h = health.get(channel) ?? { consecutiveFailures: 0, breakerOpen: false };
+    h.lastOutcome = outcome.status;
+    h.lastAt = new Date().toISOString();
+    if (outcome.status === "delivered") {
+      h.consecutiveFailures = 0;
+      h.breakerOpen = false;
+    } else {
+      h.lastError = outcome.error.message;
+    }
+    health.set(channel, h);
+    return outcome;
+  };
+
+  const failedAttempt = (channel: string) => {
+    const h = health.get(channel);
+    if (!h) return 0;
+    h.consecutiveFailures++;
+    if (h.consecutiveFailures >= threshold) h.breakerOpen = true;
+    return h.consecutiveFailures;
+  };
+
   const deliver = async (
     channel: Channel,
     n: Notification,
+    target: Record<string, unknown>,
     signal: AbortSignal,
   ): Promise<ChannelOutcome> => {
     const started = performance.now();
-    const failed = (attempts: number, error: Error): ChannelOutcome => ({
-      channel: channel.name,
-      status: "failed",
-      attempts,
-      error,
-      durationMs: performance.now() - started,
-    });
+    const firstAttemptAt = new Date();
+    const end = (status: "failed" | "deferred", attempts: number, error: Error): ChannelOutcome =>
+      note(channel.name, {
+        channel: channel.name,
+        status,
+        attempts,
+        error,
+        durationMs: performance.now() - started,
+        firstAttemptAt,
+      });
     for (let attempt = 1; ; attempt++) {
       try {
-        const receipt = await channel.send(n, signal);
-        return {
+        const receipt = await channel.send(n, { signal, target });
+        return note(channel.name, {
           channel: channel.name,
           status: "delivered",
           attempts: attempt,
           durationMs: performance.now() - started,
+          firstAttemptAt,
           ...(receipt.providerId ? { providerId: receipt.providerId } : {}),
-        };
+        });
       } catch (err) {
         const error = toFandaError(`channel ${channel.name}`, err);
-        const last = !error.retriable || attempt >= maxAttempts || signal.aborted;
-        log.warn(last ? "delivery failed" : "delivery failed, retrying", {
-          eventId: n.eventId,
-          channel: channel.name,
-          attempt,
-          err: error,
-        });
-        if (last) return failed(attempt, error);
+        if (signal.aborted) return end("deferred", attempt, error);
+        if (!error.retriable) {
+          log.warn("delivery failed (final)", {
+            eventId: n.eventId,
+            channel: channel.name,
+            attempt,
+            err: error,
+          });
+          return end("failed", attempt, error);
+        }
+        const inARow = failedAttempt(channel.name);
+        if (attempt >= maxAttempts) {
+          const down = inARow >= threshold;
+          log.warn(down ? "channel is down, deferring" : "delivery failed (retries exhausted)", {
+            eventId: n.eventId,
+            channel: channel.name,
+            attempt,
+            failuresInARow: inARow,
+            err: error,
+          });
+          return end(down ? "deferred" : "failed", attempt, error);
+        }
+        options.onRetry?.(channel.name, error);
         try {
           await sleep(backoff(attempt, error), signal);
         } catch {
-          return failed(attempt, error);
+          return end("deferred", attempt, error);
         }
       }
     }
   };
 
-  return async (n, signal) => {
-    const outcomes = await Promise.all(
-      options.channels.map(async (ch) => {
-        const outcome = await deliver(ch, n, signal);
-        options.onOutcome?.(n, outcome);
-        return outcome;
+  const dispatch = (async (n, route, signal) =>
+    Promise.all(
+      route.channels.map((name) => {
+        const channel = byName.get(name);
+        if (!channel) {
+          const error = new ConfigError("dispatcher", [
+            `route names channel ${name}, which is not enabled`,
+          ]);
+          return Promise.resolve(
+            note(name, {
+              channel: name,
+              status: "failed" as const,
+              attempts: 0,
+              error,
+              durationMs: 0,
+              firstAttemptAt: new Date(),
+            }),
+          );
+        }
+        return deliver(channel, n, route.targets[name] ?? {}, signal);
       }),
-    );
-    return { delivered: outcomes.every((o) => o.status === "delivered"), outcomes };
-  };
+    )) as Dispatcher;
+  dispatch.health = () => Object.fromEntries([...health].map(([k, v]) => [k, { ...v }]));
+  return dispatch;
 }

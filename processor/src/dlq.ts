@@ -10,6 +10,8 @@ import { toFandaError } from "./errors.ts";
 export const DLQ_HEADERS = {
   reason: "dlq-reason",
   error: "dlq-error",
+  errorClass: "dlq-error-class",
+  attempts: "dlq-attempts",
   channels: "dlq-failed-channels",
   sourceTopic: "dlq-source-topic",
   sourcePartition: "dlq-source-partition",
@@ -28,8 +30,12 @@ export interface DeadLetter {
   reason: DeadLetterReason;
   /** Human-readable cause (last error). */
   error: string;
+  /** Name of the error's class (e.g. ChannelError, InvalidInputError). */
+  errorClass?: string;
   /** Channels that did not deliver, for delivery failures. */
   failedChannels?: string[];
+  /** Attempts made, per failed channel, in the order of failedChannels. */
+  attempts?: number[];
 }
 
 /** Publishes dead letters. */
@@ -69,6 +75,8 @@ export function createDeadLetterQueue(options: { kafka: Kafka; topic: string }):
           [DLQ_HEADERS.sourceOffset]: l.message.offset,
           [DLQ_HEADERS.time]: now,
           ...(l.failedChannels ? { [DLQ_HEADERS.channels]: l.failedChannels.join(",") } : {}),
+          ...(l.attempts ? { [DLQ_HEADERS.attempts]: l.attempts.join(",") } : {}),
+          ...(l.errorClass ? { [DLQ_HEADERS.errorClass]: l.errorClass } : {}),
         };
         return { key: l.message.key, value: l.message.value, headers };
       });

@@ -1,18 +1,29 @@
 /**
  * The processor's HTTP surface, one port: liveness, readiness and Prometheus metrics.
  * Liveness fails only when the process cannot recover by itself (the consumer crashed for
- * good); readiness fails whenever the processor cannot do its job right now.
+ * good); readiness fails whenever the processor cannot do its job right now, and says why.
  */
 import { Hono } from "hono";
 import type { Registry } from "prom-client";
 import type { ConsumerState } from "./consumer.ts";
+import type { ChannelHealth } from "./dispatch.ts";
+
+/** State of the processor's dependencies, read on each request. */
+export interface DependencyState {
+  idempotency: { kind: string; healthy: boolean };
+  deliveryLog: { kind: string; healthy: boolean };
+  channels: Record<string, ChannelHealth>;
+}
 
 /** Options of {@link createHttpApp}. */
 export interface HttpAppOptions {
   consumerState: () => ConsumerState;
+  dependencies: () => DependencyState;
   registry: Registry;
   /** True once shutdown started: readiness goes false so no new traffic is routed here. */
   draining?: () => boolean;
+  /** Delivering without idempotency is allowed, so an unhealthy store does not block. */
+  idempotencyFailOpen?: boolean;
   /** Build identifier reported by /readyz. */
   version?: string;
 }
@@ -20,7 +31,7 @@ export interface HttpAppOptions {
 /**
  * Builds the Hono app: `GET /healthz`, `GET /readyz`, `GET /metrics`.
  * @example
- * Bun.serve({ port: 8080, fetch: createHttpApp({ consumerState, registry }).fetch });
+ * Bun.serve({ port: 8080, fetch: createHttpApp({ consumerState, dependencies, registry }).fetch });
  */
 export function createHttpApp(options: HttpAppOptions): Hono {
   const app = new Hono();
@@ -31,16 +42,33 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   });
   app.get("/readyz", (c) => {
     const s = options.consumerState();
+    const deps = options.dependencies();
     const draining = options.draining?.() ?? false;
-    const checks = {
-      consumer: s.running ? "running" : "stopped",
-      group: s.joined ? "joined" : "not-joined",
-      partitions: s.partitions,
-      draining,
-    };
-    const ready = s.running && s.joined && !draining && !s.fatal;
+    const reasons: string[] = [];
+    if (s.fatal) reasons.push(`consumer failed: ${s.fatal.message}`);
+    if (!s.running) reasons.push("consumer not running");
+    if (!s.joined) reasons.push("not a member of the consumer group (joining or rebalancing)");
+    if (draining) reasons.push("draining for shutdown");
+    if (!deps.idempotency.healthy && !options.idempotencyFailOpen) {
+      reasons.push(`idempotency store (${deps.idempotency.kind}) unreachable`);
+    }
+    if (!deps.deliveryLog.healthy)
+      reasons.push(`delivery log (${deps.deliveryLog.kind}) unreachable`);
+    const ready = reasons.length === 0;
     return c.json(
-      { status: ready ? "ready" : "not-ready", version: options.version ?? "dev", checks },
+      {
+        status: ready ? "ready" : "not-ready",
+        version: options.version ?? "dev",
+        reasons,
+        consumer: {
+          running: s.running,
+          joined: s.joined,
+          partitions: s.partitions,
+          paused: s.paused,
+          ...(s.lastBatchAt ? { lastBatchAt: new Date(s.lastBatchAt).toISOString() } : {}),
+        },
+        dependencies: deps,
+      },
       ready ? 200 : 503,
     );
   });

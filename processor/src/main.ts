@@ -1,6 +1,7 @@
 /**
- * Composition root of the processor: configuration → clients → consumer + HTTP server,
- * and the shutdown sequence. Run: `bun processor/src/main.ts`.
+ * Composition root of the processor: configuration → clients (Kafka, idempotency store,
+ * delivery log, channels) → consumer + HTTP server, and the shutdown sequence.
+ * Run: `bun processor/src/main.ts`.
  *
  * SIGTERM/SIGINT: readiness goes false, the consumer stops fetching and finishes its
  * in-flight batch (aborted after SHUTDOWN_TIMEOUT_MS, leaving it uncommitted), offsets are
@@ -9,6 +10,7 @@
  */
 import { createKafka, ensureTopics } from "../../producer/src/kafka.ts";
 import { createLogger, type Logger } from "../../producer/src/log.ts";
+import { createMysqlLog, createSqliteLog, type DeliveryLog } from "./audit.ts";
 import { createChannels } from "./channels/index.ts";
 import { loadProcessorConfig, type ProcessorConfig } from "./config.ts";
 import { createNotificationConsumer } from "./consumer.ts";
@@ -16,7 +18,9 @@ import { createDispatcher } from "./dispatch.ts";
 import { createDeadLetterQueue } from "./dlq.ts";
 import { ConfigError } from "./errors.ts";
 import { createHttpApp } from "./http.ts";
+import { createMemoryStore, createRedisStore, type IdempotencyStore } from "./idempotency.ts";
 import { createMetrics } from "./metrics.ts";
+import { createRouter } from "./routing.ts";
 
 /** A started processor. */
 export interface RunningProcessor {
@@ -37,9 +41,25 @@ export interface ProcessorOverrides {
   defaultMetrics?: boolean;
 }
 
+/** Builds the idempotency store the configuration asks for. */
+function idempotencyStore(config: ProcessorConfig): IdempotencyStore {
+  const ttl = { claimTtlMs: config.claimTtlMs, doneTtlMs: config.doneTtlMs };
+  return config.redisUrl
+    ? createRedisStore({ url: config.redisUrl, ...ttl })
+    : createMemoryStore(ttl);
+}
+
+/** Builds the delivery log the configuration asks for. */
+function deliveryLog(config: ProcessorConfig): DeliveryLog {
+  return config.mysqlUrl
+    ? createMysqlLog({ url: config.mysqlUrl })
+    : createSqliteLog({ path: config.sqlitePath });
+}
+
 /**
  * Starts consumer and HTTP server from a configuration.
- * @throws ConfigError for an invalid channel setup; connection errors as they come
+ * @throws ConfigError for an invalid channel or routing setup; the delivery log's migration
+ *   error when the database cannot be reached at start-up (so the pod restarts, visibly)
  */
 export async function startProcessor(
   config: ProcessorConfig,
@@ -57,6 +77,13 @@ export async function startProcessor(
     ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
     ...(overrides.write ? { write: overrides.write } : {}),
   });
+  const route = createRouter({
+    enabled: config.channels,
+    ...(config.routing ? { rules: config.routing } : {}),
+  });
+  const audit = deliveryLog(config);
+  await audit.migrate();
+  const store = idempotencyStore(config);
   const kafka = createKafka(config.kafka, { logger });
   if (config.createTopics) {
     const created = await ensureTopics(kafka, config.kafka.topic);
@@ -69,6 +96,8 @@ export async function startProcessor(
     maxAttempts: config.maxAttempts,
     retryBaseMs: config.retryBaseMs,
     retryMaxMs: config.retryMaxMs,
+    breakerThreshold: config.breakerThreshold,
+    onRetry: (channel) => metrics.retries.inc({ channel }),
   });
   const dlq = createDeadLetterQueue({ kafka, topic: config.kafka.topic });
   await dlq.connect();
@@ -78,9 +107,17 @@ export async function startProcessor(
     topic: config.kafka.topic,
     groupId: config.groupId,
     dispatch,
+    route,
+    store,
+    audit,
     dlq,
     logger,
     metrics,
+    concurrency: config.concurrency,
+    partitionsConsumedConcurrently: config.partitionsConcurrency,
+    pauseMinMs: config.pauseMinMs,
+    pauseMaxMs: config.pauseMaxMs,
+    failOpen: config.idempotencyFailOpen,
     abortSignal: hardStop.signal,
     onFatal:
       overrides.onFatal ??
@@ -91,8 +128,14 @@ export async function startProcessor(
   });
   const app = createHttpApp({
     consumerState: consumer.state,
+    dependencies: () => ({
+      idempotency: { kind: store.kind, healthy: store.healthy() },
+      deliveryLog: { kind: audit.kind, healthy: audit.healthy() },
+      channels: dispatch.health(),
+    }),
     registry: metrics.registry,
     draining: () => draining,
+    idempotencyFailOpen: config.idempotencyFailOpen,
     version: process.env.FANDA_VERSION ?? "dev",
   });
   const server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
@@ -102,6 +145,8 @@ export async function startProcessor(
     topic: config.kafka.topic,
     groupId: config.groupId,
     channels: config.channels,
+    idempotency: store.kind,
+    deliveryLog: audit.kind,
   });
 
   let stopped: Promise<void> | undefined;
@@ -119,6 +164,8 @@ export async function startProcessor(
         clearTimeout(timer);
         await dlq.disconnect().catch((err) => logger.warn("dlq disconnect failed", { err }));
         await Promise.all(channels.map((c) => c.close()));
+        await store.close().catch((err) => logger.warn("idempotency store close failed", { err }));
+        await audit.close().catch((err) => logger.warn("delivery log close failed", { err }));
         await server.stop();
         logger.info("stopped");
       }

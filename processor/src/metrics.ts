@@ -12,6 +12,10 @@ export interface Metrics {
   deadLetters: Counter<"reason">;
   sendSeconds: Histogram<"channel" | "outcome">;
   endToEndSeconds: Histogram<"category">;
+  retries: Counter<"channel">;
+  duplicatesSkipped: Counter<"channel">;
+  deferrals: Counter<"reason">;
+  batchSize: Histogram<never>;
 }
 
 /**
@@ -53,6 +57,30 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: "From the S3 eventTime to delivery on every enabled channel.",
       labelNames: ["category"],
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    retries: new Counter({
+      name: "fanda_delivery_retries_total",
+      help: "Failed attempts that were retried, by channel.",
+      labelNames: ["channel"],
+      registers: [registry],
+    }),
+    duplicatesSkipped: new Counter({
+      name: "fanda_idempotency_skipped_total",
+      help: "Deliveries skipped because the channel had already delivered the event.",
+      labelNames: ["channel"],
+      registers: [registry],
+    }),
+    deferrals: new Counter({
+      name: "fanda_deferrals_total",
+      help: "Messages left for later (partition paused), by reason.",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
+    batchSize: new Histogram({
+      name: "fanda_batch_messages",
+      help: "Messages per consumed batch.",
+      buckets: [1, 5, 10, 50, 100, 250, 500, 1000, 2500],
       registers: [registry],
     }),
   };

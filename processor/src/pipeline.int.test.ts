@@ -95,6 +95,7 @@ beforeAll(async () => {
     DELIVERY_MAX_ATTEMPTS: "3",
     RETRY_BASE_MS: "10",
     RETRY_MAX_MS: "50",
+    AUDIT_SQLITE_PATH: ":memory:",
     LOG_LEVEL: "error",
   });
   processor = await startProcessor(config, {

@@ -32,7 +32,7 @@ describe("channel registry", () => {
       write: (l) => lines.push(l),
     });
     const n = { eventId: "e" } as Notification;
-    expect(await log?.send(n, new AbortController().signal)).toEqual({});
+    expect(await log?.send(n, { signal: new AbortController().signal, target: {} })).toEqual({});
     expect(lines.map((l) => JSON.parse(l))).toEqual([{ channel: "log", notification: n }]);
   });
 });

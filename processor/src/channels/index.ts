@@ -15,6 +15,14 @@ export interface DeliveryReceipt {
   providerId?: string;
 }
 
+/** What a send gets besides the notification. */
+export interface SendContext {
+  /** Aborted when the send must give up (hard shutdown). */
+  signal: AbortSignal;
+  /** This category's settings for the channel, from the routing rules (may be empty). */
+  target: Record<string, unknown>;
+}
+
 /** One delivery channel. */
 export interface Channel {
   readonly name: string;
@@ -22,7 +30,7 @@ export interface Channel {
    * Delivers one notification.
    * @throws ChannelError with `retriable` set by what the provider answered
    */
-  send(notification: Notification, signal: AbortSignal): Promise<DeliveryReceipt>;
+  send(notification: Notification, context: SendContext): Promise<DeliveryReceipt>;
   /** Releases connections; called once at shutdown. */
   close(): Promise<void>;
 }

@@ -8,7 +8,7 @@ const n = {
   eventId: "0123456789abcdef0123456789abcdef",
   objectKey: "reports/positive/q3.pdf",
 } as Notification;
-const never = new AbortController().signal;
+const never = { signal: new AbortController().signal, target: {} };
 
 // A real HTTP server on a free port: the channel is exercised over a socket.
 let next: () => Response | Promise<Response> = () => new Response(null, { status: 204 });

@@ -4,7 +4,7 @@
  */
 import type { Notification } from "../../../producer/src/contract.ts";
 import { ChannelError, ConfigError } from "../errors.ts";
-import type { Channel } from "./index.ts";
+import type { Channel, SendContext } from "./index.ts";
 
 /** Options of {@link createWebhookChannel}. */
 export interface WebhookChannelOptions {
@@ -51,7 +51,7 @@ export function createWebhookChannel(options: WebhookChannelOptions): Channel {
 
   return {
     name: "webhook",
-    async send(notification: Notification, signal: AbortSignal) {
+    async send(notification: Notification, { signal }: SendContext) {
       let response: Response;
       try {
         response = await doFetch(target, {
