@@ -21,8 +21,13 @@ export interface Received {
 export interface Sink {
   url: string;
   received: Received[];
-  /** Answers the next `count` deliveries with `status` instead of 204. */
+  /** Answers the next `count` deliveries with `status` instead of 204 (Infinity: until told). */
   failNext(status: number, count: number): void;
+  /** Makes every delivery take `ms` before it is accepted. */
+  setDelay(ms: number): void;
+  /** Holds deliveries until the returned function is called; `held()` counts the waiting. */
+  hold(): () => void;
+  held(): number;
   /** Resolves with the first received body matching `match`, or fails after `timeoutMs`. */
   waitFor(match: (body: unknown) => boolean, timeoutMs?: number): Promise<Received>;
   stop(): Promise<void>;
@@ -36,6 +41,9 @@ export interface Sink {
 export function startSink(options: { port?: number; print?: boolean } = {}): Sink {
   const received: Received[] = [];
   let failures: { status: number; count: number } = { status: 500, count: 0 };
+  let delayMs = 0;
+  let gate: Promise<void> | undefined;
+  let waiting = 0;
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: options.port ?? 0,
@@ -60,6 +68,12 @@ export function startSink(options: { port?: number; print?: boolean } = {}): Sin
       } catch {
         return new Response("body is not JSON", { status: 400 });
       }
+      if (gate) {
+        waiting++;
+        await gate;
+        waiting--;
+      }
+      if (delayMs > 0) await Bun.sleep(delayMs);
       const entry = {
         at: new Date().toISOString(),
         headers: Object.fromEntries(req.headers),
@@ -78,6 +92,18 @@ export function startSink(options: { port?: number; print?: boolean } = {}): Sin
     failNext(status, count) {
       failures = { status, count };
     },
+    setDelay(ms) {
+      delayMs = ms;
+    },
+    hold() {
+      const { promise, resolve } = Promise.withResolvers<void>();
+      gate = promise;
+      return () => {
+        gate = undefined;
+        resolve();
+      };
+    },
+    held: () => waiting,
     waitFor: (match, timeoutMs = 30_000) =>
       waitFor("a matching webhook delivery", () => received.find((r) => match(r.body)), {
         timeoutMs,

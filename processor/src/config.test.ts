@@ -57,6 +57,28 @@ describe("loadProcessorConfig", () => {
     [{ DELIVERY_MAX_ATTEMPTS: "0" }, "DELIVERY_MAX_ATTEMPTS: expected at least 1"],
     [{ DELIVERY_MAX_ATTEMPTS: "2.5" }, "DELIVERY_MAX_ATTEMPTS: expected a whole number"],
     [{ RETRY_BASE_MS: "500", RETRY_MAX_MS: "100" }, "RETRY_MAX_MS: must be >= RETRY_BASE_MS"],
+    [
+      { KAFKA_SESSION_TIMEOUT_MS: "1000" },
+      "KAFKA_SESSION_TIMEOUT_MS: expected at least 6000 (the broker's group.min.session.timeout.ms)",
+    ],
+    [
+      { REDIS_URL: "localhost:6379" },
+      "REDIS_URL: expected redis://host:port or rediss://user:password@host:port",
+    ],
+    [
+      { MYSQL_URL: "mysql://root@127.0.0.1:3306" },
+      "MYSQL_URL: expected mysql://user:password@host:port/database",
+    ],
+    [{ PAUSE_MIN_MS: "5000", PAUSE_MAX_MS: "1000" }, "PAUSE_MAX_MS: must be >= PAUSE_MIN_MS"],
+    [
+      { IDEMPOTENCY_CLAIM_TTL_MS: "600000", IDEMPOTENCY_DONE_TTL_MS: "1000" },
+      "IDEMPOTENCY_DONE_TTL_MS: must be >= IDEMPOTENCY_CLAIM_TTL_MS",
+    ],
+    [{ IDEMPOTENCY_FAIL_OPEN: "maybe" }, "IDEMPOTENCY_FAIL_OPEN: expected true or false"],
+    [
+      { ROUTING_RULES: "{", ROUTING_FILE: "/x" },
+      "ROUTING_FILE: set either ROUTING_RULES or ROUTING_FILE, not both",
+    ],
     [{ KAFKA_CREATE_TOPICS: "sometimes" }, "KAFKA_CREATE_TOPICS: expected true or false"],
     [
       { KAFKA_GROUP_ID: "my group" },
@@ -70,5 +92,38 @@ describe("loadProcessorConfig", () => {
     expect(
       issuesOf({ KAFKA_AUTH: "iam", ENABLED_CHANNELS: "webhook", PORT: "x", LOG_LEVEL: "trace" }),
     ).toHaveLength(4);
+  });
+
+  test("reads routing rules from ROUTING_RULES and checks them against the enabled channels", () => {
+    const c = loadProcessorConfig({
+      ROUTING_RULES: '{"categories":{"negative":{"channels":["log"]}}}',
+    });
+    expect(c.routing?.categories.negative?.channels).toEqual(["log"]);
+    expect(() =>
+      loadProcessorConfig({
+        ROUTING_RULES: '{"categories":{"negative":{"channels":["webhook"]}}}',
+      }),
+    ).toThrow(/webhook is not in ENABLED_CHANNELS/);
+    expect(() => loadProcessorConfig({ ROUTING_RULES: "[" })).toThrow(
+      /ROUTING_RULES: not valid JSON/,
+    );
+  });
+
+  test("reads routing rules from ROUTING_FILE, naming a missing file", async () => {
+    const path = `${require("node:os").tmpdir()}/fanda-routing-${crypto.randomUUID()}.json`;
+    await Bun.write(path, '{"default":{"channels":["log"]}}');
+    expect(loadProcessorConfig({ ROUTING_FILE: path }).routing?.default?.channels).toEqual(["log"]);
+    expect(() => loadProcessorConfig({ ROUTING_FILE: `${path}.missing` })).toThrow(
+      /ROUTING_FILE: cannot read .* \(ENOENT\)/,
+    );
+  });
+
+  test("defaults to embedded stores: memory idempotency and a SQLite delivery log", () => {
+    const c = loadProcessorConfig({});
+    expect(c.redisUrl).toBeUndefined();
+    expect(c.mysqlUrl).toBeUndefined();
+    expect(c.sqlitePath).toBe("fanda-deliveries.sqlite");
+    expect(c.idempotencyFailOpen).toBe(false);
+    expect(c.sessionTimeoutMs).toBe(30000);
   });
 });

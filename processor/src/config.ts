@@ -43,6 +43,8 @@ export interface ProcessorConfig {
   breakerThreshold: number;
   /** How long SIGTERM waits for in-flight work before giving up. */
   shutdownTimeoutMs: number;
+  /** Kafka consumer session timeout: how soon a dead processor's partitions move. */
+  sessionTimeoutMs: number;
   /** Messages of one batch handled at once (different keys). */
   concurrency: number;
   /** Partitions handled at once. */
@@ -101,6 +103,12 @@ const schema = z.object({
   RETRY_MAX_MS: positiveInt("RETRY_MAX_MS", 30_000),
   BREAKER_THRESHOLD: positiveInt("BREAKER_THRESHOLD", 10, 10_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt("SHUTDOWN_TIMEOUT_MS", 25_000),
+  KAFKA_SESSION_TIMEOUT_MS: z.coerce
+    .number({ error: "expected a whole number of ms" })
+    .int("expected a whole number of ms")
+    .min(6000, "expected at least 6000 (the broker's group.min.session.timeout.ms)")
+    .max(300_000, "expected at most 300000 (the broker's group.max.session.timeout.ms)")
+    .default(30_000),
   PROCESSOR_CONCURRENCY: positiveInt("PROCESSOR_CONCURRENCY", 32, 10_000),
   PARTITIONS_CONCURRENCY: positiveInt("PARTITIONS_CONCURRENCY", 3, 1000),
   PAUSE_MIN_MS: positiveInt("PAUSE_MIN_MS", 1000),
@@ -189,6 +197,7 @@ export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
     retryMaxMs: e.RETRY_MAX_MS,
     breakerThreshold: e.BREAKER_THRESHOLD,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
     concurrency: e.PROCESSOR_CONCURRENCY,
     partitionsConcurrency: e.PARTITIONS_CONCURRENCY,
     pauseMinMs: e.PAUSE_MIN_MS,

@@ -70,6 +70,8 @@ export interface ConsumerOptions {
   concurrency?: number;
   /** Partitions handled at the same time (default 3). */
   partitionsConsumedConcurrently?: number;
+  /** Session timeout in ms (default 30000); heartbeats go every tenth of it. */
+  sessionTimeoutMs?: number;
   /** First pause after a non-final outcome, doubling up to `pauseMaxMs` (default 1000). */
   pauseMinMs?: number;
   /** Longest pause (default 30000). */
@@ -148,8 +150,8 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     groupId: options.groupId,
     allowAutoTopicCreation: false,
     // A batch may take a while when a channel retries; heartbeats are sent while it runs.
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3_000,
+    sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+    heartbeatInterval: Math.floor((options.sessionTimeoutMs ?? 30_000) / 10),
     // Fetches return as soon as data arrives; the wait only bounds an idle long-poll, and
     // shutdown waits for it, so keep it short.
     maxWaitTimeInMs: 1_000,
@@ -240,7 +242,20 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     route.channels.forEach((channel, i) => {
       const claim = claims[i];
       if (claim === "claimed") toSend.push(channel);
-      else if (claim === "done") metrics.duplicatesSkipped.inc({ channel });
+      else if (claim === "done") {
+        metrics.duplicatesSkipped.inc({ channel });
+        // A crash between the send and its batch's log write would leave no row; this one
+        // (0 attempts, never overwriting an existing row's details) closes that gap.
+        const now = new Date();
+        records.push({
+          notification: n,
+          channel,
+          status: "delivered",
+          attempts: 0,
+          firstAttemptAt: now,
+          finishedAt: now,
+        });
+      }
     });
     const busy = claims.some((c) => c === "busy");
     const outcomes: ChannelOutcome[] =

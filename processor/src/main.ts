@@ -113,6 +113,7 @@ export async function startProcessor(
     dlq,
     logger,
     metrics,
+    sessionTimeoutMs: config.sessionTimeoutMs,
     concurrency: config.concurrency,
     partitionsConsumedConcurrently: config.partitionsConcurrency,
     pauseMinMs: config.pauseMinMs,
