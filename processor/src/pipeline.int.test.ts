@@ -4,6 +4,9 @@
  * the log channel. Each run uses its own topic and group, so runs never see each other.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type Kafka, logLevel } from "kafkajs";
 import { createCategorizer } from "../../producer/src/category.ts";
 import { decodeNotification } from "../../producer/src/contract.ts";
@@ -20,9 +23,11 @@ import { createIngestApp } from "../../producer/src/server.ts";
 import { type Sink, startSink } from "../../scripts/sink.ts";
 import { s3PutEvent } from "../../scripts/upload.ts";
 import { waitFor } from "../../scripts/wait.ts";
+import { createSqliteLog } from "./audit.ts";
 import { loadProcessorConfig } from "./config.ts";
 import { DLQ_HEADERS } from "./dlq.ts";
 import { type RunningProcessor, startProcessor } from "./main.ts";
+import { replayDlq, replayLog } from "./replay.ts";
 
 const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
 const run = crypto.randomUUID().slice(0, 8);
@@ -35,6 +40,7 @@ let processor: RunningProcessor;
 let ingest: ReturnType<typeof Bun.serve>;
 let publisher: ReturnType<typeof createPublisher>;
 const logLines: string[] = [];
+const auditPath = join(tmpdir(), `fanda-e2e-${run}.sqlite`);
 
 type Letter = { value: string; headers: Record<string, string> };
 
@@ -95,7 +101,7 @@ beforeAll(async () => {
     DELIVERY_MAX_ATTEMPTS: "3",
     RETRY_BASE_MS: "10",
     RETRY_MAX_MS: "50",
-    AUDIT_SQLITE_PATH: ":memory:",
+    AUDIT_SQLITE_PATH: auditPath,
     LOG_LEVEL: "error",
   });
   processor = await startProcessor(config, {
@@ -125,6 +131,7 @@ afterAll(async () => {
   await admin.connect();
   await admin.deleteTopics({ topics: [topic, dlqTopicOf(topic)] }).catch(() => {});
   await admin.disconnect();
+  for (const suffix of ["", "-wal", "-shm"]) rmSync(`${auditPath}${suffix}`, { force: true });
 }, 60_000);
 
 describe("pipeline: S3 event → ingest → Kafka → processor → channels", () => {
@@ -241,5 +248,75 @@ describe("pipeline: S3 event → ingest → Kafka → processor → channels", (
     await waitFor("the log channel line of the refused object", () =>
       logLines.some((l) => l.includes("general/refused.bin")),
     );
+  }, 60_000);
+
+  test("replaying a dead letter sends only the channel that failed, once", async () => {
+    sink.failNext(400, 1);
+    const key = "replay/from-dlq.txt";
+    expect((await upload(key)).status).toBe(202);
+    const letters = await readDlq((l) => l.value.includes(key));
+    const eventId = decodeNotification(letters.find((l) => l.value.includes(key))?.value).eventId;
+    await waitFor("the log channel's delivery", () => logLines.some((l) => l.includes(eventId)));
+
+    const report = await replayDlq({ kafka, topic, publisher, logger, filter: { eventId } });
+    expect(report.replayed).toBe(1);
+    const got = await sink.waitFor((b) => (b as { eventId?: string }).eventId === eventId);
+    expect((got.body as { objectKey: string }).objectKey).toBe(key);
+
+    // Again: the webhook is done now, and the log channel was done all along.
+    expect(
+      (await replayDlq({ kafka, topic, publisher, logger, filter: { eventId } })).replayed,
+    ).toBe(1);
+    const marker = "replay/marker.txt";
+    await upload(marker);
+    await sink.waitFor((b) => (b as { objectKey?: string }).objectKey === marker);
+    expect(
+      sink.received.filter((r) => (r.body as { eventId?: string }).eventId === eventId),
+    ).toHaveLength(1);
+    expect(logLines.filter((l) => l.includes(eventId))).toHaveLength(1);
+  }, 60_000);
+
+  test("a dry run reports without publishing, and invalid messages are not replayed by default", async () => {
+    const report = await replayDlq({ kafka, topic, publisher, logger, dryRun: true });
+    expect(report.replayed).toBe(0);
+    expect(report.scanned).toBeGreaterThanOrEqual(4);
+    expect(report.skipped).toBeGreaterThanOrEqual(1);
+    await expect(
+      replayDlq({
+        kafka,
+        topic,
+        publisher,
+        logger,
+        filter: { since: new Date(2), until: new Date(1) },
+      }),
+    ).rejects.toThrow(/--until: must be after --since/);
+  }, 60_000);
+
+  test("replaying from the delivery log re-sends failed deliveries", async () => {
+    sink.failNext(400, 1);
+    const key = "replay/from-log.txt";
+    expect((await upload(key)).status).toBe(202);
+    const audit = createSqliteLog({ path: auditPath });
+    try {
+      const failed = await waitFor("the failed row in the delivery log", async () => {
+        const rows = await audit.failed();
+        return rows.find((r) => r.notification.objectKey === key);
+      });
+      expect(failed.channel).toBe("webhook");
+      const report = await replayLog({
+        audit,
+        publisher,
+        logger,
+        filter: { eventId: failed.notification.eventId },
+      });
+      expect(report.replayed).toBe(1);
+      await sink.waitFor((b) => (b as { objectKey?: string }).objectKey === key);
+      await waitFor(
+        "the row to say delivered",
+        async () => (await audit.failed({ eventId: failed.notification.eventId })).length === 0,
+      );
+    } finally {
+      await audit.close();
+    }
   }, 60_000);
 });

@@ -327,6 +327,11 @@ export interface Publisher {
    * @throws FandaError (retriable) when Kafka does not acknowledge
    */
   publish(notifications: readonly Notification[], options?: { traceId?: string }): Promise<void>;
+  /**
+   * Sends already-encoded messages as they are (replay of dead letters), through the same
+   * coalescing queue and acknowledgements as {@link Publisher.publish}.
+   */
+  publishRaw(messages: readonly Message[]): Promise<void>;
   disconnect(): Promise<void>;
 }
 
@@ -406,6 +411,12 @@ export function createPublisher(options: PublisherOptions): Publisher {
     flushing = false;
   };
 
+  const enqueue = (messages: Message[]) =>
+    new Promise<void>((resolve, reject) => {
+      queue.push({ messages, resolve, reject });
+      if (!flushing) void flush();
+    });
+
   return {
     async connect() {
       try {
@@ -437,10 +448,8 @@ export function createPublisher(options: PublisherOptions): Publisher {
       } catch (err) {
         return Promise.reject(err);
       }
-      return new Promise<void>((resolve, reject) => {
-        queue.push({ messages, resolve, reject });
-        if (!flushing) void flush();
-      });
+      return enqueue(messages);
     },
+    publishRaw: (messages) => (messages.length === 0 ? Promise.resolve() : enqueue([...messages])),
   };
 }

@@ -1,0 +1,52 @@
+/** The entry points as an operator runs them: exit codes and messages for bad configuration. */
+import { describe, expect, test } from "bun:test";
+
+async function run(args: string[], env: Record<string, string>) {
+  const proc = Bun.spawn(["bun", ...args], {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { stdout, stderr, code };
+}
+
+describe("entry points", () => {
+  test("the processor exits 2 and lists every bad variable at once", async () => {
+    const { code, stderr } = await run(["processor/src/main.ts"], {
+      KAFKA_AUTH: "kerberos",
+      PORT: "eighty",
+      ENABLED_CHANNELS: "log,pager",
+      REDIS_URL: "localhost",
+    });
+    expect(code).toBe(2);
+    for (const name of ["KAFKA_AUTH", "PORT", "ENABLED_CHANNELS", "REDIS_URL"]) {
+      expect(stderr).toContain(`${name}:`);
+    }
+  });
+
+  test("the ingest exits 2 on bad configuration", async () => {
+    const { code, stderr } = await run(["producer/src/server.ts"], { PRODUCER_PORT: "-5" });
+    expect(code).toBe(2);
+    expect(stderr).toContain("PRODUCER_PORT:");
+  });
+
+  test.each([
+    [["--from", "s3"], "--from: expected dlq or log"],
+    [["--reason", "bored"], "--reason: unknown reason bored"],
+    [["--since", "yesterday"], "--since: expected an ISO 8601 time"],
+    [["--limit", "0"], "--limit: expected a positive integer"],
+    [
+      ["--from", "log", "--reason", "delivery-failed"],
+      "--reason and --until apply to --from dlq only",
+    ],
+  ])("replay refuses %p with exit 2", async (args, message) => {
+    const { code, stderr } = await run(["scripts/replay.ts", ...args], {});
+    expect(code).toBe(2);
+    expect(stderr).toContain(message);
+  });
+});

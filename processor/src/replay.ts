@@ -1,0 +1,201 @@
+/**
+ * Replay: sends dead letters, or failed deliveries from the delivery log, back through the
+ * main topic. Replays stay idempotent: the processor skips every channel that already
+ * delivered the event and sends only the ones that did not.
+ *
+ * From the DLQ, the read is bounded: each partition is read up to the high watermark it had
+ * when the replay started, so a replay never chases its own output or runs forever.
+ */
+import type { IHeaders, Kafka } from "kafkajs";
+import { decodeNotification, messageKey } from "../../producer/src/contract.ts";
+import { dlqTopicOf, type Publisher } from "../../producer/src/kafka.ts";
+import type { Logger } from "../../producer/src/log.ts";
+import type { DeliveryLog } from "./audit.ts";
+import { type DeadLetterReason, DLQ_HEADERS } from "./dlq.ts";
+import { ConfigError, toFandaError } from "./errors.ts";
+
+/** Header a replayed message carries: where it came from. */
+export const REPLAYED_FROM = "replayed-from";
+
+/** Which dead letters to replay. */
+export interface DlqFilter {
+  /** Only these reasons (default: every reason except invalid-message, which cannot succeed). */
+  reasons?: DeadLetterReason[];
+  eventId?: string;
+  /** Dead-lettered at or after. */
+  since?: Date;
+  /** Dead-lettered before. */
+  until?: Date;
+  limit?: number;
+}
+
+/** What a replay did. */
+export interface ReplayReport {
+  scanned: number;
+  replayed: number;
+  skipped: number;
+  /** eventIds replayed, in order (for the operator's log). */
+  eventIds: string[];
+}
+
+const DEFAULT_REASONS: DeadLetterReason[] = ["delivery-failed", "unknown-schema-version"];
+
+const headerText = (headers: IHeaders | undefined, name: string) => {
+  const v = headers?.[name];
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? String(v[0]) : String(v);
+};
+
+/**
+ * Replays dead letters of `topic` into `topic`.
+ * @param options.dryRun report what would be replayed, publish nothing
+ * @throws ConfigError for a bad filter
+ */
+export async function replayDlq(options: {
+  kafka: Kafka;
+  topic: string;
+  publisher: Pick<Publisher, "publishRaw">;
+  logger: Logger;
+  filter?: DlqFilter;
+  dryRun?: boolean;
+  /** Gives up when the DLQ cannot be read to its end within this time (default 60 s). */
+  timeoutMs?: number;
+}): Promise<ReplayReport> {
+  const filter = options.filter ?? {};
+  const reasons = filter.reasons ?? DEFAULT_REASONS;
+  if (filter.since && filter.until && filter.until <= filter.since) {
+    throw new ConfigError("replay", ["--until: must be after --since"]);
+  }
+  if (filter.limit !== undefined && (!Number.isInteger(filter.limit) || filter.limit < 1)) {
+    throw new ConfigError("replay", ["--limit: expected a positive integer"]);
+  }
+  const source = dlqTopicOf(options.topic);
+  const log = options.logger.child("replay");
+  const admin = options.kafka.admin();
+  await admin.connect();
+  const ends = new Map<number, bigint>();
+  try {
+    for (const p of await admin.fetchTopicOffsets(source)) {
+      if (BigInt(p.high) > BigInt(p.low)) ends.set(p.partition, BigInt(p.high));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  const report: ReplayReport = { scanned: 0, replayed: 0, skipped: 0, eventIds: [] };
+  if (ends.size === 0) return report;
+
+  // A throwaway group: a replay reads from the beginning and leaves no offsets behind.
+  const consumer = options.kafka.consumer({
+    groupId: `fanda-replay-${crypto.randomUUID()}`,
+    maxWaitTimeInMs: 500,
+  });
+  const remaining = new Set(ends.keys());
+  const { promise: finished, resolve: finish, reject: fail } = Promise.withResolvers<void>();
+  const toSend: { key: Buffer | null; value: Buffer; headers: IHeaders }[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [source], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        const end = ends.get(partition);
+        if (end === undefined || BigInt(message.offset) >= end) return;
+        if (BigInt(message.offset) + 1n >= end) remaining.delete(partition);
+        report.scanned++;
+        const reason = headerText(message.headers, DLQ_HEADERS.reason) as
+          | DeadLetterReason
+          | undefined;
+        const at = Date.parse(headerText(message.headers, DLQ_HEADERS.time) ?? "");
+        let eventId: string | undefined;
+        try {
+          eventId = decodeNotification(message.value).eventId;
+        } catch {
+          eventId = undefined;
+        }
+        const wanted =
+          reason !== undefined &&
+          reasons.includes(reason) &&
+          message.value !== null &&
+          (!filter.eventId || filter.eventId === eventId) &&
+          (!filter.since || at >= filter.since.getTime()) &&
+          (!filter.until || at < filter.until.getTime()) &&
+          (filter.limit === undefined || toSend.length < filter.limit);
+        if (!wanted || !message.value) {
+          report.skipped++;
+        } else {
+          const headers: IHeaders = {};
+          for (const [k, v] of Object.entries(message.headers ?? {})) {
+            if (!k.startsWith("dlq-") && v !== undefined) headers[k] = v;
+          }
+          headers[REPLAYED_FROM] = `${source}/${partition}/${message.offset}`;
+          toSend.push({ key: message.key, value: message.value, headers });
+          if (eventId) report.eventIds.push(eventId);
+        }
+        if (remaining.size === 0) finish();
+      },
+    });
+    const timer = setTimeout(
+      () =>
+        fail(
+          new Error(`could not read ${source} to its end within ${options.timeoutMs ?? 60_000} ms`),
+        ),
+      options.timeoutMs ?? 60_000,
+    );
+    try {
+      await finished;
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    await consumer.disconnect();
+  }
+  if (!options.dryRun && toSend.length > 0) await options.publisher.publishRaw(toSend);
+  report.replayed = options.dryRun ? 0 : toSend.length;
+  log.info(options.dryRun ? "replay dry run" : "replayed dead letters", { ...report, source });
+  return report;
+}
+
+/**
+ * Re-sends failed deliveries recorded in the delivery log (newest state per event/channel).
+ * Each event is published once, however many of its channels failed.
+ */
+export async function replayLog(options: {
+  audit: Pick<DeliveryLog, "failed">;
+  publisher: Pick<Publisher, "publishRaw">;
+  logger: Logger;
+  filter?: { since?: Date; eventId?: string; limit?: number };
+  dryRun?: boolean;
+}): Promise<ReplayReport> {
+  let failed: Awaited<ReturnType<DeliveryLog["failed"]>>;
+  try {
+    failed = await options.audit.failed(options.filter ?? {});
+  } catch (err) {
+    throw toFandaError("replay: reading the delivery log", err);
+  }
+  const seen = new Set<string>();
+  const toSend = failed.flatMap((f) => {
+    if (seen.has(f.notification.eventId)) return [];
+    seen.add(f.notification.eventId);
+    return [
+      {
+        key: Buffer.from(messageKey(f.notification)),
+        value: Buffer.from(JSON.stringify(f.notification)),
+        headers: {
+          "content-type": "application/json",
+          "schema-version": "1",
+          [REPLAYED_FROM]: "delivery-log",
+        },
+      },
+    ];
+  });
+  if (!options.dryRun && toSend.length > 0) await options.publisher.publishRaw(toSend);
+  const report: ReplayReport = {
+    scanned: failed.length,
+    replayed: options.dryRun ? 0 : toSend.length,
+    skipped: failed.length - toSend.length,
+    eventIds: [...seen],
+  };
+  options.logger
+    .child("replay")
+    .info(options.dryRun ? "replay dry run" : "replayed failed deliveries", { ...report });
+  return report;
+}

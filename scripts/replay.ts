@@ -1,0 +1,116 @@
+/**
+ * Replays dead letters (default) or failed deliveries from the delivery log through the main
+ * topic. Idempotent: channels that already delivered an event are skipped by the processor.
+ *
+ *   bun run replay [--from dlq|log] [--reason R[,R]] [--event-id ID] [--since ISO] [--until ISO]
+ *                  [--limit N] [--dry-run]
+ *
+ * Reads the same environment as the processor (KAFKA_*, MYSQL_URL or AUDIT_SQLITE_PATH).
+ * Reasons: delivery-failed, unknown-schema-version, invalid-message (the first two by default).
+ */
+import { parseArgs } from "node:util";
+import { createMysqlLog, createSqliteLog } from "../processor/src/audit.ts";
+import { loadProcessorConfig } from "../processor/src/config.ts";
+import type { DeadLetterReason } from "../processor/src/dlq.ts";
+import { ConfigError } from "../processor/src/errors.ts";
+import { replayDlq, replayLog } from "../processor/src/replay.ts";
+import { createKafka, createPublisher } from "../producer/src/kafka.ts";
+import { createLogger } from "../producer/src/log.ts";
+
+const REASONS: DeadLetterReason[] = [
+  "delivery-failed",
+  "unknown-schema-version",
+  "invalid-message",
+];
+
+function fail(message: string): never {
+  console.error(message);
+  process.exit(2);
+}
+
+const { values } = parseArgs({
+  options: {
+    from: { type: "string", default: "dlq" },
+    reason: { type: "string" },
+    "event-id": { type: "string" },
+    since: { type: "string" },
+    until: { type: "string" },
+    limit: { type: "string" },
+    "dry-run": { type: "boolean", default: false },
+  },
+});
+const date = (name: string, v: string | undefined) => {
+  if (v === undefined) return undefined;
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) fail(`--${name}: expected an ISO 8601 time, got ${v}`);
+  return d;
+};
+if (values.from !== "dlq" && values.from !== "log")
+  fail(`--from: expected dlq or log, got ${values.from}`);
+const reasons = values.reason?.split(",").map((r) => r.trim()) as DeadLetterReason[] | undefined;
+for (const r of reasons ?? []) {
+  if (!REASONS.includes(r))
+    fail(`--reason: unknown reason ${r}; expected one of ${REASONS.join(", ")}`);
+}
+const limit = values.limit === undefined ? undefined : Number(values.limit);
+if (limit !== undefined && (!Number.isInteger(limit) || limit < 1))
+  fail(`--limit: expected a positive integer`);
+if (values.from === "log" && (values.reason || values.until))
+  fail("--reason and --until apply to --from dlq only");
+const since = date("since", values.since);
+const until = date("until", values.until);
+
+let config: ReturnType<typeof loadProcessorConfig>;
+try {
+  config = loadProcessorConfig();
+} catch (err) {
+  fail(err instanceof ConfigError ? err.message : String(err));
+}
+const logger = createLogger({ level: config.logLevel, ns: "fanda.replay" });
+const kafka = createKafka(config.kafka, { logger });
+const publisher = createPublisher({ kafka, topic: config.kafka.topic });
+await publisher.connect();
+try {
+  const report =
+    values.from === "dlq"
+      ? await replayDlq({
+          kafka,
+          topic: config.kafka.topic,
+          publisher,
+          logger,
+          dryRun: values["dry-run"],
+          filter: {
+            ...(reasons ? { reasons } : {}),
+            ...(values["event-id"] ? { eventId: values["event-id"] } : {}),
+            ...(since ? { since } : {}),
+            ...(until ? { until } : {}),
+            ...(limit ? { limit } : {}),
+          },
+        })
+      : await (async () => {
+          const audit = config.mysqlUrl
+            ? createMysqlLog({ url: config.mysqlUrl })
+            : createSqliteLog({ path: config.sqlitePath });
+          try {
+            return await replayLog({
+              audit,
+              publisher,
+              logger,
+              dryRun: values["dry-run"],
+              filter: {
+                ...(values["event-id"] ? { eventId: values["event-id"] } : {}),
+                ...(since ? { since } : {}),
+                ...(limit ? { limit } : {}),
+              },
+            });
+          } finally {
+            await audit.close();
+          }
+        })();
+  console.log(
+    `${values["dry-run"] ? "would replay" : "replayed"} ${values["dry-run"] ? report.eventIds.length : report.replayed} of ${report.scanned} scanned (${report.skipped} skipped)`,
+  );
+} finally {
+  await publisher.disconnect();
+}
+process.exit(0);
