@@ -51,6 +51,8 @@ export interface ProcessorConfig {
   partitionsConcurrency: number;
   pauseMinMs: number;
   pauseMaxMs: number;
+  /** Commit resolved offsets (after writing their delivery records) at most this often. */
+  commitIntervalMs: number;
   /** Redis URL; unset → in-memory idempotency (one process, lost on restart). */
   redisUrl?: string;
   claimTtlMs: number;
@@ -112,6 +114,7 @@ const schema = z.object({
   PROCESSOR_CONCURRENCY: positiveInt("PROCESSOR_CONCURRENCY", 32, 10_000),
   PARTITIONS_CONCURRENCY: positiveInt("PARTITIONS_CONCURRENCY", 3, 1000),
   PAUSE_MIN_MS: positiveInt("PAUSE_MIN_MS", 1000),
+  COMMIT_INTERVAL_MS: positiveInt("COMMIT_INTERVAL_MS", 1000, 60_000),
   PAUSE_MAX_MS: positiveInt("PAUSE_MAX_MS", 30_000),
   REDIS_URL: z
     .string()
@@ -202,6 +205,7 @@ export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
     partitionsConcurrency: e.PARTITIONS_CONCURRENCY,
     pauseMinMs: e.PAUSE_MIN_MS,
     pauseMaxMs: e.PAUSE_MAX_MS,
+    commitIntervalMs: e.COMMIT_INTERVAL_MS,
     ...(e.REDIS_URL ? { redisUrl: e.REDIS_URL } : {}),
     claimTtlMs: e.IDEMPOTENCY_CLAIM_TTL_MS,
     doneTtlMs: e.IDEMPOTENCY_DONE_TTL_MS,

@@ -7,7 +7,10 @@
  * 3. handle messages concurrently up to `concurrency`, but one key's messages in offset
  *    order: channels already `done` are skipped, the claimed ones are sent (dispatch);
  * 4. resolve the offsets of the longest prefix whose outcomes are final (delivered on every
- *    routed channel, or dead-lettered), write the batch's delivery records, then commit.
+ *    routed channel, or dead-lettered). Commits happen every `commitIntervalMs` (and when
+ *    a batch stops early, and at shutdown), each after the delivery records of everything it
+ *    commits are written. A crash before a commit redelivers: the idempotency store turns
+ *    the redelivery into no sends, and rows for deliveries found done are written again.
  *
  * A message whose outcome is not final (a channel is down, another worker holds the claim,
  * the store is unreachable, shutdown interrupted it) stops its key's sequence and the
@@ -76,6 +79,10 @@ export interface ConsumerOptions {
   pauseMinMs?: number;
   /** Longest pause (default 30000). */
   pauseMaxMs?: number;
+  /** Commit resolved offsets at most this often in ms, records written first (default 1000). */
+  commitIntervalMs?: number;
+  /** Also commit when this many delivery records wait to be written (default 2000). */
+  flushRecords?: number;
   /** Deliver without idempotency while the store is unreachable (default false: wait). */
   failOpen?: boolean;
   /** Aborted when in-flight deliveries must give up (hard shutdown). */
@@ -131,12 +138,18 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
   const partitionsConcurrently = options.partitionsConsumedConcurrently ?? 3;
   const pauseMin = options.pauseMinMs ?? 1000;
   const pauseMax = options.pauseMaxMs ?? 30_000;
+  const commitIntervalMs = options.commitIntervalMs ?? 1000;
+  const flushRecords = options.flushRecords ?? 2000;
   const issues: string[] = [];
   if (!Number.isInteger(concurrency) || concurrency < 1)
     issues.push("concurrency: expected an integer >= 1");
   if (!Number.isInteger(partitionsConcurrently) || partitionsConcurrently < 1) {
     issues.push("partitionsConsumedConcurrently: expected an integer >= 1");
   }
+  if (!Number.isInteger(commitIntervalMs) || commitIntervalMs < 0)
+    issues.push("commitIntervalMs: expected an integer >= 0");
+  if (!Number.isInteger(flushRecords) || flushRecords < 1)
+    issues.push("flushRecords: expected an integer >= 1");
   if (!(pauseMin > 0) || !(pauseMax >= pauseMin))
     issues.push("pauseMinMs/pauseMaxMs: expected 0 < min <= max");
   if (issues.length > 0) throw new ConfigError("consumer", issues);
@@ -160,6 +173,13 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     state.joined = true;
     state.partitions = [...(e.payload.memberAssignment[options.topic] ?? [])].sort((a, b) => a - b);
+    // Never commit for a partition another member now owns: its progress is its own.
+    for (const p of [...resolved.keys()]) {
+      if (!state.partitions.includes(p)) {
+        resolved.delete(p);
+        committed.delete(p);
+      }
+    }
     log.info("joined group", { groupId: options.groupId, partitions: state.partitions });
   });
   consumer.on(consumer.events.REBALANCING, () => {
@@ -326,7 +346,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     item.final = true;
   };
 
-  /** Writes the batch's records, waiting out a database outage (the batch holds meanwhile). */
+  /** Writes records, waiting out a database outage (consumption holds meanwhile). */
   const writeRecords = async (records: DeliveryRecord[], isRunning: () => boolean) => {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -340,8 +360,68 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     }
   };
 
+  // Delivery records wait here until the next commit; a commit happens only after the
+  // records of every offset it commits are written. Records are pushed before their
+  // offsets are resolved, so a snapshot of the resolved offsets taken first is covered by
+  // the records taken right after it.
+  let buffered: DeliveryRecord[] = [];
+  let lastCommitAt = Date.now();
+  let committing: Promise<boolean> = Promise.resolve(true);
+  /** Next offset to read, per partition, as resolved by this member (final outcomes only). */
+  const resolved = new Map<number, bigint>();
+  const committed = new Map<number, bigint>();
+  const uncommitted = () => [...resolved].filter(([p, o]) => (committed.get(p) ?? -1n) < o);
+
+  /** Writes buffered records, then commits the offsets resolved before them. One at a time. */
+  let flushing = false;
+  const flushAndCommit = (isRunning: () => boolean): Promise<boolean> => {
+    flushing = true;
+    committing = committing.then(async () => {
+      const offsets = uncommitted();
+      const records = buffered;
+      buffered = [];
+      const started = performance.now();
+      if (records.length > 0 && !(await writeRecords(records, isRunning))) {
+        buffered = [...records, ...buffered];
+        return false;
+      }
+      metrics.batchPhaseSeconds.observe({ phase: "log" }, (performance.now() - started) / 1000);
+      if (offsets.length === 0) return true;
+      const commitStarted = performance.now();
+      try {
+        await consumer.commitOffsets(
+          offsets.map(([partition, offset]) => ({
+            topic: options.topic,
+            partition,
+            offset: offset.toString(),
+          })),
+        );
+      } catch (err) {
+        // Typically a rebalance in progress: the offsets stay resolved and go with the next
+        // commit, or the partition's next owner redoes them (idempotently).
+        log.warn("commit failed; will retry", { err });
+        return true;
+      }
+      for (const [partition, offset] of offsets) committed.set(partition, offset);
+      metrics.batchPhaseSeconds.observe(
+        { phase: "commit" },
+        (performance.now() - commitStarted) / 1000,
+      );
+      lastCommitAt = Date.now();
+      return true;
+    });
+    const mine = committing;
+    void mine.finally(() => {
+      if (committing === mine) flushing = false;
+    });
+    return mine;
+  };
+
+  // Commits what is resolved even when no batch arrives (idle topic, paused partitions).
+  let ticker: ReturnType<typeof setInterval> | undefined;
+
   const eachBatch = async (payload: EachBatchPayload) => {
-    const { batch, resolveOffset, commitOffsetsIfNecessary, uncommittedOffsets } = payload;
+    const { batch, resolveOffset } = payload;
     const { topic, partition } = batch;
     if (batch.messages.length === 0) return;
     metrics.batchSize.observe(batch.messages.length);
@@ -349,6 +429,12 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     const records: DeliveryRecord[] = [];
     const items: Item[] = batch.messages.map((message) => ({ message, final: false }));
     let reason: Reason | undefined;
+    let mark = performance.now();
+    const phase = (name: string) => {
+      const now = performance.now();
+      metrics.batchPhaseSeconds.observe({ phase: name }, (now - mark) / 1000);
+      mark = now;
+    };
     try {
       // 1. decode; poison goes to the DLQ and is final.
       for (const item of items) {
@@ -372,6 +458,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
           else item.reason = "dlq-unavailable";
         }
       }
+      phase("decode");
       // 2. claim every delivery of the batch at once.
       const pending = items.filter((i) => i.notification && i.route);
       const keys = pending.flatMap((i) =>
@@ -394,6 +481,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
           states = keys.map(() => "claimed" as const);
         }
       }
+      phase("claim");
       if (states) {
         let at = 0;
         for (const i of pending) {
@@ -417,21 +505,33 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
           }
         });
       }
-      // 4. records first, then the final prefix's offsets.
-      if (!(await writeRecords(records, payload.isRunning))) reason ??= "audit-unavailable";
-      else {
-        for (const item of items) {
-          if (!item.final) {
-            reason ??= item.reason ?? "shutdown";
-            break;
-          }
-          resolveOffset(item.message.offset);
+      phase("deliver");
+      // 4. the final prefix's offsets, after its records are buffered.
+      buffered.push(...records);
+      for (const item of items) {
+        if (!item.final) {
+          reason ??= item.reason ?? "shutdown";
+          break;
         }
+        resolveOffset(item.message.offset);
+        resolved.set(partition, BigInt(item.message.offset) + 1n);
       }
     } finally {
       clearInterval(beat);
-      // Commit what reached a final outcome, even when the batch stopped early.
-      await commitOffsetsIfNecessary(uncommittedOffsets());
+      // Commit on an interval or when records pile up, in the background so the database's
+      // write does not hold this partition. Wait for it when this batch stopped early or the
+      // consumer is stopping (what reached a final outcome must not be redone), and when the
+      // buffer is far behind (the database is slow or down: that is backpressure).
+      const mustWait =
+        reason !== undefined || !payload.isRunning() || buffered.length >= flushRecords * 5;
+      if (mustWait) {
+        if (!(await flushAndCommit(payload.isRunning))) reason ??= "audit-unavailable";
+      } else if (
+        !flushing &&
+        (Date.now() - lastCommitAt >= commitIntervalMs || buffered.length >= flushRecords)
+      ) {
+        void flushAndCommit(payload.isRunning);
+      }
       state.lastBatchAt = Date.now();
     }
     if (reason && payload.isRunning() && !abortSignal.aborted) {
@@ -463,6 +563,14 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
         fromBeginning: options.fromBeginning ?? true,
       });
       state.running = true;
+      ticker = setInterval(
+        () => {
+          if (state.running && (uncommitted().length > 0 || buffered.length > 0)) {
+            void flushAndCommit(() => state.running);
+          }
+        },
+        Math.max(100, commitIntervalMs),
+      );
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
@@ -471,6 +579,10 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       });
     },
     async stop() {
+      clearInterval(ticker);
+      // What is resolved so far, while still a member; a batch in flight commits its own
+      // on the way out (it sees isRunning() false).
+      await flushAndCommit(() => !abortSignal.aborted);
       await consumer.disconnect();
       state.running = false;
       state.joined = false;

@@ -2,7 +2,7 @@
  * Dead letters: a message that cannot reach a final "delivered" goes, unchanged, to
  * `<topic>.dlq` with the reason in headers, so nothing is lost and it can be replayed.
  */
-import type { IHeaders, Kafka, KafkaMessage, Producer } from "kafkajs";
+import { type IHeaders, type Kafka, type KafkaMessage, Partitioners, type Producer } from "kafkajs";
 import { dlqTopicOf } from "../../producer/src/kafka.ts";
 import { toFandaError } from "./errors.ts";
 
@@ -56,6 +56,7 @@ export function createDeadLetterQueue(options: { kafka: Kafka; topic: string }):
   const producer: Producer = options.kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
     allowAutoTopicCreation: false,
   });
   return {

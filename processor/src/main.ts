@@ -118,6 +118,7 @@ export async function startProcessor(
     partitionsConsumedConcurrently: config.partitionsConcurrency,
     pauseMinMs: config.pauseMinMs,
     pauseMaxMs: config.pauseMaxMs,
+    commitIntervalMs: config.commitIntervalMs,
     failOpen: config.idempotencyFailOpen,
     abortSignal: hardStop.signal,
     onFatal:

@@ -16,6 +16,7 @@ export interface Metrics {
   duplicatesSkipped: Counter<"channel">;
   deferrals: Counter<"reason">;
   batchSize: Histogram<never>;
+  batchPhaseSeconds: Histogram<"phase">;
 }
 
 /**
@@ -75,6 +76,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: "fanda_deferrals_total",
       help: "Messages left for later (partition paused), by reason.",
       labelNames: ["reason"],
+      registers: [registry],
+    }),
+    batchPhaseSeconds: new Histogram({
+      name: "fanda_batch_phase_seconds",
+      help: "Time per consumed batch spent in each phase: decode, claim, deliver, log, commit.",
+      labelNames: ["phase"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
       registers: [registry],
     }),
     batchSize: new Histogram({

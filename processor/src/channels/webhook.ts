@@ -52,6 +52,16 @@ export function createWebhookChannel(options: WebhookChannelOptions): Channel {
   return {
     name: "webhook",
     async send(notification: Notification, { signal }: SendContext) {
+      // One controller per request, unlinked afterwards: AbortSignal.any() on the process-wide
+      // shutdown signal would attach a listener per request to it, and they pile up.
+      const controller = new AbortController();
+      const abort = () => controller.abort(signal.reason);
+      if (signal.aborted) abort();
+      else signal.addEventListener("abort", abort, { once: true });
+      const timer = setTimeout(
+        () => controller.abort(new Error(`timed out after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       let response: Response;
       try {
         response = await doFetch(target, {
@@ -61,13 +71,16 @@ export function createWebhookChannel(options: WebhookChannelOptions): Channel {
             "x-fanda-event-id": notification.eventId,
           },
           body: JSON.stringify(notification),
-          signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+          signal: controller.signal,
         });
       } catch (cause) {
         throw new ChannelError("webhook", `POST ${url.host} failed: ${(cause as Error).message}`, {
           retriable: true,
           cause,
         });
+      } finally {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", abort);
       }
       // Drain the body so the connection can be reused.
       const text = await response.text().catch(() => "");
