@@ -168,6 +168,10 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     // Fetches return as soon as data arrives; the wait only bounds an idle long-poll, and
     // shutdown waits for it, so keep it short.
     maxWaitTimeInMs: 1_000,
+    // Bounds what one fetch holds in memory (kafkajs keeps every message of a fetch alive
+    // until all its batches are handled): ~500 notifications per partition per fetch.
+    maxBytesPerPartition: 256 * 1024,
+    maxBytes: 2 * 1024 * 1024,
   });
 
   consumer.on(consumer.events.GROUP_JOIN, (e) => {

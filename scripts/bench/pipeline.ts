@@ -130,7 +130,9 @@ const profileDir = process.env.FANDA_BENCH_PROFILE;
 const profileArgs = profileDir
   ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`]
   : [];
-const processor = Bun.spawn(["bun", ...profileArgs, "processor/src/main.ts"], {
+// FANDA_BENCH_BUN_ARGS: extra flags for the processor's bun (e.g. --smol).
+const bunArgs = (process.env.FANDA_BENCH_BUN_ARGS ?? "").split(" ").filter((a) => a.length > 0);
+const processor = Bun.spawn(["bun", ...bunArgs, ...profileArgs, "processor/src/main.ts"], {
   env: {
     ...process.env,
     KAFKA_BROKERS: brokers,
