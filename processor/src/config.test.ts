@@ -13,8 +13,40 @@ function issuesOf(env: Record<string, string>): string[] {
 }
 
 describe("loadProcessorConfig", () => {
-  test("runs on defaults with the log channel only", () => {
-    const c = loadProcessorConfig({});
+  test("the seed's default channels, slack and email, name the settings they need", () => {
+    expect(issuesOf({})).toEqual([
+      "SLACK_BOT_TOKEN: is required when ENABLED_CHANNELS includes slack",
+      "SES_FROM: is required when ENABLED_CHANNELS includes email",
+      "AWS_REGION: is required when ENABLED_CHANNELS includes email",
+    ]);
+    const c = loadProcessorConfig({
+      SLACK_BOT_TOKEN: "xoxb-123-abc",
+      SLACK_DEFAULT_CHANNEL: "#uploads",
+      SES_FROM: "fanda@example.com",
+      EMAIL_TO: "ops@example.com, oncall@example.com",
+      AWS_REGION: "ap-northeast-2",
+    });
+    expect(c.channels).toEqual(["slack", "email"]);
+    expect(c.slack).toEqual({
+      token: "xoxb-123-abc",
+      defaultChannel: "#uploads",
+      ratePerSecond: 1,
+      burst: 3,
+    });
+    expect(c.email).toEqual({
+      from: "fanda@example.com",
+      defaultTo: ["ops@example.com", "oncall@example.com"],
+      region: "ap-northeast-2",
+    });
+  });
+
+  test("never echoes the Slack token in an error", () => {
+    const token = "xoxb-this-is-secret";
+    expect(issuesOf({ SLACK_BOT_TOKEN: token, PORT: "x" }).join("\n")).not.toContain(token);
+  });
+
+  test("with ENABLED_CHANNELS=log runs on embedded defaults", () => {
+    const c = loadProcessorConfig({ ENABLED_CHANNELS: "log" });
     expect(c).toMatchObject({
       groupId: "fanda-processor",
       createTopics: false,
@@ -43,7 +75,7 @@ describe("loadProcessorConfig", () => {
   test.each([
     [
       { ENABLED_CHANNELS: "log,pager" },
-      "ENABLED_CHANNELS: unknown channel(s) pager; available: log, webhook",
+      "ENABLED_CHANNELS: unknown channel(s) pager; available: log, webhook, slack, email",
     ],
     [{ ENABLED_CHANNELS: ",," }, "ENABLED_CHANNELS: no channel given"],
     [
@@ -79,6 +111,16 @@ describe("loadProcessorConfig", () => {
       { ROUTING_RULES: "{", ROUTING_FILE: "/x" },
       "ROUTING_FILE: set either ROUTING_RULES or ROUTING_FILE, not both",
     ],
+    [{ SLACK_BOT_TOKEN: "abc" }, "SLACK_BOT_TOKEN: expected a Slack bot token (xoxb-…)"],
+    [
+      { SLACK_API_URL: "http://127.0.0.1:1/api" },
+      "SLACK_API_URL: must end with / (e.g. https://slack.com/api/)",
+    ],
+    [{ SLACK_RATE_PER_SECOND: "0" }, "SLACK_RATE_PER_SECOND: expected > 0"],
+    [{ SES_FROM: "not-an-address" }, "SES_FROM: expected an email address"],
+    [{ EMAIL_TO: "a@example.com, nope" }, 'EMAIL_TO: "nope" is not an email address'],
+    [{ SES_MAX_SEND_RATE: "-1" }, "SES_MAX_SEND_RATE: expected > 0"],
+    [{ WEBHOOK_SECRET: "short" }, "WEBHOOK_SECRET: expected at least 16 characters"],
     [{ KAFKA_CREATE_TOPICS: "sometimes" }, "KAFKA_CREATE_TOPICS: expected true or false"],
     [
       { KAFKA_GROUP_ID: "my group" },
@@ -96,15 +138,17 @@ describe("loadProcessorConfig", () => {
 
   test("reads routing rules from ROUTING_RULES and checks them against the enabled channels", () => {
     const c = loadProcessorConfig({
+      ENABLED_CHANNELS: "log",
       ROUTING_RULES: '{"categories":{"negative":{"channels":["log"]}}}',
     });
     expect(c.routing?.categories.negative?.channels).toEqual(["log"]);
     expect(() =>
       loadProcessorConfig({
+        ENABLED_CHANNELS: "log",
         ROUTING_RULES: '{"categories":{"negative":{"channels":["webhook"]}}}',
       }),
     ).toThrow(/webhook is not in ENABLED_CHANNELS/);
-    expect(() => loadProcessorConfig({ ROUTING_RULES: "[" })).toThrow(
+    expect(() => loadProcessorConfig({ ENABLED_CHANNELS: "log", ROUTING_RULES: "[" })).toThrow(
       /ROUTING_RULES: not valid JSON/,
     );
   });
@@ -112,14 +156,41 @@ describe("loadProcessorConfig", () => {
   test("reads routing rules from ROUTING_FILE, naming a missing file", async () => {
     const path = `${require("node:os").tmpdir()}/fanda-routing-${crypto.randomUUID()}.json`;
     await Bun.write(path, '{"default":{"channels":["log"]}}');
-    expect(loadProcessorConfig({ ROUTING_FILE: path }).routing?.default?.channels).toEqual(["log"]);
-    expect(() => loadProcessorConfig({ ROUTING_FILE: `${path}.missing` })).toThrow(
-      /ROUTING_FILE: cannot read .* \(ENOENT\)/,
-    );
+    expect(
+      loadProcessorConfig({ ENABLED_CHANNELS: "log", ROUTING_FILE: path }).routing?.default
+        ?.channels,
+    ).toEqual(["log"]);
+    expect(() =>
+      loadProcessorConfig({ ENABLED_CHANNELS: "log", ROUTING_FILE: `${path}.missing` }),
+    ).toThrow(/ROUTING_FILE: cannot read .* \(ENOENT\)/);
+  });
+
+  test("checks routing targets: email recipients and Slack channels", () => {
+    const rules = JSON.stringify({
+      categories: {
+        negative: {
+          channels: ["email", "slack"],
+          targets: { email: { to: ["ok@example.com", "broken"] }, slack: { channel: "" } },
+        },
+        positive: { channels: ["email"], targets: { email: { to: [] } } },
+      },
+    });
+    const issues = issuesOf({
+      ENABLED_CHANNELS: "email,slack",
+      SLACK_BOT_TOKEN: "xoxb-1",
+      SES_FROM: "fanda@example.com",
+      AWS_REGION: "eu-west-1",
+      ROUTING_RULES: rules,
+    });
+    expect(issues).toEqual([
+      'routing negative.targets.email.to: "broken" is not an email address',
+      "routing negative.targets.slack.channel: expected a channel name",
+      "routing positive.targets.email.to: expected a non-empty list of addresses",
+    ]);
   });
 
   test("defaults to embedded stores: memory idempotency and a SQLite delivery log", () => {
-    const c = loadProcessorConfig({});
+    const c = loadProcessorConfig({ ENABLED_CHANNELS: "log" });
     expect(c.redisUrl).toBeUndefined();
     expect(c.mysqlUrl).toBeUndefined();
     expect(c.sqlitePath).toBe("fanda-deliveries.sqlite");

@@ -20,6 +20,7 @@ import {
   kafkaSettingsFrom,
 } from "../../producer/src/kafka.ts";
 import type { LogLevel } from "../../producer/src/log.ts";
+import { isEmailAddress } from "./channels/email.ts";
 import { CHANNEL_NAMES, type ChannelName } from "./channels/index.ts";
 import { ConfigError } from "./errors.ts";
 import { createRouter, parseRoutingRules, type RoutingRules } from "./routing.ts";
@@ -35,6 +36,24 @@ export interface ProcessorConfig {
   channels: ChannelName[];
   webhookUrl?: string;
   webhookTimeoutMs: number;
+  webhookSecret?: string;
+  slack: {
+    token?: string;
+    apiUrl?: string;
+    defaultChannel?: string;
+    ratePerSecond: number;
+    burst: number;
+  };
+  email: {
+    from?: string;
+    defaultTo: string[];
+    configurationSet?: string;
+    region?: string;
+    endpoint?: string;
+    maxSendRate?: number;
+  };
+  /** Folder with slack/ and email/ templates. */
+  templatesDir?: string;
   /** Attempts per channel for retriable errors, first attempt included. */
   maxAttempts: number;
   retryBaseMs: number;
@@ -74,6 +93,9 @@ const positiveInt = (name: string, def: number, max = 3_600_000) =>
     .max(max, `expected at most ${max}`)
     .default(def);
 
+/** The seed's channels. */
+const DEFAULT_CHANNELS = "slack,email";
+
 const schema = z.object({
   ...kafkaEnvShape,
   KAFKA_GROUP_ID: z
@@ -85,7 +107,7 @@ const schema = z.object({
   PORT: envPort(8080),
   ENABLED_CHANNELS: z
     .string()
-    .default("log")
+    .default(DEFAULT_CHANNELS)
     .transform((s, ctx) => {
       const names = splitList(s.toLowerCase());
       if (names.length === 0) ctx.addIssue({ code: "custom", message: "no channel given" });
@@ -100,6 +122,37 @@ const schema = z.object({
     }),
   WEBHOOK_URL: envUrl().optional(),
   WEBHOOK_TIMEOUT_MS: positiveInt("WEBHOOK_TIMEOUT_MS", 5000, 120_000),
+  WEBHOOK_SECRET: z.string().min(16, "expected at least 16 characters").optional(),
+  SLACK_BOT_TOKEN: z
+    .string()
+    .regex(/^xox[a-z]-\S+$/, "expected a Slack bot token (xoxb-…)")
+    .optional(),
+  SLACK_API_URL: z
+    .url({ protocol: /^https?$/, error: "expected an http(s) URL ending with /api/" })
+    .refine((u) => u.endsWith("/"), "must end with / (e.g. https://slack.com/api/)")
+    .optional(),
+  SLACK_DEFAULT_CHANNEL: z
+    .string()
+    .regex(/^[#@]?[\w.-]{1,80}$/, "expected a channel name or id")
+    .optional(),
+  SLACK_RATE_PER_SECOND: z.coerce
+    .number({ error: "expected a number" })
+    .positive("expected > 0")
+    .max(100)
+    .default(1),
+  SLACK_BURST: positiveInt("SLACK_BURST", 3, 100),
+  SES_FROM: z.string().optional(),
+  EMAIL_TO: z.string().optional(),
+  SES_CONFIGURATION_SET: z
+    .string()
+    .regex(/^[\w-]{1,64}$/, "expected a configuration set name")
+    .optional(),
+  SES_ENDPOINT: envUrl().optional(),
+  SES_MAX_SEND_RATE: z.coerce
+    .number({ error: "expected a number" })
+    .positive("expected > 0")
+    .optional(),
+  TEMPLATES_DIR: z.string().optional(),
   DELIVERY_MAX_ATTEMPTS: positiveInt("DELIVERY_MAX_ATTEMPTS", 5, 100),
   RETRY_BASE_MS: positiveInt("RETRY_BASE_MS", 200),
   RETRY_MAX_MS: positiveInt("RETRY_MAX_MS", 30_000),
@@ -135,7 +188,7 @@ const schema = z.object({
 
 function checkProcessorEnv(raw: Env): string[] {
   const issues: string[] = [];
-  const channels = splitList((raw.ENABLED_CHANNELS ?? "").toLowerCase());
+  const channels = splitList((raw.ENABLED_CHANNELS ?? DEFAULT_CHANNELS).toLowerCase());
   if (channels.includes("webhook") && !raw.WEBHOOK_URL) {
     issues.push("WEBHOOK_URL: is required when ENABLED_CHANNELS includes webhook");
   }
@@ -154,10 +207,52 @@ function checkProcessorEnv(raw: Env): string[] {
   if (Number.isFinite(claim) && Number.isFinite(done) && done < claim) {
     issues.push("IDEMPOTENCY_DONE_TTL_MS: must be >= IDEMPOTENCY_CLAIM_TTL_MS");
   }
+  if (channels.includes("slack") && !raw.SLACK_BOT_TOKEN) {
+    issues.push("SLACK_BOT_TOKEN: is required when ENABLED_CHANNELS includes slack");
+  }
+  if (channels.includes("email")) {
+    if (!raw.SES_FROM) issues.push("SES_FROM: is required when ENABLED_CHANNELS includes email");
+    if (!raw.AWS_REGION)
+      issues.push("AWS_REGION: is required when ENABLED_CHANNELS includes email");
+  }
+  if (raw.SES_FROM && !isEmailAddress(raw.SES_FROM))
+    issues.push("SES_FROM: expected an email address");
+  for (const to of splitList(raw.EMAIL_TO ?? "")) {
+    if (!isEmailAddress(to)) issues.push(`EMAIL_TO: ${JSON.stringify(to)} is not an email address`);
+  }
   if (raw.ROUTING_RULES && raw.ROUTING_FILE) {
     issues.push("ROUTING_FILE: set either ROUTING_RULES or ROUTING_FILE, not both");
   }
   return issues;
+}
+
+/** Routing targets the channels will read: email recipients must be addresses. */
+function checkRoutingTargets(rules: RoutingRules) {
+  const issues: string[] = [];
+  const routes = [
+    ...Object.entries(rules.categories),
+    ...(rules.default ? [["default", rules.default] as const] : []),
+  ];
+  for (const [name, route] of routes) {
+    const to = route.targets.email?.to;
+    if (to === undefined) continue;
+    if (!Array.isArray(to) || to.length === 0) {
+      issues.push(`routing ${name}.targets.email.to: expected a non-empty list of addresses`);
+    } else {
+      for (const a of to) {
+        if (typeof a !== "string" || !isEmailAddress(a)) {
+          issues.push(
+            `routing ${name}.targets.email.to: ${JSON.stringify(a)} is not an email address`,
+          );
+        }
+      }
+    }
+    const channel = route.targets.slack?.channel;
+    if (channel !== undefined && (typeof channel !== "string" || channel.length === 0)) {
+      issues.push(`routing ${name}.targets.slack.channel: expected a channel name`);
+    }
+  }
+  if (issues.length > 0) throw new ConfigError("processor", issues);
 }
 
 /** Reads ROUTING_RULES or the file ROUTING_FILE names, if either is set. */
@@ -185,7 +280,10 @@ function loadRouting(
 export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
   const e = parseEnv(schema, env, "processor", [checkKafkaEnv, checkProcessorEnv]);
   const routing = loadRouting(e.ROUTING_RULES, e.ROUTING_FILE);
-  if (routing) createRouter({ enabled: e.ENABLED_CHANNELS, rules: routing });
+  if (routing) {
+    createRouter({ enabled: e.ENABLED_CHANNELS, rules: routing });
+    checkRoutingTargets(routing);
+  }
   return {
     kafka: kafkaSettingsFrom(e),
     groupId: e.KAFKA_GROUP_ID,
@@ -195,6 +293,23 @@ export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
     channels: e.ENABLED_CHANNELS,
     ...(e.WEBHOOK_URL ? { webhookUrl: e.WEBHOOK_URL } : {}),
     webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
+    ...(e.WEBHOOK_SECRET ? { webhookSecret: e.WEBHOOK_SECRET } : {}),
+    slack: {
+      ratePerSecond: e.SLACK_RATE_PER_SECOND,
+      burst: e.SLACK_BURST,
+      ...(e.SLACK_BOT_TOKEN ? { token: e.SLACK_BOT_TOKEN } : {}),
+      ...(e.SLACK_API_URL ? { apiUrl: e.SLACK_API_URL } : {}),
+      ...(e.SLACK_DEFAULT_CHANNEL ? { defaultChannel: e.SLACK_DEFAULT_CHANNEL } : {}),
+    },
+    email: {
+      defaultTo: splitList(e.EMAIL_TO ?? ""),
+      ...(e.SES_FROM ? { from: e.SES_FROM } : {}),
+      ...(e.SES_CONFIGURATION_SET ? { configurationSet: e.SES_CONFIGURATION_SET } : {}),
+      ...(e.AWS_REGION ? { region: e.AWS_REGION } : {}),
+      ...(e.SES_ENDPOINT ? { endpoint: e.SES_ENDPOINT } : {}),
+      ...(e.SES_MAX_SEND_RATE ? { maxSendRate: e.SES_MAX_SEND_RATE } : {}),
+    },
+    ...(e.TEMPLATES_DIR ? { templatesDir: e.TEMPLATES_DIR } : {}),
     maxAttempts: e.DELIVERY_MAX_ATTEMPTS,
     retryBaseMs: e.RETRY_BASE_MS,
     retryMaxMs: e.RETRY_MAX_MS,

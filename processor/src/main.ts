@@ -21,6 +21,7 @@ import { createHttpApp } from "./http.ts";
 import { createMemoryStore, createRedisStore, type IdempotencyStore } from "./idempotency.ts";
 import { createMetrics } from "./metrics.ts";
 import { createRouter } from "./routing.ts";
+import { loadTemplates } from "./templates.ts";
 
 /** A started processor. */
 export interface RunningProcessor {
@@ -68,11 +69,16 @@ export async function startProcessor(
   const logger =
     overrides.logger ?? createLogger({ level: config.logLevel, ns: "fanda.processor" });
   const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics ?? true });
+  const templates = loadTemplates(config.templatesDir);
   const channels = createChannels(config.channels, {
     env: {
       ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
       webhookTimeoutMs: config.webhookTimeoutMs,
+      ...(config.webhookSecret ? { webhookSecret: config.webhookSecret } : {}),
+      slack: config.slack,
+      email: config.email,
     },
+    templates,
     logger,
     ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
     ...(overrides.write ? { write: overrides.write } : {}),
@@ -81,6 +87,8 @@ export async function startProcessor(
     enabled: config.channels,
     ...(config.routing ? { rules: config.routing } : {}),
   });
+  // Credentials and provider limits are checked before consuming anything.
+  await Promise.all(channels.map((c) => c.connect?.()));
   const audit = deliveryLog(config);
   await audit.migrate();
   const store = idempotencyStore(config);

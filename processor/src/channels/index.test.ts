@@ -7,7 +7,7 @@ const logger = createLogger({ sink: () => {} });
 
 describe("channel registry", () => {
   test("lists every channel by name", () => {
-    expect(CHANNEL_NAMES).toEqual(["log", "webhook"]);
+    expect(CHANNEL_NAMES).toEqual(["log", "webhook", "slack", "email"]);
   });
 
   test("creates the enabled channels in order", () => {

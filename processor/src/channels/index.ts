@@ -6,7 +6,10 @@
 import type { Notification } from "../../../producer/src/contract.ts";
 import type { Logger } from "../../../producer/src/log.ts";
 import { ConfigError } from "../errors.ts";
+import { loadTemplates, type Templates } from "../templates.ts";
+import { createEmailChannel } from "./email.ts";
 import { createLogChannel } from "./log.ts";
+import { createSlackChannel } from "./slack.ts";
 import { createWebhookChannel } from "./webhook.ts";
 
 /** What a provider returned for one delivery. */
@@ -31,6 +34,11 @@ export interface Channel {
    * @throws ChannelError with `retriable` set by what the provider answered
    */
   send(notification: Notification, context: SendContext): Promise<DeliveryReceipt>;
+  /**
+   * Checks credentials and reads provider settings once at start-up (Slack auth.test, SES
+   * GetAccount); a failure stops the processor with the reason.
+   */
+  connect?(): Promise<void>;
   /** Releases connections; called once at shutdown. */
   close(): Promise<void>;
 }
@@ -40,7 +48,25 @@ export interface ChannelContext {
   env: {
     webhookUrl?: string;
     webhookTimeoutMs: number;
+    webhookSecret?: string;
+    slack?: {
+      token?: string;
+      apiUrl?: string;
+      defaultChannel?: string;
+      ratePerSecond: number;
+      burst: number;
+    };
+    email?: {
+      from?: string;
+      defaultTo: string[];
+      configurationSet?: string;
+      region?: string;
+      endpoint?: string;
+      maxSendRate?: number;
+    };
   };
+  /** Message templates (Slack and email). */
+  templates?: Templates;
   logger: Logger;
   /** HTTP client (global fetch by default); injected in tests. */
   fetch?: typeof fetch;
@@ -60,7 +86,39 @@ export const CHANNELS = {
     return createWebhookChannel({
       url: ctx.env.webhookUrl,
       timeoutMs: ctx.env.webhookTimeoutMs,
+      ...(ctx.env.webhookSecret ? { secret: ctx.env.webhookSecret } : {}),
       ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
+    });
+  },
+  slack: (ctx: ChannelContext): Channel => {
+    const s = ctx.env.slack;
+    if (!s?.token)
+      throw new ConfigError("channel slack", [
+        "SLACK_BOT_TOKEN: is required when slack is enabled",
+      ]);
+    return createSlackChannel({
+      token: s.token,
+      templates: ctx.templates ?? loadTemplates(),
+      ratePerSecond: s.ratePerSecond,
+      burst: s.burst,
+      ...(s.apiUrl ? { apiUrl: s.apiUrl } : {}),
+      ...(s.defaultChannel ? { defaultChannel: s.defaultChannel } : {}),
+    });
+  },
+  email: (ctx: ChannelContext): Channel => {
+    const e = ctx.env.email;
+    const issues: string[] = [];
+    if (!e?.from) issues.push("SES_FROM: is required when email is enabled");
+    if (!e?.region) issues.push("AWS_REGION: is required when email is enabled");
+    if (issues.length > 0 || !e?.from || !e.region) throw new ConfigError("channel email", issues);
+    return createEmailChannel({
+      from: e.from,
+      region: e.region,
+      templates: ctx.templates ?? loadTemplates(),
+      defaultTo: e.defaultTo,
+      ...(e.configurationSet ? { configurationSet: e.configurationSet } : {}),
+      ...(e.endpoint ? { endpoint: e.endpoint } : {}),
+      ...(e.maxSendRate ? { maxSendRate: e.maxSendRate } : {}),
     });
   },
 } as const satisfies Record<string, (ctx: ChannelContext) => Channel>;

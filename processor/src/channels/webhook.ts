@@ -2,6 +2,7 @@
  * The `webhook` channel: a JSON POST of the notification to one URL.
  * 2xx is delivered; 408, 429 and 5xx and network errors are retriable; other 4xx are final.
  */
+import { createHmac } from "node:crypto";
 import type { Notification } from "../../../producer/src/contract.ts";
 import { ChannelError, ConfigError } from "../errors.ts";
 import type { Channel, SendContext } from "./index.ts";
@@ -14,6 +15,17 @@ export interface WebhookChannelOptions {
   timeoutMs?: number;
   /** HTTP client (default global fetch). */
   fetch?: typeof fetch;
+  /**
+   * Shared secret: when set, each request carries `x-fanda-signature: t=<unix s>,v1=<hex>`,
+   * the HMAC-SHA256 of `<t>.<body>`, so the receiver can check origin and freshness.
+   */
+  secret?: string;
+}
+
+/** The signature header value for `body` at `timestamp` (seconds). */
+export function webhookSignature(secret: string, body: string, timestamp: number): string {
+  const mac = createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
+  return `t=${timestamp},v1=${mac}`;
 }
 
 function retryAfterMs(header: string | null): number | undefined {
@@ -45,6 +57,9 @@ export function createWebhookChannel(options: WebhookChannelOptions): Channel {
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
     issues.push(`timeoutMs: expected a positive integer, got ${timeoutMs}`);
   }
+  if (options.secret !== undefined && options.secret.length < 16) {
+    issues.push("WEBHOOK_SECRET: expected at least 16 characters");
+  }
   if (issues.length > 0 || !url) throw new ConfigError("channel webhook", issues);
   const target = url.toString();
   const doFetch = options.fetch ?? fetch;
@@ -62,15 +77,24 @@ export function createWebhookChannel(options: WebhookChannelOptions): Channel {
         () => controller.abort(new Error(`timed out after ${timeoutMs} ms`)),
         timeoutMs,
       );
+      const body = JSON.stringify(notification);
+      const headers: Record<string, string> = {
+        "content-type": "application/json",
+        "x-fanda-event-id": notification.eventId,
+      };
+      if (options.secret) {
+        headers["x-fanda-signature"] = webhookSignature(
+          options.secret,
+          body,
+          Math.floor(Date.now() / 1000),
+        );
+      }
       let response: Response;
       try {
         response = await doFetch(target, {
           method: "POST",
-          headers: {
-            "content-type": "application/json",
-            "x-fanda-event-id": notification.eventId,
-          },
-          body: JSON.stringify(notification),
+          headers,
+          body,
           signal: controller.signal,
         });
       } catch (cause) {

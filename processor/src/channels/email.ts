@@ -1,0 +1,181 @@
+/**
+ * The `email` channel: SES v2 `SendEmail` with simple content — subject, HTML and text bodies
+ * from the category's templates — to the recipients the route names (or the defaults).
+ *
+ * The send rate follows the account's `MaxSendRate`, read with `GetAccount` at start-up
+ * (or set by configuration), through one token bucket: SES throttling is avoided rather than
+ * provoked. Throttling, 5xx and network errors are retriable; `MessageRejected`, unverified
+ * identities, bad addresses and other 4xx are final. The SDK's own retries are off, so every
+ * retry is the dispatcher's and an email is never sent twice behind its back.
+ */
+import {
+  GetAccountCommand,
+  SESv2Client,
+  SendEmailCommand,
+  type SendEmailCommandInput,
+} from "@aws-sdk/client-sesv2";
+import type { Notification } from "../../../producer/src/contract.ts";
+import { ChannelError, ConfigError } from "../errors.ts";
+import { createRateLimiter, type RateLimiter } from "../rate-limit.ts";
+import type { Templates } from "../templates.ts";
+import type { Channel, SendContext } from "./index.ts";
+
+/** SES error names that trying again can fix. */
+const RETRIABLE = new Set([
+  "TooManyRequestsException",
+  "ThrottlingException",
+  "Throttling",
+  "LimitExceededException",
+  "InternalFailure",
+  "ServiceUnavailable",
+  "ServiceUnavailableException",
+  "RequestTimeout",
+  "RequestTimeoutException",
+  "TimeoutError",
+]);
+
+/** A practical address check (SES validates for real; this catches configuration typos). */
+const ADDRESS = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+\.[^\s@<>()[\]\\,;:"]{2,}$/;
+
+/** Whether `s` looks like an email address. */
+export const isEmailAddress = (s: string) => s.length <= 254 && ADDRESS.test(s);
+
+/** The part of SESv2Client the channel uses; injected in tests. */
+export interface SesApi {
+  send(command: SendEmailCommand | GetAccountCommand): Promise<unknown>;
+}
+
+/** Options of {@link createEmailChannel}. */
+export interface EmailChannelOptions {
+  /** Verified sender address (SES_FROM). */
+  from: string;
+  templates: Templates;
+  /** Recipients when the route names none (EMAIL_TO). */
+  defaultTo?: string[];
+  /** SES configuration set (event publishing, dedicated IPs). */
+  configurationSet?: string;
+  region: string;
+  /** Endpoint override (the local emulator). */
+  endpoint?: string;
+  /** Sends per second; default: the account's MaxSendRate from GetAccount. */
+  maxSendRate?: number;
+  /** The SES client (default: an SESv2Client from region/endpoint). */
+  client?: SesApi;
+}
+
+function classify(err: unknown): ChannelError {
+  const e = err as {
+    name?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: unknown;
+  };
+  const name = e.name ?? "Error";
+  const status = e.$metadata?.httpStatusCode;
+  const retriable =
+    RETRIABLE.has(name) ||
+    (status !== undefined && (status >= 500 || status === 429)) ||
+    (!status && !e.$metadata);
+  return new ChannelError("email", `SES SendEmail failed: ${name}: ${e.message ?? ""}`.trim(), {
+    retriable,
+    status: status ?? name,
+    cause: err,
+  });
+}
+
+/**
+ * Creates the email channel.
+ * @throws ConfigError for a bad sender, bad default recipients, a bad endpoint or rate
+ * @example
+ * const email = createEmailChannel({ from: "fanda@example.com", templates, region: "ap-northeast-2" });
+ * await email.connect?.(); // reads MaxSendRate
+ */
+export function createEmailChannel(options: EmailChannelOptions): Channel {
+  const issues: string[] = [];
+  if (!isEmailAddress(options.from)) issues.push("SES_FROM: expected an email address");
+  for (const to of options.defaultTo ?? []) {
+    if (!isEmailAddress(to)) issues.push(`EMAIL_TO: ${JSON.stringify(to)} is not an email address`);
+  }
+  if (options.maxSendRate !== undefined && !(options.maxSendRate > 0)) {
+    issues.push("SES_MAX_SEND_RATE: expected a number > 0");
+  }
+  if (options.endpoint !== undefined) {
+    try {
+      new URL(options.endpoint);
+    } catch {
+      issues.push("SES_ENDPOINT: not a valid URL");
+    }
+  }
+  if (issues.length > 0) throw new ConfigError("channel email", issues);
+
+  const client: SesApi =
+    options.client ??
+    new SESv2Client({
+      region: options.region,
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      // One attempt per call: retries belong to the dispatcher.
+      maxAttempts: 1,
+    });
+  let limiter: RateLimiter = createRateLimiter({ rate: options.maxSendRate ?? 1 });
+
+  return {
+    name: "email",
+    async connect() {
+      if (options.maxSendRate !== undefined) return;
+      let account: { SendQuota?: { MaxSendRate?: number } };
+      try {
+        account = (await client.send(new GetAccountCommand({}))) as typeof account;
+      } catch (err) {
+        throw classify(err);
+      }
+      const rate = account.SendQuota?.MaxSendRate;
+      if (rate && rate > 0)
+        limiter = createRateLimiter({ rate, burst: Math.max(1, Math.floor(rate)) });
+    },
+    async send(notification: Notification, { signal, target }: SendContext) {
+      const to = Array.isArray(target.to) ? target.to.map(String) : (options.defaultTo ?? []);
+      if (to.length === 0) {
+        throw new ChannelError("email", `no recipients for category ${notification.category}`, {
+          retriable: false,
+        });
+      }
+      const bad = to.filter((a) => !isEmailAddress(a));
+      if (bad.length > 0) {
+        throw new ChannelError("email", `invalid recipient(s): ${bad.join(", ")}`, {
+          retriable: false,
+        });
+      }
+      await limiter.take(signal);
+      const message = options.templates.email(notification);
+      const input: SendEmailCommandInput = {
+        FromEmailAddress: options.from,
+        Destination: { ToAddresses: to },
+        Content: {
+          Simple: {
+            Subject: { Data: message.subject, Charset: "UTF-8" },
+            Body: {
+              Html: { Data: message.html, Charset: "UTF-8" },
+              Text: { Data: message.text, Charset: "UTF-8" },
+            },
+          },
+        },
+        ...(options.configurationSet ? { ConfigurationSetName: options.configurationSet } : {}),
+        EmailTags: [
+          { Name: "category", Value: notification.category.replace(/[^A-Za-z0-9_-]/g, "_") },
+          { Name: "event", Value: notification.eventId },
+        ],
+      };
+      let result: { MessageId?: string };
+      try {
+        result = (await client.send(new SendEmailCommand(input))) as typeof result;
+      } catch (err) {
+        const error = classify(err);
+        if (error.status === 429 || error.status === "TooManyRequestsException")
+          limiter.block(1000);
+        throw error;
+      }
+      return result.MessageId ? { providerId: result.MessageId } : {};
+    },
+    async close() {},
+  };
+}

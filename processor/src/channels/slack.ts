@@ -1,0 +1,187 @@
+/**
+ * The `slack` channel: `chat.postMessage` (@slack/web-api) with Block Kit from the category's
+ * template and a plain-text fallback, to the Slack channel the route names.
+ *
+ * Limits: a token bucket per Slack channel keeps under Slack's ~1 message/s (with short
+ * bursts); a 429 blocks that channel's bucket for its Retry-After and comes back as a
+ * retriable error, so the dispatcher waits and tries again — nothing is dropped or hammered.
+ * The WebClient's own retries are off: one attempt per call, so a retry is always ours and
+ * never a hidden double post. `ok:false` codes are sorted into retriable and final.
+ */
+import {
+  type ChatPostMessageArguments,
+  LogLevel,
+  WebAPIHTTPError,
+  WebAPIPlatformError,
+  WebAPIRateLimitedError,
+  WebAPIRequestError,
+  WebClient,
+} from "@slack/web-api";
+import type { Notification } from "../../../producer/src/contract.ts";
+import { ChannelError, ConfigError } from "../errors.ts";
+import { createRateLimiter, type RateLimiter } from "../rate-limit.ts";
+import type { Templates } from "../templates.ts";
+import type { Channel, SendContext } from "./index.ts";
+
+/** `ok:false` codes worth another try; every other code is final (retrying cannot fix it). */
+export const SLACK_RETRIABLE_ERRORS = new Set([
+  "ratelimited",
+  "rate_limited",
+  "service_unavailable",
+  "internal_error",
+  "fatal_error",
+  "request_timeout",
+  "team_added_to_org",
+]);
+
+/** The part of WebClient the channel uses; injected in tests. */
+export interface SlackApi {
+  chat: {
+    postMessage(
+      args: ChatPostMessageArguments,
+    ): Promise<{ ok?: boolean; ts?: string; channel?: string }>;
+  };
+  auth: { test(): Promise<{ ok?: boolean; team?: string; user?: string }> };
+}
+
+/** Options of {@link createSlackChannel}. */
+export interface SlackChannelOptions {
+  /** Bot token (xoxb-…). A secret: never logged. */
+  token: string;
+  templates: Templates;
+  /** Slack channel when the route names none (e.g. `#uploads`). */
+  defaultChannel?: string;
+  /** Web API base URL (default Slack's); the tests point it at scripts/slack-server.ts. */
+  apiUrl?: string;
+  /** Messages per second per Slack channel (default 1) and burst (default 3). */
+  ratePerSecond?: number;
+  burst?: number;
+  /** Per-call timeout in ms (default 10000). */
+  timeoutMs?: number;
+  /** The Web API client (default: a WebClient built from the options above). */
+  client?: SlackApi;
+}
+
+function classify(err: unknown, slackChannel: string): ChannelError {
+  if (err instanceof WebAPIRateLimitedError) {
+    return new ChannelError("slack", `rate limited posting to ${slackChannel}`, {
+      retriable: true,
+      status: 429,
+      retryAfterMs: err.retryAfter * 1000,
+      cause: err,
+    });
+  }
+  if (err instanceof WebAPIPlatformError) {
+    const code = err.data.error;
+    return new ChannelError("slack", `chat.postMessage to ${slackChannel}: ${code}`, {
+      retriable: SLACK_RETRIABLE_ERRORS.has(code),
+      status: code,
+      cause: err,
+    });
+  }
+  if (err instanceof WebAPIHTTPError) {
+    const retriable = err.statusCode >= 500 || err.statusCode === 408;
+    return new ChannelError("slack", `chat.postMessage answered HTTP ${err.statusCode}`, {
+      retriable,
+      status: err.statusCode,
+      cause: err,
+    });
+  }
+  if (err instanceof WebAPIRequestError) {
+    return new ChannelError("slack", `request failed: ${err.original.message}`, {
+      retriable: true,
+      cause: err,
+    });
+  }
+  return new ChannelError("slack", `chat.postMessage failed: ${(err as Error).message}`, {
+    retriable: true,
+    cause: err,
+  });
+}
+
+/**
+ * Creates the Slack channel.
+ * @throws ConfigError for an empty token, a bad API URL or bad rate settings
+ * @example
+ * const slack = createSlackChannel({ token, templates, defaultChannel: "#uploads" });
+ */
+export function createSlackChannel(options: SlackChannelOptions): Channel {
+  const issues: string[] = [];
+  if (!options.client && !/^xox[a-z]-\S+$/.test(options.token)) {
+    issues.push("SLACK_BOT_TOKEN: expected a Slack token (xoxb-…)");
+  }
+  if (options.apiUrl !== undefined) {
+    try {
+      const u = new URL(options.apiUrl);
+      if (!u.pathname.endsWith("/"))
+        issues.push("SLACK_API_URL: must end with / (e.g. https://slack.com/api/)");
+    } catch {
+      issues.push("SLACK_API_URL: not a valid URL");
+    }
+  }
+  const rate = options.ratePerSecond ?? 1;
+  const burst = options.burst ?? 3;
+  if (!(rate > 0)) issues.push("SLACK_RATE_PER_SECOND: expected > 0");
+  if (!Number.isInteger(burst) || burst < 1) issues.push("SLACK_BURST: expected an integer >= 1");
+  if (issues.length > 0) throw new ConfigError("channel slack", issues);
+
+  const client: SlackApi =
+    options.client ??
+    new WebClient(options.token, {
+      ...(options.apiUrl ? { slackApiUrl: options.apiUrl } : {}),
+      // One attempt per call: retries belong to the dispatcher, which knows what was sent.
+      retryConfig: { retries: 0 },
+      rejectRateLimitedCalls: true,
+      timeout: options.timeoutMs ?? 10_000,
+      logLevel: LogLevel.ERROR,
+    });
+  const buckets = new Map<string, RateLimiter>();
+  const bucket = (slackChannel: string) => {
+    let b = buckets.get(slackChannel);
+    if (!b) {
+      b = createRateLimiter({ rate, burst });
+      buckets.set(slackChannel, b);
+    }
+    return b;
+  };
+
+  return {
+    name: "slack",
+    async connect() {
+      try {
+        await client.auth.test();
+      } catch (err) {
+        throw classify(err, "auth.test");
+      }
+    },
+    async send(notification: Notification, { signal, target }: SendContext) {
+      const slackChannel =
+        typeof target.channel === "string" ? target.channel : options.defaultChannel;
+      if (!slackChannel) {
+        throw new ChannelError(
+          "slack",
+          `no Slack channel for category ${notification.category}: set SLACK_DEFAULT_CHANNEL or a routing target`,
+          { retriable: false },
+        );
+      }
+      const limiter = bucket(slackChannel);
+      await limiter.take(signal);
+      const message = options.templates.slack(notification);
+      try {
+        const res = await client.chat.postMessage({
+          channel: slackChannel,
+          text: message.text,
+          blocks: message.blocks,
+          unfurl_links: false,
+          unfurl_media: false,
+        } as unknown as ChatPostMessageArguments);
+        return res.ts ? { providerId: `${res.channel ?? slackChannel}/${res.ts}` } : {};
+      } catch (err) {
+        const error = classify(err, slackChannel);
+        if (error.retryAfterMs !== undefined) limiter.block(error.retryAfterMs);
+        throw error;
+      }
+    },
+    async close() {},
+  };
+}

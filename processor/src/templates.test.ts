@@ -1,0 +1,117 @@
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Notification } from "../../producer/src/contract.ts";
+import { loadTemplates } from "./templates.ts";
+
+const templates = loadTemplates();
+
+const base: Notification = {
+  schemaVersion: 1,
+  eventId: "0123456789abcdef0123456789abcdef",
+  fileName: "Q3 실적 보고서.pdf",
+  bucketName: "fanda-uploads",
+  objectKey: "reports/positive/Q3 실적 보고서.pdf",
+  uploadTime: "2026-11-27T09:15:30.123Z",
+  s3Url: "s3://fanda-uploads/reports/positive/Q3 실적 보고서.pdf",
+  category: "positive",
+  size: 482113,
+  eTag: "d41d8cd98f00b204e9800998ecf8427e",
+  sequencer: "0055AED6DCD90281E5",
+  eventName: "ObjectCreated:Put",
+};
+
+const withKey = (key: string, category = "general"): Notification => ({
+  ...base,
+  category,
+  objectKey: key,
+  fileName: key.slice(key.lastIndexOf("/") + 1),
+  s3Url: `s3://fanda-uploads/${key}`,
+});
+
+describe("templates", () => {
+  test("ship one per seed category, plus the default", () => {
+    expect(templates.categories()).toEqual(["general", "negative", "positive"]);
+  });
+
+  test.each(["positive", "negative", "general", "unknown-category"])(
+    "render %s (snapshot)",
+    (category) => {
+      const n = { ...base, category };
+      expect({ slack: templates.slack(n), email: templates.email(n) }).toMatchSnapshot();
+    },
+  );
+
+  test("escape HTML in the key for email and Slack mrkdwn; plain text stays as it is", () => {
+    const name = '<script>alert("x")</script> & <b>bold</b>.html';
+    const n = { ...withKey("uploads/x.html"), fileName: name };
+    const email = templates.email(n);
+    expect(email.html).not.toContain("<script>");
+    expect(email.html).toContain(
+      "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;.html",
+    );
+    expect(email.text).toContain('<script>alert("x")</script> & <b>bold</b>.html');
+    const slack = templates.slack(n);
+    expect(slack.text).toContain("&lt;script&gt;");
+    const plain = JSON.stringify(slack.blocks);
+    // plain_text objects carry the name unescaped; Slack does not parse them.
+    expect(plain).toContain('<script>alert(\\"x\\")</script> & <b>bold</b>.html');
+    expect(templates.slack(n)).toMatchSnapshot();
+  });
+
+  test("cut a 1,000-character Korean file name to Slack's limits without breaking characters", () => {
+    const name = `${"가나다라마바사아자차".repeat(100)}.pdf`;
+    const n = withKey(`reports/negative/${name}`, "negative");
+    const slack = templates.slack(n);
+    for (const block of slack.blocks as { type: string; text?: { text: string } }[]) {
+      if (block.type === "header")
+        expect(Array.from(block.text?.text ?? "").length).toBeLessThanOrEqual(150);
+      if (block.type === "section" && block.text) {
+        expect(Array.from(block.text.text).length).toBeLessThanOrEqual(3000);
+      }
+    }
+    expect(JSON.stringify(slack.blocks)).not.toContain("\uFFFD");
+    const email = templates.email(n);
+    expect(Array.from(email.subject).length).toBeLessThanOrEqual(200);
+    expect(email.subject.endsWith("…")).toBe(true);
+    expect(email.text).toContain(name);
+  });
+
+  test("drop the S3 button when its URL would exceed Slack's limit", () => {
+    const n = withKey(`uploads/${"키".repeat(1500)}.txt`);
+    const blocks = templates.slack(n).blocks as { type: string }[];
+    expect(blocks.map((b) => b.type)).not.toContain("actions");
+  });
+
+  test("keep a key with line breaks out of the subject's structure", () => {
+    const n = withKey("uploads/line\r\nBcc: victim@example.com.txt");
+    expect(templates.email(n).subject).not.toMatch(/[\r\n]/);
+  });
+
+  test("refuse a folder without defaults, with bad JSON, or with unknown placeholders", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fanda-templates-"));
+    mkdirSync(join(dir, "slack"));
+    mkdirSync(join(dir, "email"));
+    writeFileSync(join(dir, "slack", "positive.json"), "{ nope");
+    writeFileSync(join(dir, "email", "positive.subject.txt"), "Hi {{recipientName}}");
+    writeFileSync(join(dir, "email", "positive.html"), "<p>{{fileName}}</p>");
+    writeFileSync(join(dir, "email", "positive.txt"), "{{fileName}}");
+    let message = "";
+    try {
+      loadTemplates(dir);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain("positive.json: not valid JSON");
+    expect(message).toContain("unknown placeholder {{recipientName}}");
+    expect(message).toContain("default.json is required");
+    expect(message).toContain("default.subject.txt, default.html and default.txt are required");
+  });
+
+  test("refuse a missing folder", () => {
+    expect(() => loadTemplates(join(tmpdir(), `fanda-none-${crypto.randomUUID()}`))).toThrow(
+      /missing template folder/,
+    );
+  });
+});

@@ -1,0 +1,175 @@
+/**
+ * A Slack Web API test server: answers `auth.test` and `chat.postMessage` the way Slack does,
+ * for the tests and the local run (Slack itself cannot be reached from here).
+ *
+ * - `ok:false` with Slack's error codes: invalid_auth (wrong token), channel_not_found
+ *   (channel not in the list, when one is given), msg_too_long, no_text, invalid_blocks;
+ * - HTTP 429 with `Retry-After` and `{"ok":false,"error":"ratelimited"}` when a channel gets
+ *   more than its limit (Slack: about one message per second per channel, short bursts);
+ * - injected failures for tests (`failNext`): an error code, or an HTTP status.
+ *
+ *   bun scripts/slack-server.ts [--port 8083] [--token xoxb-local]
+ *
+ * `GET /messages` lists what was posted; each post is also printed.
+ */
+
+import { parseArgs } from "node:util";
+import { Hono } from "hono";
+
+/** One accepted message. */
+export interface PostedMessage {
+  channel: string;
+  text?: string;
+  blocks?: unknown[];
+  ts: string;
+  at: number;
+}
+
+/** Options of {@link startSlackServer}. */
+export interface SlackServerOptions {
+  port?: number;
+  token?: string;
+  /** Channels that exist; unset: every channel exists. */
+  channels?: string[];
+  /** Messages per second per channel (default 1) and burst (default 3). */
+  ratePerSecond?: number;
+  burst?: number;
+  /** Seconds announced in Retry-After on 429 (default 1). */
+  retryAfterSeconds?: number;
+  print?: boolean;
+}
+
+/** A running test server. */
+export interface SlackServer {
+  /** Base URL for @slack/web-api's slackApiUrl (ends with /api/). */
+  apiUrl: string;
+  messages: PostedMessage[];
+  /** How many posts were answered 429. */
+  rateLimited(): number;
+  /** Answers the next `count` posts with `error` (an ok:false code) or an HTTP status. */
+  failNext(failure: { error: string } | { status: number }, count: number): void;
+  stop(): Promise<void>;
+}
+
+/** Starts the server on 127.0.0.1. */
+export function startSlackServer(options: SlackServerOptions = {}): SlackServer {
+  const token = options.token ?? "xoxb-local";
+  const rate = options.ratePerSecond ?? 1;
+  const burst = options.burst ?? 3;
+  const retryAfter = options.retryAfterSeconds ?? 1;
+  const messages: PostedMessage[] = [];
+  const recent = new Map<string, number[]>();
+  let limited = 0;
+  let failures: { failure: { error: string } | { status: number }; count: number } | undefined;
+  let lastTs = 0;
+
+  const nextTs = () => {
+    lastTs = Math.max(lastTs + 1, Date.now() * 1000);
+    return `${Math.floor(lastTs / 1_000_000)}.${String(lastTs % 1_000_000).padStart(6, "0")}`;
+  };
+
+  /** Sliding window: at most `burst` in any 1/rate·burst seconds, i.e. `rate` sustained. */
+  const allowed = (channel: string) => {
+    const now = Date.now();
+    const window = (burst / rate) * 1000;
+    const times = (recent.get(channel) ?? []).filter((t) => now - t < window);
+    if (times.length >= burst) {
+      recent.set(channel, times);
+      return false;
+    }
+    times.push(now);
+    recent.set(channel, times);
+    return true;
+  };
+
+  const readBody = async (req: Request): Promise<Record<string, unknown>> => {
+    const type = req.headers.get("content-type") ?? "";
+    if (type.includes("application/json")) return (await req.json()) as Record<string, unknown>;
+    const form = new URLSearchParams(await req.text());
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of form) out[k] = v;
+    return out;
+  };
+
+  const app = new Hono();
+  app.get("/messages", (c) => c.json(messages));
+  app.post("/api/:method", async (c) => {
+    const method = c.req.param("method");
+    const body = await readBody(c.req.raw);
+    const auth = c.req.header("authorization") ?? (body.token ? `Bearer ${body.token}` : "");
+    if (auth !== `Bearer ${token}`) return c.json({ ok: false, error: "invalid_auth" });
+    if (method === "auth.test") {
+      return c.json({
+        ok: true,
+        url: "https://fanda-local.slack.com/",
+        team: "fanda-local",
+        user: "fanda",
+        bot_id: "B0LOCAL",
+      });
+    }
+    if (method !== "chat.postMessage") return c.json({ ok: false, error: "unknown_method" });
+    if (failures && failures.count > 0) {
+      failures.count--;
+      const f = failures.failure;
+      if ("status" in f) return c.text("injected failure", f.status as 500);
+      return c.json({ ok: false, error: f.error });
+    }
+    const channel = typeof body.channel === "string" ? body.channel : "";
+    if (!channel) return c.json({ ok: false, error: "channel_not_found" });
+    if (options.channels && !options.channels.includes(channel)) {
+      return c.json({ ok: false, error: "channel_not_found" });
+    }
+    const text = typeof body.text === "string" ? body.text : undefined;
+    let blocks: unknown[] | undefined;
+    if (body.blocks !== undefined) {
+      try {
+        const parsed = typeof body.blocks === "string" ? JSON.parse(body.blocks) : body.blocks;
+        if (!Array.isArray(parsed)) return c.json({ ok: false, error: "invalid_blocks" });
+        blocks = parsed;
+      } catch {
+        return c.json({ ok: false, error: "invalid_blocks" });
+      }
+    }
+    if (!text && !blocks) return c.json({ ok: false, error: "no_text" });
+    if (text && text.length > 40_000) return c.json({ ok: false, error: "msg_too_long" });
+    if (!allowed(channel)) {
+      limited++;
+      return c.json({ ok: false, error: "ratelimited" }, 429, {
+        "retry-after": String(retryAfter),
+      });
+    }
+    const ts = nextTs();
+    const message: PostedMessage = {
+      channel,
+      ts,
+      at: Date.now(),
+      ...(text === undefined ? {} : { text }),
+      ...(blocks ? { blocks } : {}),
+    };
+    messages.push(message);
+    if (options.print) console.log(`message to ${channel}: ${text ?? JSON.stringify(blocks)}`);
+    return c.json({ ok: true, channel, ts, message: { text, ts } });
+  });
+
+  const server = Bun.serve({ hostname: "127.0.0.1", port: options.port ?? 0, fetch: app.fetch });
+  return {
+    apiUrl: `http://127.0.0.1:${server.port}/api/`,
+    messages,
+    rateLimited: () => limited,
+    failNext(failure, count) {
+      failures = { failure, count };
+    },
+    stop: () => server.stop(true),
+  };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      port: { type: "string", default: "8083" },
+      token: { type: "string", default: "xoxb-local" },
+    },
+  });
+  const server = startSlackServer({ port: Number(values.port), token: values.token, print: true });
+  console.log(`Slack test server on ${server.apiUrl} (token ${values.token})`);
+}
