@@ -108,8 +108,8 @@ export function valuesOf(n: Notification): Record<Placeholder, string> {
   };
 }
 
-function fill(template: string, values: Record<string, string>, escape: (s: string) => string) {
-  return template.replace(PLACEHOLDER, (_m, name: string) => escape(values[name] ?? ""));
+function fill(template: string, values: Record<string, string>, encode: (s: string) => string) {
+  return template.replace(PLACEHOLDER, (_m, name: string) => encode(values[name] ?? ""));
 }
 
 function checkPlaceholders(text: string, where: string, issues: string[]) {
