@@ -58,7 +58,6 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
   const burst = options.burst ?? 3;
   const retryAfter = options.retryAfterSeconds ?? 1;
   const messages: PostedMessage[] = [];
-  const recent = new Map<string, number[]>();
   let limited = 0;
   let failures: { failure: { error: string } | { status: number }; count: number } | undefined;
   let lastTs = 0;
@@ -68,17 +67,16 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
     return `${Math.floor(lastTs / 1_000_000)}.${String(lastTs % 1_000_000).padStart(6, "0")}`;
   };
 
-  /** Sliding window: at most `burst` in any 1/rate·burst seconds, i.e. `rate` sustained. */
+  /** A token bucket per channel: `rate` per second sustained, up to `burst` back to back. */
+  const buckets = new Map<string, { tokens: number; at: number }>();
   const allowed = (channel: string) => {
     const now = Date.now();
-    const window = (burst / rate) * 1000;
-    const times = (recent.get(channel) ?? []).filter((t) => now - t < window);
-    if (times.length >= burst) {
-      recent.set(channel, times);
-      return false;
-    }
-    times.push(now);
-    recent.set(channel, times);
+    const b = buckets.get(channel) ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    buckets.set(channel, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
     return true;
   };
 

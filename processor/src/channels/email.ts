@@ -116,7 +116,9 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
       // One attempt per call: retries belong to the dispatcher.
       maxAttempts: 1,
     });
-  let limiter: RateLimiter = createRateLimiter({ rate: options.maxSendRate ?? 1 });
+  const rate = options.maxSendRate ?? 1;
+  const rateSource = options.maxSendRate === undefined ? "default" : "configured";
+  let limiter: RateLimiter = createRateLimiter({ rate });
 
   return {
     name: "email",

@@ -39,6 +39,8 @@ export interface Channel {
    * GetAccount); a failure stops the processor with the reason.
    */
   connect?(): Promise<void>;
+  /** Provider-specific state for /readyz and the status page (rates, waits). */
+  status?(): Record<string, unknown>;
   /** Releases connections; called once at shutdown. */
   close(): Promise<void>;
 }

@@ -182,6 +182,15 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
         throw error;
       }
     },
+    status: () => ({
+      ratePerSecond: rate,
+      burst,
+      waiting: Object.fromEntries(
+        [...buckets]
+          .filter(([, b]) => b.waitMs() > 0)
+          .map(([name, b]) => [name, Math.round(b.waitMs())]),
+      ),
+    }),
     async close() {},
   };
 }

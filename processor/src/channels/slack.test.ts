@@ -1,0 +1,218 @@
+/** The Slack channel against scripts/slack-server.ts, over real HTTP on a free port. */
+import { afterEach, describe, expect, test } from "bun:test";
+import type { Notification } from "../../../producer/src/contract.ts";
+import { createLogger } from "../../../producer/src/log.ts";
+import { type SlackServer, startSlackServer } from "../../../scripts/slack-server.ts";
+import { createDispatcher } from "../dispatch.ts";
+import { ChannelError } from "../errors.ts";
+import { loadTemplates } from "../templates.ts";
+import { createSlackChannel } from "./slack.ts";
+
+const templates = loadTemplates();
+const token = "xoxb-test-token";
+const never = new AbortController().signal;
+const servers: SlackServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+});
+
+function server(options: Parameters<typeof startSlackServer>[0] = {}) {
+  const s = startSlackServer({ token, ...options });
+  servers.push(s);
+  return s;
+}
+
+let seq = 0;
+const notification = (over: Partial<Notification> = {}): Notification => ({
+  schemaVersion: 1,
+  eventId: (seq++).toString(16).padStart(32, "0"),
+  fileName: "q3.pdf",
+  bucketName: "fanda-uploads",
+  objectKey: "reports/positive/q3.pdf",
+  uploadTime: "2026-11-27T09:15:30.123Z",
+  s3Url: "s3://fanda-uploads/reports/positive/q3.pdf",
+  category: "positive",
+  size: 1024,
+  sequencer: "01",
+  eventName: "ObjectCreated:Put",
+  ...over,
+});
+
+async function errorOf(p: Promise<unknown>): Promise<ChannelError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof ChannelError) return err;
+    throw err;
+  }
+  throw new Error("expected a ChannelError");
+}
+
+describe("slack channel", () => {
+  test("posts the category's blocks and fallback text to the routed channel; ts is the receipt", async () => {
+    const s = server();
+    const slack = createSlackChannel({
+      token,
+      templates,
+      apiUrl: s.apiUrl,
+      defaultChannel: "#uploads",
+    });
+    await slack.connect?.();
+    const receipt = await slack.send(notification(), {
+      signal: never,
+      target: { channel: "#wins" },
+    });
+    expect(s.messages).toHaveLength(1);
+    const [m] = s.messages;
+    expect(m?.channel).toBe("#wins");
+    expect(m?.text).toContain("Positive report uploaded: q3.pdf");
+    expect(m?.blocks?.[0]).toEqual({
+      type: "header",
+      text: {
+        type: "plain_text",
+        text: ":white_check_mark: Positive report uploaded",
+        emoji: true,
+      },
+    });
+    expect(receipt.providerId).toBe(`#wins/${m?.ts}`);
+  });
+
+  test("uses the default channel when the route names none, and fails finally without one", async () => {
+    const s = server();
+    const withDefault = createSlackChannel({
+      token,
+      templates,
+      apiUrl: s.apiUrl,
+      defaultChannel: "#uploads",
+    });
+    await withDefault.send(notification(), { signal: never, target: {} });
+    expect(s.messages[0]?.channel).toBe("#uploads");
+    const without = createSlackChannel({ token, templates, apiUrl: s.apiUrl });
+    const err = await errorOf(without.send(notification(), { signal: never, target: {} }));
+    expect(err.retriable).toBe(false);
+    expect(err.message).toContain("no Slack channel for category positive");
+  });
+
+  test.each([
+    [{ error: "channel_not_found" }, false],
+    [{ error: "not_in_channel" }, false],
+    [{ error: "invalid_auth" }, false],
+    [{ error: "msg_too_long" }, false],
+    [{ error: "account_inactive" }, false],
+    [{ error: "service_unavailable" }, true],
+    [{ error: "internal_error" }, true],
+    [{ status: 500 }, true],
+    [{ status: 503 }, true],
+    [{ status: 400 }, false],
+  ])("%p is retriable: %p", async (failure, retriable) => {
+    const s = server();
+    s.failNext(failure, 1);
+    const slack = createSlackChannel({ token, templates, apiUrl: s.apiUrl, defaultChannel: "#x" });
+    const err = await errorOf(slack.send(notification(), { signal: never, target: {} }));
+    expect(err.retriable).toBe(retriable);
+  });
+
+  test("a wrong token fails at connect, finally", async () => {
+    const s = server();
+    const slack = createSlackChannel({ token: "xoxb-wrong", templates, apiUrl: s.apiUrl });
+    const err = await errorOf(slack.connect?.() ?? Promise.resolve());
+    expect(err.retriable).toBe(false);
+    expect(err.message).toContain("invalid_auth");
+  });
+
+  test("a 429 is retriable with Retry-After, and holds that channel's bucket", async () => {
+    const s = server({ ratePerSecond: 1, burst: 1, retryAfterSeconds: 2 });
+    // The channel allows more than the server: the server has to say no.
+    const slack = createSlackChannel({
+      token,
+      templates,
+      apiUrl: s.apiUrl,
+      ratePerSecond: 50,
+      burst: 5,
+    });
+    await slack.send(notification(), { signal: never, target: { channel: "#busy" } });
+    const err = await errorOf(
+      slack.send(notification(), { signal: never, target: { channel: "#busy" } }),
+    );
+    expect(err.retriable).toBe(true);
+    expect(err.status).toBe(429);
+    expect(err.retryAfterMs).toBe(2000);
+    expect((slack.status?.().waiting as Record<string, number>)["#busy"]).toBeGreaterThan(1000);
+    // Another Slack channel is not held.
+    await slack.send(notification(), { signal: never, target: { channel: "#quiet" } });
+  });
+
+  test("stays under Slack's per-channel limit: no 429 for a burst of messages to one channel", async () => {
+    const s = server({ ratePerSecond: 5, burst: 3 });
+    // The channel keeps a margin under the server's allowance (as production keeps under
+    // Slack's): requests sent 250 ms apart can arrive closer together.
+    const slack = createSlackChannel({
+      token,
+      templates,
+      apiUrl: s.apiUrl,
+      ratePerSecond: 4,
+      burst: 1,
+    });
+    await Promise.all(
+      Array.from({ length: 8 }, () =>
+        slack.send(notification(), { signal: never, target: { channel: "#one" } }),
+      ),
+    );
+    expect(s.messages).toHaveLength(8);
+    expect(s.rateLimited()).toBe(0);
+  });
+
+  test("when Slack throttles anyway, nothing is lost and nothing is posted twice", async () => {
+    const s = server({ ratePerSecond: 10, burst: 1, retryAfterSeconds: 1 });
+    const slack = createSlackChannel({
+      token,
+      templates,
+      apiUrl: s.apiUrl,
+      ratePerSecond: 100,
+      burst: 10,
+    });
+    const dispatch = createDispatcher({
+      channels: [slack],
+      logger: createLogger({ sink: () => {} }),
+      maxAttempts: 20,
+      retryBaseMs: 50,
+      retryMaxMs: 1000,
+    });
+    const sent = Array.from({ length: 8 }, () => notification());
+    const outcomes = await Promise.all(
+      sent.map((n) =>
+        dispatch(n, { channels: ["slack"], targets: { slack: { channel: "#hot" } } }, never),
+      ),
+    );
+    expect(outcomes.flat().map((o) => o.status)).toEqual(Array(8).fill("delivered"));
+    expect(s.rateLimited()).toBeGreaterThan(0);
+    expect(s.messages).toHaveLength(8);
+  }, 30_000);
+
+  test("a 1,000-character Korean file name and HTML in the key still post", async () => {
+    const s = server();
+    const slack = createSlackChannel({ token, templates, apiUrl: s.apiUrl, defaultChannel: "#x" });
+    const name = `${"보고서".repeat(333)}가.pdf`;
+    await slack.send(
+      notification({
+        fileName: name,
+        objectKey: `uploads/<b>${name}</b>`,
+        s3Url: `s3://fanda-uploads/uploads/<b>${name}</b>`,
+        category: "unknown-category",
+      }),
+      { signal: never, target: {} },
+    );
+    expect(s.messages).toHaveLength(1);
+    expect(s.messages[0]?.text).toContain("&lt;b&gt;");
+  });
+
+  test.each([
+    [{ token: "abc" }, /SLACK_BOT_TOKEN/],
+    [{ token, apiUrl: "http://127.0.0.1/api" }, /must end with \//],
+    [{ token, apiUrl: "nope" }, /SLACK_API_URL: not a valid URL/],
+    [{ token, ratePerSecond: 0 }, /SLACK_RATE_PER_SECOND/],
+    [{ token, burst: 0 }, /SLACK_BURST/],
+  ])("refuses %p", (options, message) => {
+    expect(() => createSlackChannel({ templates, ...options })).toThrow(message);
+  });
+});
