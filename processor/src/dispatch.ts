@@ -40,6 +40,8 @@ export interface ChannelHealth {
   lastOutcome?: ChannelOutcome["status"];
   lastError?: string;
   lastAt?: string;
+  /** The channel's own state (rate, waits), when it reports one. */
+  provider?: Record<string, unknown>;
 }
 
 /** Options of {@link createDispatcher}. */

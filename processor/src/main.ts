@@ -141,7 +141,12 @@ export async function startProcessor(
     dependencies: () => ({
       idempotency: { kind: store.kind, healthy: store.healthy() },
       deliveryLog: { kind: audit.kind, healthy: audit.healthy() },
-      channels: dispatch.health(),
+      channels: Object.fromEntries(
+        Object.entries(dispatch.health()).map(([name, health]) => {
+          const provider = channels.find((c) => c.name === name)?.status?.();
+          return [name, provider ? { ...health, provider } : health];
+        }),
+      ),
     }),
     registry: metrics.registry,
     draining: () => draining,

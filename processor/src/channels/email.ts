@@ -116,8 +116,8 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
       // One attempt per call: retries belong to the dispatcher.
       maxAttempts: 1,
     });
-  const rate = options.maxSendRate ?? 1;
-  const rateSource = options.maxSendRate === undefined ? "default" : "configured";
+  let rate = options.maxSendRate ?? 1;
+  let rateSource = options.maxSendRate === undefined ? "default" : "configured";
   let limiter: RateLimiter = createRateLimiter({ rate });
 
   return {
@@ -130,10 +130,14 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
       } catch (err) {
         throw classify(err);
       }
-      const rate = account.SendQuota?.MaxSendRate;
-      if (rate && rate > 0)
+      const accountRate = account.SendQuota?.MaxSendRate;
+      if (accountRate && accountRate > 0) {
+        rate = accountRate;
+        rateSource = "GetAccount";
         limiter = createRateLimiter({ rate, burst: Math.max(1, Math.floor(rate)) });
+      }
     },
+    status: () => ({ maxSendRate: rate, source: rateSource, waitMs: limiter.waitMs() }),
     async send(notification: Notification, { signal, target }: SendContext) {
       const to = Array.isArray(target.to) ? target.to.map(String) : (options.defaultTo ?? []);
       if (to.length === 0) {

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Notification } from "../../../producer/src/contract.ts";
 import { ChannelError } from "../errors.ts";
-import { createWebhookChannel } from "./webhook.ts";
+import { createWebhookChannel, webhookSignature } from "./webhook.ts";
 
 const n = {
   schemaVersion: 1,
@@ -88,5 +88,34 @@ describe("webhook channel", () => {
     [{ url, timeoutMs: 1.5 }, /timeoutMs/],
   ])("refuses bad options %p", (options, message) => {
     expect(() => createWebhookChannel(options)).toThrow(message);
+  });
+});
+
+describe("webhook signature", () => {
+  test("signs the exact body with HMAC-SHA256 over `<t>.<body>` when a secret is set", async () => {
+    next = () => new Response(null, { status: 204 });
+    const secret = "0123456789abcdef-secret";
+    await createWebhookChannel({ url, secret }).send(n, never);
+    const last = requests.at(-1);
+    const header = last?.headers.get("x-fanda-signature") ?? "";
+    const match = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header);
+    expect(match).not.toBeNull();
+    const t = Number(match?.[1]);
+    expect(header).toBe(webhookSignature(secret, JSON.stringify(last?.body), t));
+    expect(Math.abs(t - Date.now() / 1000)).toBeLessThan(300);
+  });
+
+  test("sends no signature without a secret, and refuses a short secret", async () => {
+    next = () => new Response(null, { status: 204 });
+    await createWebhookChannel({ url }).send(n, never);
+    expect(requests.at(-1)?.headers.get("x-fanda-signature")).toBeNull();
+    expect(() => createWebhookChannel({ url, secret: "short" })).toThrow(/WEBHOOK_SECRET/);
+  });
+
+  test("the signature is the documented HMAC", () => {
+    // Computed independently: printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac 'key-key-key-key-key'
+    expect(webhookSignature("key-key-key-key-key", '{"a":1}', 1700000000)).toBe(
+      "t=1700000000,v1=697da7e30412f7753fffe391414f555b31433c7439c961bc5471a7e03e96ab20",
+    );
   });
 });

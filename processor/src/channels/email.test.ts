@@ -1,0 +1,209 @@
+/** The email channel against aws-ses-v2-local (an SES v2 emulator) on a free port. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import sesLocal from "aws-ses-v2-local";
+import type { Notification } from "../../../producer/src/contract.ts";
+import { ChannelError } from "../errors.ts";
+import { loadTemplates } from "../templates.ts";
+import { createEmailChannel, isEmailAddress, type SesApi } from "./email.ts";
+
+const templates = loadTemplates();
+const never = new AbortController().signal;
+let server: Server;
+let endpoint: string;
+const saved = { ...process.env };
+
+interface StoredEmail {
+  messageId: string;
+  from: string;
+  destination: { to: string[] };
+  subject: string;
+  body: { html?: string; text?: string };
+}
+
+const store = async (): Promise<StoredEmail[]> =>
+  ((await (await fetch(`${endpoint}/store`)).json()) as { emails: StoredEmail[] }).emails;
+
+beforeAll(async () => {
+  // The SDK's default credential chain reads these; the emulator accepts anything.
+  process.env.AWS_ACCESS_KEY_ID = "local";
+  process.env.AWS_SECRET_ACCESS_KEY = "local";
+  process.env.AWS_SES_ACCOUNT = JSON.stringify({
+    DedicatedIpAutoWarmupEnabled: false,
+    Details: {
+      AdditionalContactEmailAddresses: [],
+      ContactLanguage: "EN",
+      MailType: "TRANSACTIONAL",
+      ReviewDetails: { CaseId: "local", Status: "GRANTED" },
+      UseCaseDescription: "fanda tests",
+      WebsiteURL: "https://example.com",
+    },
+    EnforcementStatus: "HEALTHY",
+    ProductionAccessEnabled: true,
+    SendingEnabled: true,
+    SendQuota: { Max24HourSend: 50000, MaxSendRate: 14, SentLast24Hours: 0 },
+    SuppressionAttributes: { SuppressedReasons: [] },
+  });
+  server = await sesLocal({ host: "127.0.0.1", port: 0 });
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(() => {
+  server?.close();
+  for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SES_ACCOUNT"]) {
+    if (saved[k] === undefined) delete process.env[k];
+    else process.env[k] = saved[k];
+  }
+});
+
+let seq = 0;
+const notification = (over: Partial<Notification> = {}): Notification => ({
+  schemaVersion: 1,
+  eventId: (seq++).toString(16).padStart(32, "0"),
+  fileName: "incident.csv",
+  bucketName: "fanda-uploads",
+  objectKey: "reports/negative/incident.csv",
+  uploadTime: "2026-11-27T09:15:30.123Z",
+  s3Url: "s3://fanda-uploads/reports/negative/incident.csv",
+  category: "negative",
+  size: 2048,
+  sequencer: "01",
+  eventName: "ObjectCreated:Put",
+  ...over,
+});
+
+const channel = (over: Partial<Parameters<typeof createEmailChannel>[0]> = {}) =>
+  createEmailChannel({
+    from: "fanda@example.com",
+    templates,
+    region: "ap-northeast-2",
+    endpoint,
+    defaultTo: ["ops@example.com"],
+    ...over,
+  });
+
+async function errorOf(p: Promise<unknown>): Promise<ChannelError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof ChannelError) return err;
+    throw err;
+  }
+  throw new Error("expected a ChannelError");
+}
+
+describe("email channel", () => {
+  test("reads MaxSendRate from GetAccount at connect", async () => {
+    const email = channel();
+    await email.connect?.();
+    expect(email.status?.()).toMatchObject({ maxSendRate: 14, source: "GetAccount" });
+  });
+
+  test("a configured rate wins over the account's", async () => {
+    const email = channel({ maxSendRate: 3 });
+    await email.connect?.();
+    expect(email.status?.()).toMatchObject({ maxSendRate: 3, source: "configured" });
+  });
+
+  test("sends the category's subject, HTML and text to the default recipients; MessageId is the receipt", async () => {
+    const n = notification();
+    const receipt = await channel().send(n, { signal: never, target: {} });
+    const sent = (await store()).find((e) => e.messageId === receipt.providerId);
+    expect(sent?.from).toBe("fanda@example.com");
+    expect(sent?.destination.to).toEqual(["ops@example.com"]);
+    expect(sent?.subject).toBe("[Fanda] Negative report needs attention: incident.csv");
+    expect(sent?.body.text).toContain("Key:      reports/negative/incident.csv");
+    expect(sent?.body.html).toContain("<code>reports/negative/incident.csv</code>");
+  });
+
+  test("sends to the route's recipients when it names them", async () => {
+    const receipt = await channel().send(notification(), {
+      signal: never,
+      target: { to: ["risk@example.com", "cfo@example.com"] },
+    });
+    const sent = (await store()).find((e) => e.messageId === receipt.providerId);
+    expect(sent?.destination.to).toEqual(["risk@example.com", "cfo@example.com"]);
+  });
+
+  test("escapes HTML in the key in the HTML body, keeps a 1,000-character Korean name intact in text", async () => {
+    const name = `${"보고서".repeat(333)}가.pdf`;
+    const receipt = await channel().send(
+      notification({
+        fileName: name,
+        objectKey: `uploads/<img src=x onerror=alert(1)>/${name}`,
+        category: "unknown-category",
+      }),
+      { signal: never, target: {} },
+    );
+    const sent = (await store()).find((e) => e.messageId === receipt.providerId);
+    expect(sent?.body.html).not.toContain("<img");
+    expect(sent?.body.html).toContain("&lt;img src=x onerror=alert(1)&gt;");
+    expect(sent?.body.text).toContain(name);
+    expect(sent?.subject.startsWith("[Fanda] New file (unknown-category): ")).toBe(true);
+  });
+
+  test("an empty recipient list or a bad address is a final error", async () => {
+    const none = await errorOf(
+      channel({ defaultTo: [] }).send(notification(), { signal: never, target: {} }),
+    );
+    expect(none.retriable).toBe(false);
+    expect(none.message).toContain("no recipients for category negative");
+    const bad = await errorOf(
+      channel().send(notification(), { signal: never, target: { to: ["not-an-address"] } }),
+    );
+    expect(bad.retriable).toBe(false);
+    expect(bad.message).toContain("invalid recipient(s): not-an-address");
+  });
+
+  const failing = (error: object): SesApi => ({
+    send: async () => {
+      throw error;
+    },
+  });
+  test.each([
+    [{ name: "TooManyRequestsException", $metadata: { httpStatusCode: 429 } }, true],
+    [{ name: "LimitExceededException", $metadata: { httpStatusCode: 400 } }, true],
+    [{ name: "InternalFailure", $metadata: { httpStatusCode: 500 } }, true],
+    [{ name: "ServiceUnavailable", $metadata: { httpStatusCode: 503 } }, true],
+    [{ name: "MessageRejected", $metadata: { httpStatusCode: 400 } }, false],
+    [{ name: "MailFromDomainNotVerifiedException", $metadata: { httpStatusCode: 400 } }, false],
+    [{ name: "BadRequestException", $metadata: { httpStatusCode: 400 } }, false],
+    [{ name: "NotFoundException", $metadata: { httpStatusCode: 404 } }, false],
+    [{ name: "TimeoutError", message: "socket hang up" }, true],
+  ])("SES error %p is retriable: %p", async (error, retriable) => {
+    const email = channel({ client: failing(error) });
+    const err = await errorOf(email.send(notification(), { signal: never, target: {} }));
+    expect(err.retriable).toBe(retriable);
+    expect(err.message).toContain(error.name);
+  });
+
+  test("an account the emulator cannot describe fails connect with the SES error", async () => {
+    const email = channel({
+      client: failing({ name: "BadRequestException", $metadata: { httpStatusCode: 400 } }),
+    });
+    const err = await errorOf(email.connect?.() ?? Promise.resolve());
+    expect(err.retriable).toBe(false);
+  });
+
+  test.each([
+    [{ from: "nope" }, /SES_FROM/],
+    [{ defaultTo: ["ops@example.com", "bad"] }, /EMAIL_TO: "bad"/],
+    [{ maxSendRate: 0 }, /SES_MAX_SEND_RATE/],
+    [{ endpoint: "::" }, /SES_ENDPOINT/],
+  ])("refuses %p", (over, message) => {
+    expect(() => channel(over)).toThrow(message);
+  });
+
+  test.each([
+    ["ops@example.com", true],
+    ["first.last+tag@sub.example.co.kr", true],
+    ["no-at.example.com", false],
+    ["two@@example.com", false],
+    ["spaces in@example.com", false],
+    ["trailing@example", false],
+    ["<ops@example.com>", false],
+  ])("isEmailAddress(%p) is %p", (address, ok) => {
+    expect(isEmailAddress(address)).toBe(ok);
+  });
+});
