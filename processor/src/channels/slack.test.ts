@@ -137,7 +137,8 @@ describe("slack channel", () => {
     expect(err.retriable).toBe(true);
     expect(err.status).toBe(429);
     expect(err.retryAfterMs).toBe(2000);
-    expect((slack.status?.().waiting as Record<string, number>)["#busy"]).toBeGreaterThan(1000);
+    const waiting = (slack.status?.().waiting ?? {}) as Record<string, number>;
+    expect(waiting["#busy"]).toBeGreaterThan(1000);
     // Another Slack channel is not held.
     await slack.send(notification(), { signal: never, target: { channel: "#quiet" } });
   });
