@@ -72,6 +72,10 @@ export interface ProcessorConfig {
   pauseMaxMs: number;
   /** Commit resolved offsets (after writing their delivery records) at most this often. */
   commitIntervalMs: number;
+  /** How often consumer lag is read from Kafka for the lag gauges. */
+  lagIntervalMs: number;
+  /** /healthz fails when the event loop has not ticked for this long. */
+  livenessStallMs: number;
   /** Redis URL; unset → in-memory idempotency (one process, lost on restart). */
   redisUrl?: string;
   claimTtlMs: number;
@@ -168,6 +172,18 @@ const schema = z.object({
   PARTITIONS_CONCURRENCY: positiveInt("PARTITIONS_CONCURRENCY", 3, 1000),
   PAUSE_MIN_MS: positiveInt("PAUSE_MIN_MS", 1000),
   COMMIT_INTERVAL_MS: positiveInt("COMMIT_INTERVAL_MS", 1000, 60_000),
+  LAG_INTERVAL_MS: z.coerce
+    .number({ error: "expected a whole number of ms" })
+    .int("expected a whole number of ms")
+    .min(1000, "expected at least 1000")
+    .max(600_000, "expected at most 600000")
+    .default(15_000),
+  LIVENESS_STALL_MS: z.coerce
+    .number({ error: "expected a whole number of ms" })
+    .int("expected a whole number of ms")
+    .min(2000, "expected at least 2000")
+    .max(600_000, "expected at most 600000")
+    .default(30_000),
   PAUSE_MAX_MS: positiveInt("PAUSE_MAX_MS", 30_000),
   REDIS_URL: z
     .string()
@@ -321,6 +337,8 @@ export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
     pauseMinMs: e.PAUSE_MIN_MS,
     pauseMaxMs: e.PAUSE_MAX_MS,
     commitIntervalMs: e.COMMIT_INTERVAL_MS,
+    lagIntervalMs: e.LAG_INTERVAL_MS,
+    livenessStallMs: e.LIVENESS_STALL_MS,
     ...(e.REDIS_URL ? { redisUrl: e.REDIS_URL } : {}),
     claimTtlMs: e.IDEMPOTENCY_CLAIM_TTL_MS,
     doneTtlMs: e.IDEMPOTENCY_DONE_TTL_MS,

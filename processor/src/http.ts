@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import type { Registry } from "prom-client";
 import type { ConsumerState } from "./consumer.ts";
 import type { ChannelHealth } from "./dispatch.ts";
+import { renderStatus, type StatusSnapshot } from "./status.ts";
 
 /** State of the processor's dependencies, read on each request. */
 export interface DependencyState {
@@ -26,10 +27,15 @@ export interface HttpAppOptions {
   idempotencyFailOpen?: boolean;
   /** Build identifier reported by /readyz. */
   version?: string;
+  /** The event loop watchdog: /healthz fails while the loop is wedged. */
+  watchdog?: { wedged(): boolean; stalledMs(): number };
+  /** Data for the status page; without it /status answers 404. */
+  status?: (readiness: { ready: boolean; reasons: string[] }) => Promise<StatusSnapshot>;
 }
 
 /**
- * Builds the Hono app: `GET /healthz`, `GET /readyz`, `GET /metrics`.
+ * Builds the Hono app: `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /status`
+ * (HTML for humans) and `GET /status.json`.
  * @example
  * Bun.serve({ port: 8080, fetch: createHttpApp({ consumerState, dependencies, registry }).fetch });
  */
@@ -38,9 +44,15 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   app.get("/healthz", (c) => {
     const s = options.consumerState();
     if (s.fatal) return c.json({ status: "failed", error: s.fatal.message }, 503);
+    if (options.watchdog?.wedged()) {
+      return c.json(
+        { status: "failed", error: `event loop stalled for ${options.watchdog.stalledMs()} ms` },
+        503,
+      );
+    }
     return c.json({ status: "ok" });
   });
-  app.get("/readyz", (c) => {
+  const readiness = () => {
     const s = options.consumerState();
     const deps = options.dependencies();
     const draining = options.draining?.() ?? false;
@@ -52,9 +64,13 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     if (!deps.idempotency.healthy && !options.idempotencyFailOpen) {
       reasons.push(`idempotency store (${deps.idempotency.kind}) unreachable`);
     }
-    if (!deps.deliveryLog.healthy)
+    if (!deps.deliveryLog.healthy) {
       reasons.push(`delivery log (${deps.deliveryLog.kind}) unreachable`);
-    const ready = reasons.length === 0;
+    }
+    return { ready: reasons.length === 0, reasons, s, deps };
+  };
+  app.get("/readyz", (c) => {
+    const { ready, reasons, s, deps } = readiness();
     return c.json(
       {
         status: ready ? "ready" : "not-ready",
@@ -71,6 +87,16 @@ export function createHttpApp(options: HttpAppOptions): Hono {
       },
       ready ? 200 : 503,
     );
+  });
+  app.get("/status", async (c) => {
+    if (!options.status) return c.notFound();
+    const { ready, reasons } = readiness();
+    return c.html(renderStatus(await options.status({ ready, reasons })));
+  });
+  app.get("/status.json", async (c) => {
+    if (!options.status) return c.notFound();
+    const { ready, reasons } = readiness();
+    return c.json(await options.status({ ready, reasons }));
   });
   app.get("/metrics", async (c) => {
     const body = await options.registry.metrics();

@@ -1,5 +1,6 @@
 /** The entry points as an operator runs them: exit codes and messages for bad configuration. */
 import { describe, expect, test } from "bun:test";
+import { startSlackServer } from "../../scripts/slack-server.ts";
 
 async function run(args: string[], env: Record<string, string>) {
   const proc = Bun.spawn(["bun", ...args], {
@@ -48,5 +49,26 @@ describe("entry points", () => {
     const { code, stderr } = await run(["scripts/replay.ts", ...args], {});
     expect(code).toBe(2);
     expect(stderr).toContain(message);
+  });
+
+  test("the Slack token never appears in the processor's output, even when Slack refuses it", async () => {
+    const slack = startSlackServer({ token: "xoxb-the-right-one" });
+    try {
+      const token = "xoxb-0000000000-SECRET-must-not-leak";
+      const { code, stdout, stderr } = await run(["processor/src/main.ts"], {
+        ENABLED_CHANNELS: "slack",
+        SLACK_BOT_TOKEN: token,
+        SLACK_API_URL: slack.apiUrl,
+        SLACK_DEFAULT_CHANNEL: "#uploads",
+        AUDIT_SQLITE_PATH: ":memory:",
+        LOG_LEVEL: "debug",
+      });
+      expect(code).toBe(1);
+      expect(`${stdout}${stderr}`).toContain("invalid_auth");
+      expect(`${stdout}${stderr}`).not.toContain(token);
+      expect(`${stdout}${stderr}`).not.toContain("SECRET-must-not-leak");
+    } finally {
+      await slack.stop();
+    }
   });
 });

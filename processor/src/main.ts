@@ -9,7 +9,7 @@
  * restarts the pod.
  */
 import { createKafka, ensureTopics } from "../../producer/src/kafka.ts";
-import { createLogger, type Logger } from "../../producer/src/log.ts";
+import { createLogger, defaultSink, type Logger } from "../../producer/src/log.ts";
 import { createMysqlLog, createSqliteLog, type DeliveryLog } from "./audit.ts";
 import { createChannels } from "./channels/index.ts";
 import { loadProcessorConfig, type ProcessorConfig } from "./config.ts";
@@ -19,9 +19,13 @@ import { createDeadLetterQueue } from "./dlq.ts";
 import { ConfigError } from "./errors.ts";
 import { createHttpApp } from "./http.ts";
 import { createMemoryStore, createRedisStore, type IdempotencyStore } from "./idempotency.ts";
+import { createLagMonitor } from "./lag.ts";
 import { createMetrics } from "./metrics.ts";
+import { createRecent } from "./recent.ts";
 import { createRouter } from "./routing.ts";
+import { createRateWindow } from "./status.ts";
 import { loadTemplates } from "./templates.ts";
+import { startWatchdog } from "./watchdog.ts";
 
 /** A started processor. */
 export interface RunningProcessor {
@@ -66,9 +70,14 @@ export async function startProcessor(
   config: ProcessorConfig,
   overrides: ProcessorOverrides = {},
 ): Promise<RunningProcessor> {
+  const recent = createRecent();
   const logger =
-    overrides.logger ?? createLogger({ level: config.logLevel, ns: "fanda.processor" });
+    overrides.logger ??
+    createLogger({ level: config.logLevel, ns: "fanda.processor", sink: recent.sink(defaultSink) });
   const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics ?? true });
+  const version = process.env.FANDA_VERSION ?? "dev";
+  const startedAt = new Date().toISOString();
+  metrics.up.set({ version }, 1);
   const templates = loadTemplates(config.templatesDir);
   const channels = createChannels(config.channels, {
     env: {
@@ -80,6 +89,7 @@ export async function startProcessor(
     },
     templates,
     logger,
+    onRateLimitWait: (channel, ms) => metrics.rateLimitWaitSeconds.inc({ channel }, ms / 1000),
     ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
     ...(overrides.write ? { write: overrides.write } : {}),
   });
@@ -136,25 +146,91 @@ export async function startProcessor(
         process.exit(1);
       }),
   });
+  const lag = createLagMonitor({
+    kafka,
+    topic: config.kafka.topic,
+    groupId: config.groupId,
+    metrics,
+    logger,
+    partitions: () => consumer.state().partitions,
+    intervalMs: config.lagIntervalMs,
+  });
+  const watchdog = startWatchdog({ stallMs: config.livenessStallMs });
+  const stallGauge = setInterval(
+    () => metrics.eventLoopStallSeconds.set(watchdog.takeMaxLateMs() / 1000),
+    5000,
+  );
+  stallGauge.unref?.();
+  const sumOf = async (
+    metric: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> },
+    key?: string,
+  ) => {
+    const byLabel = new Map<string, number>();
+    let total = 0;
+    for (const v of (await metric.get()).values) {
+      total += v.value;
+      if (key) {
+        const label = String(v.labels[key]);
+        byLabel.set(label, (byLabel.get(label) ?? 0) + v.value);
+      }
+    }
+    return { total, byLabel };
+  };
+  const throughput = createRateWindow({
+    total: async () => (await sumOf(metrics.notifications)).total,
+  });
+  throughput.start();
+  const dependencies = () => ({
+    idempotency: { kind: store.kind, healthy: store.healthy() },
+    deliveryLog: { kind: audit.kind, healthy: audit.healthy() },
+    channels: Object.fromEntries(
+      Object.entries(dispatch.health()).map(([name, health]) => {
+        const provider = channels.find((c) => c.name === name)?.status?.();
+        return [name, provider ? { ...health, provider } : health];
+      }),
+    ),
+  });
   const app = createHttpApp({
     consumerState: consumer.state,
-    dependencies: () => ({
-      idempotency: { kind: store.kind, healthy: store.healthy() },
-      deliveryLog: { kind: audit.kind, healthy: audit.healthy() },
-      channels: Object.fromEntries(
-        Object.entries(dispatch.health()).map(([name, health]) => {
-          const provider = channels.find((c) => c.name === name)?.status?.();
-          return [name, provider ? { ...health, provider } : health];
-        }),
-      ),
-    }),
+    dependencies,
+    watchdog,
+    status: async ({ ready, reasons }) => {
+      const [delivered, failed, dead] = await Promise.all([
+        sumOf(metrics.notifications, "channel"),
+        sumOf(metrics.failures, "channel"),
+        sumOf(metrics.deadLetters, "reason"),
+      ]);
+      const deps = dependencies();
+      return {
+        version,
+        startedAt,
+        now: new Date().toISOString(),
+        ready,
+        reasons,
+        topic: config.kafka.topic,
+        groupId: config.groupId,
+        consumer: consumer.state(),
+        lag: lag.last(),
+        throughput: throughput.rates(),
+        channels: Object.entries(deps.channels).map(([name, health]) => ({
+          name,
+          delivered: delivered.byLabel.get(name) ?? 0,
+          failed: failed.byLabel.get(name) ?? 0,
+          health,
+        })),
+        deadLetters: Object.fromEntries(dead.byLabel),
+        dependencies: { idempotency: deps.idempotency, deliveryLog: deps.deliveryLog },
+        recent: recent.entries(),
+      };
+    },
     registry: metrics.registry,
     draining: () => draining,
     idempotencyFailOpen: config.idempotencyFailOpen,
-    version: process.env.FANDA_VERSION ?? "dev",
+    version,
   });
   const server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
   await consumer.start();
+  await lag.start();
   logger.info("processor started", {
     http: `http://${config.host}:${server.port}`,
     topic: config.kafka.topic,
@@ -177,6 +253,10 @@ export async function startProcessor(
         await consumer.stop();
       } finally {
         clearTimeout(timer);
+        watchdog.stop();
+        clearInterval(stallGauge);
+        throughput.stop();
+        await lag.stop();
         await dlq.disconnect().catch((err) => logger.warn("dlq disconnect failed", { err }));
         await Promise.all(channels.map((c) => c.close()));
         await store.close().catch((err) => logger.warn("idempotency store close failed", { err }));

@@ -2,7 +2,7 @@
  * Every Prometheus metric of the processor, in one registry. The seed's names
  * (`notification_total`, `notification_failed_total`) are kept so its alerts keep working.
  */
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** The processor's metrics. */
 export interface Metrics {
@@ -17,6 +17,11 @@ export interface Metrics {
   deferrals: Counter<"reason">;
   batchSize: Histogram<never>;
   batchPhaseSeconds: Histogram<"phase">;
+  consumerLag: Gauge<"topic" | "partition">;
+  consumerLagSum: Gauge<"topic">;
+  rateLimitWaitSeconds: Counter<"channel">;
+  eventLoopStallSeconds: Gauge<never>;
+  up: Gauge<"version">;
 }
 
 /**
@@ -83,6 +88,35 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: "Time per consumed batch spent in each phase: decode, claim, deliver, log, commit.",
       labelNames: ["phase"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    consumerLag: new Gauge({
+      name: "kafka_consumer_lag",
+      help: "Messages not yet committed by the group, per partition assigned to this processor.",
+      labelNames: ["topic", "partition"],
+      registers: [registry],
+    }),
+    consumerLagSum: new Gauge({
+      name: "kafka_consumer_lag_sum",
+      help: "Sum of kafka_consumer_lag over the partitions assigned to this processor.",
+      labelNames: ["topic"],
+      registers: [registry],
+    }),
+    rateLimitWaitSeconds: new Counter({
+      name: "fanda_rate_limit_wait_seconds_total",
+      help: "Time sends spent waiting for a provider's rate limit (token bucket, Retry-After).",
+      labelNames: ["channel"],
+      registers: [registry],
+    }),
+    eventLoopStallSeconds: new Gauge({
+      name: "fanda_event_loop_stall_seconds",
+      help: "Longest delay of the event loop watchdog's tick in the last interval.",
+      registers: [registry],
+    }),
+    up: new Gauge({
+      name: "fanda_build_info",
+      help: "Always 1; the build version in a label.",
+      labelNames: ["version"],
       registers: [registry],
     }),
     batchSize: new Histogram({

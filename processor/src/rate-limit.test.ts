@@ -59,6 +59,21 @@ describe("rate limiter", () => {
     }
   });
 
+  test("reports each wait to onWait", async () => {
+    const c = clock();
+    const waited: number[] = [];
+    const limiter = createRateLimiter({
+      rate: 4,
+      now: c.now,
+      sleep: c.sleep,
+      onWait: (ms) => waited.push(ms),
+    });
+    await limiter.take();
+    await limiter.take();
+    await limiter.take();
+    expect(waited).toEqual([250, 250]);
+  });
+
   test("block holds every sender for the given time", async () => {
     const c = clock();
     const limiter = createRateLimiter({ rate: 10, burst: 1, now: c.now, sleep: c.sleep });

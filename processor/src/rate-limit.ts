@@ -24,6 +24,8 @@ export interface RateLimiterOptions {
   burst?: number;
   now?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Told how long each take waited (only when it waited), for metrics. */
+  onWait?: (ms: number) => void;
 }
 
 const sleepFor = (ms: number, signal?: AbortSignal) =>
@@ -66,7 +68,10 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       const start = Math.max(tat, t);
       const wait = start - tolerance - t;
       tat = start + interval;
-      if (wait > 0) await sleep(wait, signal);
+      if (wait > 0) {
+        options.onWait?.(wait);
+        await sleep(wait, signal);
+      }
     },
     block(ms) {
       tat = Math.max(tat, now() + ms + tolerance);

@@ -22,7 +22,8 @@ export interface Logger {
 /** Where lines go; injected in tests. */
 export type LogSink = (line: string, level: LogLevel) => void;
 
-const defaultSink: LogSink = (line, level) => {
+/** Writes warn and error lines to stderr, the rest to stdout. */
+export const defaultSink: LogSink = (line, level) => {
   if (level === "error" || level === "warn") process.stderr.write(`${line}\n`);
   else process.stdout.write(`${line}\n`);
 };

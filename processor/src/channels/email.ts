@@ -61,6 +61,8 @@ export interface EmailChannelOptions {
   maxSendRate?: number;
   /** The SES client (default: an SESv2Client from region/endpoint). */
   client?: SesApi;
+  /** Told how long a send waited for the rate limit, in ms. */
+  onRateLimitWait?: (ms: number) => void;
 }
 
 function classify(err: unknown): ChannelError {
@@ -118,7 +120,8 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
     });
   let rate = options.maxSendRate ?? 1;
   let rateSource = options.maxSendRate === undefined ? "default" : "configured";
-  let limiter: RateLimiter = createRateLimiter({ rate });
+  const onWait = options.onRateLimitWait ? { onWait: options.onRateLimitWait } : {};
+  let limiter: RateLimiter = createRateLimiter({ rate, ...onWait });
 
   return {
     name: "email",
@@ -134,7 +137,7 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
       if (accountRate && accountRate > 0) {
         rate = accountRate;
         rateSource = "GetAccount";
-        limiter = createRateLimiter({ rate, burst: Math.max(1, Math.floor(rate)) });
+        limiter = createRateLimiter({ rate, burst: Math.max(1, Math.floor(rate)), ...onWait });
       }
     },
     status: () => ({ maxSendRate: rate, source: rateSource, waitMs: limiter.waitMs() }),

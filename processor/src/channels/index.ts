@@ -74,6 +74,8 @@ export interface ChannelContext {
   fetch?: typeof fetch;
   /** Where the log channel writes lines (stdout by default). */
   write?: (line: string) => void;
+  /** Told how long a channel's send waited for its provider's rate limit. */
+  onRateLimitWait?: (channel: string, ms: number) => void;
 }
 
 /** The registry: every channel the processor knows, by the name used in ENABLED_CHANNELS. */
@@ -103,6 +105,9 @@ export const CHANNELS = {
       templates: ctx.templates ?? loadTemplates(),
       ratePerSecond: s.ratePerSecond,
       burst: s.burst,
+      ...(ctx.onRateLimitWait
+        ? { onRateLimitWait: (ms: number) => ctx.onRateLimitWait?.("slack", ms) }
+        : {}),
       ...(s.apiUrl ? { apiUrl: s.apiUrl } : {}),
       ...(s.defaultChannel ? { defaultChannel: s.defaultChannel } : {}),
     });
@@ -118,6 +123,9 @@ export const CHANNELS = {
       region: e.region,
       templates: ctx.templates ?? loadTemplates(),
       defaultTo: e.defaultTo,
+      ...(ctx.onRateLimitWait
+        ? { onRateLimitWait: (ms: number) => ctx.onRateLimitWait?.("email", ms) }
+        : {}),
       ...(e.configurationSet ? { configurationSet: e.configurationSet } : {}),
       ...(e.endpoint ? { endpoint: e.endpoint } : {}),
       ...(e.maxSendRate ? { maxSendRate: e.maxSendRate } : {}),

@@ -60,6 +60,8 @@ export interface SlackChannelOptions {
   timeoutMs?: number;
   /** The Web API client (default: a WebClient built from the options above). */
   client?: SlackApi;
+  /** Told how long a send waited for the rate limit, in ms. */
+  onRateLimitWait?: (ms: number) => void;
 }
 
 function classify(err: unknown, slackChannel: string): ChannelError {
@@ -139,7 +141,11 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
   const bucket = (slackChannel: string) => {
     let b = buckets.get(slackChannel);
     if (!b) {
-      b = createRateLimiter({ rate, burst });
+      b = createRateLimiter({
+        rate,
+        burst,
+        ...(options.onRateLimitWait ? { onWait: options.onRateLimitWait } : {}),
+      });
       buckets.set(slackChannel, b);
     }
     return b;

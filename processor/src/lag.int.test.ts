@@ -1,0 +1,83 @@
+/** Consumer lag against the real broker: high watermark minus the group's committed offset. */
+import { afterAll, expect, test } from "bun:test";
+import { logLevel } from "kafkajs";
+import { createKafka, dlqTopicOf, ensureTopics } from "../../producer/src/kafka.ts";
+import { createLogger } from "../../producer/src/log.ts";
+import { createLagMonitor } from "./lag.ts";
+import { createMetrics } from "./metrics.ts";
+
+const brokers = (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(",");
+const topic = `fanda-lag-${crypto.randomUUID().slice(0, 8)}`;
+const groupId = `${topic}-group`;
+const logger = createLogger({ level: "error" });
+const kafka = createKafka(
+  { brokers, auth: "plaintext", ssl: false, topic, clientId: "fanda-test" },
+  { logger, logLevel: logLevel.NOTHING },
+);
+
+afterAll(async () => {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [topic, dlqTopicOf(topic)] }).catch(() => {});
+  await admin.disconnect();
+});
+
+test("reports lag per assigned partition and their sum, in the seed's metric names", async () => {
+  await ensureTopics(kafka, topic, { partitions: 2 });
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({
+    topic,
+    messages: Array.from({ length: 5 }, () => ({ partition: 0, value: "a" })),
+  });
+  await producer.send({
+    topic,
+    messages: Array.from({ length: 3 }, () => ({ partition: 1, value: "b" })),
+  });
+  await producer.disconnect();
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.setOffsets({ groupId, topic, partitions: [{ partition: 0, offset: "2" }] });
+  await admin.disconnect();
+
+  const metrics = createMetrics({ defaultMetrics: false });
+  let assigned = [0, 1];
+  const monitor = createLagMonitor({
+    kafka,
+    topic,
+    groupId,
+    metrics,
+    logger,
+    partitions: () => assigned,
+  });
+  expect(await monitor.refresh()).toEqual([
+    { partition: 0, high: "5", committed: "2", lag: 3 },
+    { partition: 1, high: "3", committed: "-1", lag: 3 },
+  ]);
+  let text = await metrics.registry.metrics();
+  expect(text).toContain(`kafka_consumer_lag{topic="${topic}",partition="0"} 3`);
+  expect(text).toContain(`kafka_consumer_lag_sum{topic="${topic}"} 6`);
+
+  // After a rebalance this pod reports only what it owns.
+  assigned = [0];
+  await monitor.refresh();
+  text = await metrics.registry.metrics();
+  expect(text).not.toContain(`partition="1"`);
+  expect(text).toContain(`kafka_consumer_lag_sum{topic="${topic}"} 3`);
+  expect(monitor.last().partitions).toHaveLength(1);
+  await monitor.stop();
+}, 30_000);
+
+test("refuses an interval under a second", () => {
+  expect(() =>
+    createLagMonitor({
+      kafka,
+      topic,
+      groupId,
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger,
+      partitions: () => [],
+      intervalMs: 10,
+    }),
+  ).toThrow(/LAG_INTERVAL_MS/);
+});
