@@ -41,3 +41,20 @@ ensure_deps() {
 port_open() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
+
+# Puts promtool (from Debian's prometheus package, unpacked, not installed as a service)
+# into .cache/tools/prometheus and exports PROMTOOL.
+ensure_promtool() {
+  local root="$FANDA_CACHE/tools/prometheus"
+  if [ ! -x "$root/usr/bin/promtool" ]; then
+    command -v apt-get >/dev/null 2>&1 || die "promtool is needed for the alert tests: install Debian's prometheus package"
+    log "fetching promtool (Debian package prometheus) into $root"
+    mkdir -p "$root"
+    (
+      cd "$root" &&
+        { apt-get download prometheus >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get download prometheus >/dev/null; }; } &&
+        dpkg -x prometheus_*.deb . && rm -f prometheus_*.deb
+    ) || die "could not fetch the prometheus package for promtool"
+  fi
+  export PROMTOOL="$root/usr/bin/promtool"
+}
