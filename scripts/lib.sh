@@ -58,3 +58,13 @@ ensure_promtool() {
   fi
   export PROMTOOL="$root/usr/bin/promtool"
 }
+
+# Chromium from Debian's packages for the page tests (headless, driven by playwright-core).
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || die "chromium is needed for the status-page test: install Debian's chromium package"
+  log "installing chromium (Debian package) for the status-page test"
+  { apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 ||
+    { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }; } ||
+    die "could not install chromium (apt-get install chromium needs root)"
+}

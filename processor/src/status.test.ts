@@ -1,71 +1,10 @@
 import { describe, expect, test } from "bun:test";
+import { sampleStatus } from "./fixtures/status.ts";
 import { createHttpApp } from "./http.ts";
 import { createMetrics } from "./metrics.ts";
 import { createRecent } from "./recent.ts";
 import { createRateWindow, renderStatus, type StatusSnapshot } from "./status.ts";
 import { startWatchdog } from "./watchdog.ts";
-
-export const sampleStatus = (over: Partial<StatusSnapshot> = {}): StatusSnapshot => ({
-  version: "1.2.3",
-  startedAt: "2026-11-28T00:00:00.000Z",
-  now: "2026-11-28T01:00:00.000Z",
-  ready: true,
-  reasons: [],
-  topic: "fanda-notifications",
-  groupId: "fanda-processor",
-  consumer: { running: true, joined: true, partitions: [0, 1, 2], paused: [] },
-  lag: {
-    at: "2026-11-28T00:59:55.000Z",
-    partitions: [
-      { partition: 0, high: "1200", committed: "1190", lag: 10 },
-      { partition: 1, high: "900", committed: "900", lag: 0 },
-      { partition: 2, high: "1500", committed: "1480", lag: 20 },
-    ],
-  },
-  throughput: { lastMinute: 12.5, lastFiveMinutes: 9.75 },
-  channels: [
-    {
-      name: "slack",
-      delivered: 1000,
-      failed: 2,
-      health: {
-        consecutiveFailures: 0,
-        breakerOpen: false,
-        lastOutcome: "delivered",
-        lastAt: "2026-11-28T00:59:59.000Z",
-        provider: { ratePerSecond: 1, burst: 3, waiting: { "#uploads": 400 } },
-      },
-    },
-    {
-      name: "email",
-      delivered: 998,
-      failed: 0,
-      health: {
-        consecutiveFailures: 12,
-        breakerOpen: true,
-        lastOutcome: "deferred",
-        lastError: "SES SendEmail failed: ServiceUnavailable",
-      },
-    },
-  ],
-  deadLetters: { "delivery-failed": 2, "invalid-message": 1 },
-  dependencies: {
-    idempotency: { kind: "redis", healthy: true },
-    deliveryLog: { kind: "mysql", healthy: true },
-  },
-  recent: [
-    {
-      time: "2026-11-28T00:59:58.000Z",
-      level: "warn",
-      ns: "fanda.processor.dispatch",
-      msg: "channel is down, deferring",
-      error: "SES SendEmail failed: ServiceUnavailable",
-      channel: "email",
-      eventId: "0123456789abcdef0123456789abcdef",
-    },
-  ],
-  ...over,
-});
 
 describe("status page", () => {
   test("shows readiness, throughput, lag per partition, channels, dead letters and recent errors", () => {

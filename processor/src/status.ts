@@ -59,7 +59,7 @@ export function renderStatus(s: StatusSnapshot): string {
 <style>
   body { font: 14px/1.45 system-ui, sans-serif; margin: 24px; color: #1f2328; background: #fff; }
   h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 24px 0 8px; }
-  .muted { color: #57606a; } table { border-collapse: collapse; }
+  .muted { color: #57606a; } table { border-collapse: collapse; margin-bottom: 12px; }
   th, td { text-align: left; padding: 4px 10px; border-bottom: 1px solid #d0d7de; vertical-align: top; }
   .badge { padding: 1px 8px; border-radius: 10px; font-weight: 600; }
   .ok { background: #dafbe1; color: #116329; } .bad { background: #ffebe9; color: #a40e26; }
@@ -111,7 +111,11 @@ ${table(
     esc(c.failed),
     badge(!c.health.breakerOpen, "ok", "down (deferring)"),
     esc(c.health.consecutiveFailures),
-    esc(c.health.lastOutcome ? `${c.health.lastOutcome} at ${c.health.lastAt}` : "—"),
+    esc(
+      c.health.lastOutcome
+        ? `${c.health.lastOutcome}${c.health.lastAt ? ` at ${c.health.lastAt}` : ""}`
+        : "—",
+    ),
     esc(c.health.lastError ?? ""),
     `<code>${esc(c.health.provider ? JSON.stringify(c.health.provider) : "")}</code>`,
   ]),
