@@ -49,10 +49,7 @@ describe("manifests", () => {
   });
 
   test("ArgoCD: dev syncs automatically, prod does not; both ignore KEDA's replica count", () => {
-    const apps = manifests().find((f) => f.path === "argocd/applications.yaml")?.objects as Record<
-      string,
-      any
-    >[];
+    const apps = manifests().find((f) => f.path === "argocd/applications.yaml")?.objects as Loose[];
     const [dev, prod] = apps;
     expect(dev?.spec.syncPolicy.automated).toEqual({ prune: true, selfHeal: true });
     expect(prod?.spec.syncPolicy.automated).toBeUndefined();
