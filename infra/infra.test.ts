@@ -1,0 +1,334 @@
+/**
+ * The infrastructure's security policy, as tests. Each stack (dev, prod) is synthesized
+ * offline against Pulumi mocks (infra/synth.ts, in its own process) and every resource it
+ * would create is checked. `pulumi preview` needs AWS credentials; these tests are the gate.
+ */
+import { beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { subnetCidrs } from "./components/network.ts";
+import { irsaTrust } from "./components/platform.ts";
+import { parseInfraConfig } from "./config.ts";
+import {
+  mskArns,
+  type PolicyDocument,
+  processorPolicy,
+  producerPolicy,
+  stableJson,
+} from "./iam.ts";
+
+interface Res {
+  type: string;
+  name: string;
+  // biome-ignore lint/suspicious/noExplicitAny: resource inputs of many shapes.
+  inputs: Record<string, any>;
+}
+
+const stacks: Record<string, Res[]> = {};
+
+async function synth(stack: string): Promise<Res[]> {
+  const proc = Bun.spawn(["bun", join(import.meta.dir, "synth.ts"), stack], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  if (code !== 0) throw new Error(`synth ${stack} failed: ${err}`);
+  return JSON.parse(out) as Res[];
+}
+
+beforeAll(async () => {
+  const [dev, prod] = await Promise.all([synth("dev"), synth("prod")]);
+  stacks.dev = dev;
+  stacks.prod = prod;
+}, 120_000);
+
+const of = (stack: string, type: string) => (stacks[stack] ?? []).filter((r) => r.type === type);
+const one = (stack: string, type: string) => {
+  const found = of(stack, type);
+  if (found.length !== 1)
+    throw new Error(`expected one ${type} in ${stack}, found ${found.length}`);
+  return found[0] as Res;
+};
+const policies = (stack: string): PolicyDocument[] =>
+  of(stack, "aws:iam/rolePolicy:RolePolicy").map(
+    (r) => JSON.parse(r.inputs.policy) as PolicyDocument,
+  );
+
+describe.each(["dev", "prod"])("%s stack", (stack) => {
+  test("has one component per concern", () => {
+    for (const c of ["Network", "Platform", "Kafka", "Data", "Ingest", "Shared"]) {
+      expect(of(stack, `fanda:infra:${c}`)).toHaveLength(1);
+    }
+  });
+
+  test("MSK: IAM only, no unauthenticated or plaintext access, TLS, Kafka 3.9, logs", () => {
+    const msk = one(stack, "aws:msk/cluster:Cluster").inputs;
+    expect(msk.clientAuthentication).toEqual({
+      sasl: { iam: true, scram: false },
+      unauthenticated: false,
+    });
+    expect(msk.encryptionInfo.encryptionInTransit).toEqual({
+      clientBroker: "TLS",
+      inCluster: true,
+    });
+    expect(msk.kafkaVersion).toStartWith("3.9.");
+    expect(msk.loggingInfo.brokerLogs.cloudwatchLogs.enabled).toBe(true);
+    expect(one(stack, "aws:msk/configuration:Configuration").inputs.serverProperties).toContain(
+      "auto.create.topics.enable=false",
+    );
+  });
+
+  test("MSK: only 9098, only from the EKS nodes' and the producer's security groups", () => {
+    const mskSg = of(stack, "aws:ec2/securityGroup:SecurityGroup").find(
+      (s) => s.name === "fanda-msk",
+    );
+    expect(mskSg?.inputs.ingress ?? []).toEqual([]);
+    const rules = of(stack, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule");
+    expect(rules).toHaveLength(2);
+    for (const r of rules) {
+      expect(r.inputs).toMatchObject({ fromPort: 9098, toPort: 9098, ipProtocol: "tcp" });
+      expect(r.inputs.cidrIpv4).toBeUndefined();
+      expect(r.inputs.referencedSecurityGroupId).toBeTruthy();
+    }
+    expect(rules.map((r) => r.inputs.referencedSecurityGroupId)).toContain("sg-0eksnodes");
+  });
+
+  test("IAM: no kafka-cluster action on `*`; topic, group and DLQ ARNs are specific", () => {
+    for (const p of policies(stack)) {
+      for (const s of p.Statement) {
+        if (s.Action.some((a) => a.startsWith("kafka-cluster:"))) {
+          expect(s.Resource).not.toContain("*");
+          for (const r of s.Resource) expect(r).toMatch(/^arn:aws:kafka:/);
+        }
+      }
+    }
+    const processor = policies(stack).find((p) =>
+      p.Statement.some((s) => s.Sid === "ConsumerGroup"),
+    );
+    const byId = Object.fromEntries((processor?.Statement ?? []).map((s) => [s.Sid, s]));
+    expect(byId.ReadNotifications?.Resource[0]).toMatch(
+      /:topic\/fanda-msk\/[^/]+\/fanda-notifications$/,
+    );
+    expect(byId.ConsumerGroup?.Resource[0]).toMatch(/:group\/fanda-msk\/[^/]+\/fanda-processor$/);
+    expect(byId.WriteDeadLetters?.Resource[0]).toMatch(/\/fanda-notifications\.dlq$/);
+    expect(byId.ReadNotifications?.Action).not.toContain("kafka-cluster:WriteData");
+    const producer = policies(stack).find((p) =>
+      p.Statement.some((s) => s.Sid === "WriteNotifications"),
+    );
+    expect(producer?.Statement.flatMap((s) => s.Action)).not.toContain("kafka-cluster:ReadData");
+  });
+
+  test("IRSA: the processor's role trusts only its ServiceAccount", () => {
+    const role = of(stack, "aws:iam/role:Role").find((r) => r.name === "fanda-processor");
+    const trust = JSON.parse(role?.inputs.assumeRolePolicy ?? "{}");
+    expect(JSON.stringify(trust.Statement[0].Condition)).toContain(
+      "system:serviceaccount:fanda:fanda-processor",
+    );
+  });
+
+  test("S3: versioned, encrypted, public access blocked, ObjectCreated to the Lambda", () => {
+    expect(
+      one(stack, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs,
+    ).toMatchObject({
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    });
+    expect(
+      one(stack, "aws:s3/bucketVersioning:BucketVersioning").inputs.versioningConfiguration.status,
+    ).toBe("Enabled");
+    expect(
+      one(
+        stack,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+      ).inputs.rules[0].applyServerSideEncryptionByDefault.sseAlgorithm,
+    ).toBe("aws:kms");
+    expect(
+      one(stack, "aws:s3/bucketNotification:BucketNotification").inputs.lambdaFunctions[0].events,
+    ).toEqual(["s3:ObjectCreated:*"]);
+  });
+
+  test("Lambda: Node 22, in the VPC, reserved concurrency, failures kept in SQS, errors alarmed", () => {
+    const fn = one(stack, "aws:lambda/function:Function").inputs;
+    expect(fn.runtime).toBe("nodejs22.x");
+    expect(fn.handler).toBe("lambda.handler");
+    expect(fn.vpcConfig.subnetIds.length).toBeGreaterThanOrEqual(2);
+    expect(fn.reservedConcurrentExecutions).toBeGreaterThan(0);
+    expect(fn.environment.variables.KAFKA_AUTH).toBe("iam");
+    expect(
+      one(stack, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs
+        .destinationConfig.onFailure.destination,
+    ).toBeTruthy();
+    expect(one(stack, "aws:cloudwatch/metricAlarm:MetricAlarm").inputs.metricName).toBe("Errors");
+  });
+
+  test("databases: private, encrypted, reachable from the EKS nodes only", () => {
+    const db = one(stack, "aws:rds/instance:Instance").inputs;
+    expect(db).toMatchObject({
+      publiclyAccessible: false,
+      storageEncrypted: true,
+      manageMasterUserPassword: true,
+    });
+    expect(db.engineVersion).toStartWith("8.");
+    const cache = one(stack, "aws:elasticache/replicationGroup:ReplicationGroup").inputs;
+    expect(cache).toMatchObject({ transitEncryptionEnabled: true, atRestEncryptionEnabled: true });
+    expect(cache.authToken).toBeTruthy();
+    for (const name of ["fanda-mysql", "fanda-redis"]) {
+      const sg = of(stack, "aws:ec2/securityGroup:SecurityGroup").find((s) => s.name === name);
+      expect(sg?.inputs.ingress).toHaveLength(1);
+      expect(sg?.inputs.ingress[0].securityGroups).toEqual(["sg-0eksnodes"]);
+      expect(sg?.inputs.ingress[0].cidrBlocks).toBeUndefined();
+    }
+  });
+
+  test("no security group admits the internet on Kafka, MySQL or Redis ports", () => {
+    for (const sg of of(stack, "aws:ec2/securityGroup:SecurityGroup")) {
+      for (const rule of sg.inputs.ingress ?? []) {
+        if ([9098, 3306, 6379].includes(rule.fromPort))
+          expect(rule.cidrBlocks ?? []).not.toContain("0.0.0.0/0");
+      }
+    }
+  });
+
+  test("ECR: immutable tags, scan on push, lifecycle; SES identity with DKIM", () => {
+    expect(one(stack, "aws:ecr/repository:Repository").inputs).toMatchObject({
+      imageTagMutability: "IMMUTABLE",
+      imageScanningConfiguration: { scanOnPush: true },
+    });
+    expect(of(stack, "aws:ecr/lifecyclePolicy:LifecyclePolicy")).toHaveLength(1);
+    expect(
+      one(stack, "aws:sesv2/emailIdentity:EmailIdentity").inputs.dkimSigningAttributes,
+    ).toBeTruthy();
+  });
+
+  test("VPC endpoints for S3 and Secrets Manager; private subnets tagged for Karpenter", () => {
+    const endpoints = of(stack, "aws:ec2/vpcEndpoint:VpcEndpoint").map((e) => e.inputs.serviceName);
+    expect(endpoints.some((s: string) => s.endsWith(".s3"))).toBe(true);
+    expect(endpoints.some((s: string) => s.endsWith(".secretsmanager"))).toBe(true);
+    const privates = of(stack, "aws:ec2/subnet:Subnet").filter((s) => s.name.includes("private"));
+    for (const s of privates) expect(s.inputs.tags["karpenter.sh/discovery"]).toBe("fanda");
+  });
+
+  test("EKS: API authentication mode (access entries), OIDC for IRSA, a system node group", () => {
+    expect(one(stack, "eks:index:Cluster").inputs).toMatchObject({
+      authenticationMode: "API",
+      createOidcProvider: true,
+    });
+    expect(of(stack, "eks:index:ManagedNodeGroup")).toHaveLength(1);
+  });
+});
+
+describe("environments differ where they must", () => {
+  test("prod: Multi-AZ data, a NAT per AZ across 3 AZs, deletion protection", () => {
+    expect(one("prod", "aws:rds/instance:Instance").inputs).toMatchObject({
+      multiAz: true,
+      deletionProtection: true,
+    });
+    expect(one("prod", "aws:elasticache/replicationGroup:ReplicationGroup").inputs).toMatchObject({
+      multiAzEnabled: true,
+      automaticFailoverEnabled: true,
+    });
+    expect(of("prod", "aws:ec2/natGateway:NatGateway")).toHaveLength(3);
+    expect(of("prod", "aws:ec2/subnet:Subnet")).toHaveLength(6);
+    expect(one("prod", "aws:msk/cluster:Cluster").inputs.numberOfBrokerNodes).toBe(3);
+  });
+
+  test("dev: one NAT, single-AZ data", () => {
+    expect(one("dev", "aws:rds/instance:Instance").inputs.multiAz).toBe(false);
+    expect(of("dev", "aws:ec2/natGateway:NatGateway")).toHaveLength(1);
+  });
+});
+
+describe("configuration", () => {
+  const valid = {
+    env: "prod",
+    region: "ap-northeast-2",
+    vpcCidr: "10.20.0.0/16",
+    azCount: 3,
+    natPerAz: true,
+    multiAz: true,
+    mskInstanceType: "kafka.m7g.large",
+    mskBrokersPerAz: 1,
+    mskKafkaVersion: "3.9.x",
+    eksVersion: "1.33",
+    systemNodeType: "m7i.large",
+    dbInstanceClass: "db.r7g.large",
+    dbAllocatedStorage: 100,
+    cacheNodeType: "cache.r7g.large",
+    cacheReplicas: 2,
+    lambdaReservedConcurrency: 200,
+    sesDomain: "fanda.example.com",
+  };
+
+  test("accepts a valid prod stack", () => {
+    expect(parseInfraConfig(valid).env).toBe("prod");
+  });
+
+  test.each([
+    [{ multiAz: false }, "fanda:multiAz: prod must be Multi-AZ"],
+    [{ natPerAz: false }, "fanda:natPerAz: prod needs one NAT gateway per AZ"],
+    [{ azCount: 1 }, "fanda:azCount: MSK and RDS need at least 2 AZs"],
+    [{ vpcCidr: "10.0.0.0/8" }, "fanda:vpcCidr"],
+    [{ mskKafkaVersion: "4.0.0" }, "fanda:mskKafkaVersion: expected Kafka 3.9.x"],
+    [{ dbInstanceClass: "m5.large" }, "fanda:dbInstanceClass"],
+    [{ cacheReplicas: 0 }, "fanda:cacheReplicas: Multi-AZ Redis needs at least one replica"],
+    [{ env: "staging" }, "fanda:env: expected dev or prod"],
+  ])("refuses %p", (over, message) => {
+    expect(() => parseInfraConfig({ ...valid, ...over })).toThrow(message);
+  });
+});
+
+describe("building blocks", () => {
+  test("MSK IAM ARNs are derived from the cluster ARN", () => {
+    expect(mskArns("arn:aws:kafka:eu-west-1:123456789012:cluster/fanda/abc-1", "t", "g")).toEqual({
+      cluster: "arn:aws:kafka:eu-west-1:123456789012:cluster/fanda/abc-1",
+      topic: "arn:aws:kafka:eu-west-1:123456789012:topic/fanda/abc-1/t",
+      dlq: "arn:aws:kafka:eu-west-1:123456789012:topic/fanda/abc-1/t.dlq",
+      group: "arn:aws:kafka:eu-west-1:123456789012:group/fanda/abc-1/g",
+    });
+    expect(() => mskArns("arn:aws:s3:::bucket", "t", "g")).toThrow(/not an MSK cluster ARN/);
+  });
+
+  test("the producer may write the topic and nothing else on Kafka", () => {
+    const p = producerPolicy("arn:aws:kafka:r:1:cluster/c/u", "t");
+    expect(p.Statement.flatMap((s) => s.Action).sort()).toEqual([
+      "kafka-cluster:Connect",
+      "kafka-cluster:DescribeCluster",
+      "kafka-cluster:DescribeTopic",
+      "kafka-cluster:WriteData",
+    ]);
+  });
+
+  test("the processor's policy serialises the same way every time", () => {
+    const args = {
+      clusterArn: "arn:aws:kafka:r:1:cluster/c/u",
+      topic: "t",
+      group: "g",
+      sesIdentityArn: "ses",
+      secretArns: ["b", "a"],
+    };
+    expect(stableJson(processorPolicy(args))).toBe(
+      stableJson(processorPolicy({ ...args, secretArns: ["a", "b"] })),
+    );
+  });
+
+  test("subnets are /20s, private first, and a VPC too small is refused", () => {
+    expect(subnetCidrs("10.20.0.0/16", 2)).toEqual({
+      private: ["10.20.0.0/20", "10.20.16.0/20"],
+      public: ["10.20.128.0/20", "10.20.144.0/20"],
+    });
+    expect(() => subnetCidrs("10.20.0.0/24", 2)).toThrow(/too small/);
+  });
+
+  test("the IRSA trust is scoped to one ServiceAccount and the STS audience", () => {
+    const t = irsaTrust("arn:oidc", "https://oidc.example/id/X", "fanda", "fanda-processor");
+    expect(t.Statement[0]?.Condition.StringEquals).toEqual({
+      "oidc.example/id/X:sub": "system:serviceaccount:fanda:fanda-processor",
+      "oidc.example/id/X:aud": "sts.amazonaws.com",
+    });
+  });
+});
