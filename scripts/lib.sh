@@ -61,6 +61,7 @@ ensure_promtool() {
 
 # Chromium from Debian's packages for the page tests (headless, driven by playwright-core).
 ensure_chromium() {
+  [ -n "${CHROMIUM_PATH:-}" ] && [ -x "$CHROMIUM_PATH" ] && return 0
   command -v chromium >/dev/null 2>&1 && return 0
   command -v apt-get >/dev/null 2>&1 || die "chromium is needed for the status-page test: install Debian's chromium package"
   log "installing chromium (Debian package) for the status-page test"

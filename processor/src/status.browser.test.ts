@@ -41,7 +41,8 @@ beforeAll(async () => {
       }),
   });
   server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
-  const executablePath = Bun.which("chromium") ?? "/usr/bin/chromium";
+  // CHROMIUM_PATH (e.g. the GitHub runner's Chrome), else Debian's chromium.
+  const executablePath = process.env.CHROMIUM_PATH ?? Bun.which("chromium") ?? "/usr/bin/chromium";
   browser = await chromium.launch({
     executablePath,
     args: [
