@@ -23,6 +23,7 @@ import type { Notification } from "../producer/src/contract.ts";
 import { createKafka, createPublisher, dlqTopicOf, ensureTopics } from "../producer/src/kafka.ts";
 import { createLogger } from "../producer/src/log.ts";
 import { toNotification } from "../producer/src/s3-event.ts";
+import { freePort, startPrivateRedis } from "./local.ts";
 
 const { values } = parseArgs({
   options: {
@@ -51,13 +52,6 @@ const started = Date.now();
 const say = (msg: string) =>
   console.log(`[chaos +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
 const deadline = started + timeoutS * 1000;
-
-async function freePort(): Promise<number> {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = probe.port ?? 0;
-  await probe.stop(true);
-  return port;
-}
 
 // The webhook sink, with fault windows.
 const received = new Map<string, number>();
@@ -90,25 +84,7 @@ const sink = Bun.serve({
 });
 
 // A private Redis we can restart.
-const redisPort = await freePort();
-let redis: ReturnType<typeof Bun.spawn> | undefined;
-const startRedis = () => {
-  redis = Bun.spawn(
-    [
-      "redis-server",
-      "--port",
-      String(redisPort),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-    ],
-    { stdout: "ignore", stderr: "ignore" },
-  );
-};
-startRedis();
+const redis = await startPrivateRedis();
 
 const conn = await mysql.createConnection(mysqlServer);
 await conn.query(`CREATE DATABASE \`${database}\``);
@@ -137,7 +113,7 @@ const startProcessor = () => {
       PORT: String(httpPort),
       ENABLED_CHANNELS: "webhook",
       WEBHOOK_URL: `http://127.0.0.1:${sink.port}/notify`,
-      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      REDIS_URL: redis.url,
       MYSQL_URL: `${mysqlServer}/${database}`,
       KAFKA_SESSION_TIMEOUT_MS: "6000",
       IDEMPOTENCY_CLAIM_TTL_MS: "5000",
@@ -225,9 +201,9 @@ const schedule = (async () => {
   await kill(15, 2);
   await at(20);
   say("Redis killed; restarted in 2 s");
-  redis?.kill("SIGKILL");
+  await redis.kill();
   await Bun.sleep(2000);
-  startRedis();
+  redis.start();
   await kill(25, 3);
   await at(30);
   say("webhook answers 429 (Retry-After: 1) for 5 s");
@@ -279,7 +255,7 @@ const [rows] = await db.query(
 );
 await db.query(`DROP DATABASE \`${database}\``);
 await db.end();
-redis?.kill("SIGKILL");
+await redis.stop();
 await sink.stop(true);
 const admin = kafka.admin();
 await admin.connect().catch(() => {});

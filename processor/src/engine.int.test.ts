@@ -15,6 +15,7 @@ import {
 } from "../../producer/src/kafka.ts";
 import { createLogger } from "../../producer/src/log.ts";
 import { toNotification } from "../../producer/src/s3-event.ts";
+import { freePort, type PrivateRedis, startPrivateRedis } from "../../scripts/local.ts";
 import { type Sink, startSink } from "../../scripts/sink.ts";
 import { waitFor } from "../../scripts/wait.ts";
 import { DLQ_HEADERS } from "./dlq.ts";
@@ -36,14 +37,8 @@ const kafka: Kafka = createKafka(
   { logger, logLevel: logLevel.NOTHING },
 );
 const children: ReturnType<typeof Bun.spawn>[] = [];
+const privateRedis: PrivateRedis[] = [];
 const topics: string[] = [];
-
-async function freePort(): Promise<number> {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = probe.port ?? 0;
-  await probe.stop(true);
-  return port;
-}
 
 /** A fresh topic (and DLQ) for one test. */
 async function newTopic(partitions: number): Promise<string> {
@@ -185,6 +180,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of children) c.kill("SIGKILL");
+  for (const r of privateRedis) await r.stop();
   await Promise.all(children.map((c) => c.exited));
   const admin = kafka.admin();
   await admin.connect();
@@ -332,39 +328,20 @@ describe("delivery engine", () => {
     const topic = await newTopic(3);
     const sink = startSink();
     sink.setDelay(3);
-    const redisPort = await freePort();
-    const startRedis = () => {
-      const server = Bun.spawn(
-        [
-          "redis-server",
-          "--port",
-          String(redisPort),
-          "--bind",
-          "127.0.0.1",
-          "--save",
-          "",
-          "--appendonly",
-          "no",
-        ],
-        { stdout: "ignore", stderr: "ignore" },
-      );
-      children.push(server);
-      return server;
-    };
-    let redis = startRedis();
-    const p = await startProcessor(topic, sink, { REDIS_URL: `redis://127.0.0.1:${redisPort}` });
+    const redis = await startPrivateRedis();
+    privateRedis.push(redis);
+    const p = await startProcessor(topic, sink, { REDIS_URL: redis.url });
     const sent = await publish(
       topic,
       Array.from({ length: 150 }, (_, i) => `redis/${run}/${i}.txt`),
     );
     await waitFor("some deliveries", () => sink.received.length >= 30);
-    redis.kill("SIGKILL");
-    await redis.exited;
+    await redis.kill();
     await waitFor("not-ready because of Redis", async () => {
       const { status, body } = await p.readyz();
       return status === 503 && body.reasons.some((r) => r.includes("idempotency store (redis)"));
     });
-    redis = startRedis();
+    redis.start();
     await waitFor(
       "every message delivered after Redis is back",
       () => {

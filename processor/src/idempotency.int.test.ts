@@ -3,6 +3,7 @@
  * suite, and a private redis-server on a free port for the restart test.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { type PrivateRedis, startPrivateRedis } from "../../scripts/local.ts";
 import { waitFor } from "../../scripts/wait.ts";
 import { idempotencyConformance } from "./idempotency.conformance.ts";
 import { createRedisStore, StoreUnavailableError } from "./idempotency.ts";
@@ -31,41 +32,20 @@ describe("redis store", () => {
     expect(() => createRedisStore({ url: "nope" })).toThrow(/REDIS_URL: not a valid URL/);
   });
 
-  const servers: ReturnType<typeof Bun.spawn>[] = [];
-  afterAll(() => {
-    for (const s of servers) s.kill("SIGKILL");
+  const servers: PrivateRedis[] = [];
+  afterAll(async () => {
+    for (const s of servers) await s.stop();
   });
 
   test("fails fast while Redis is down and recovers when it is back", async () => {
-    const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-    const port = probe.port;
-    await probe.stop(true);
-    const start = () => {
-      const server = Bun.spawn(
-        [
-          "redis-server",
-          "--port",
-          String(port),
-          "--bind",
-          "127.0.0.1",
-          "--save",
-          "",
-          "--appendonly",
-          "no",
-        ],
-        { stdout: "ignore", stderr: "ignore" },
-      );
-      servers.push(server);
-      return server;
-    };
-    let server = start();
-    const store = createRedisStore({ url: `redis://127.0.0.1:${port}`, prefix: "restart:" });
+    const redis = await startPrivateRedis();
+    servers.push(redis);
+    const store = createRedisStore({ url: redis.url, prefix: "restart:" });
     const k = { eventId: "e1", channel: "webhook" };
     await waitFor("redis to accept claims", async () => (await store.claim([k]))[0] === "claimed");
     expect(store.healthy()).toBe(true);
 
-    server.kill("SIGKILL");
-    await server.exited;
+    await redis.kill();
     const err = await waitFor("a failing claim", async () => {
       try {
         await store.claim([k]);
@@ -78,7 +58,7 @@ describe("redis store", () => {
     expect((err as StoreUnavailableError).retriable).toBe(true);
     expect(store.healthy()).toBe(false);
 
-    server = start();
+    redis.start();
     // A fresh Redis has forgotten the claim: the delivery can be claimed again.
     await waitFor("claims after the restart", async () => {
       try {

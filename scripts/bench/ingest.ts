@@ -17,6 +17,7 @@ import { encodeNotification, messageKey } from "../../producer/src/contract.ts";
 import { createKafka, dlqTopicOf, ensureTopics } from "../../producer/src/kafka.ts";
 import { createLogger } from "../../producer/src/log.ts";
 import { parseS3Event, toNotification } from "../../producer/src/s3-event.ts";
+import { freePort } from "../local.ts";
 import { s3PutEvent } from "../upload.ts";
 import { waitFor } from "../wait.ts";
 import { ms, summarize } from "./stats.ts";
@@ -103,9 +104,7 @@ async function closedLoop(send: () => Promise<void>) {
 }
 
 // The ingest, as a separate process like in production, on a free port.
-const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-const port = probe.port;
-await probe.stop(true);
+const port = await freePort();
 const server = Bun.spawn(["bun", "producer/src/server.ts"], {
   env: {
     ...process.env,

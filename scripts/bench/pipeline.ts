@@ -26,6 +26,7 @@ import {
 } from "../../producer/src/kafka.ts";
 import { createLogger } from "../../producer/src/log.ts";
 import { toNotification } from "../../producer/src/s3-event.ts";
+import { freePort } from "../local.ts";
 import { waitFor } from "../wait.ts";
 import { ms, summarize } from "./stats.ts";
 
@@ -122,9 +123,7 @@ const rawSeconds = (performance.now() - rawStart) / 1000;
 await rawConsumer.disconnect();
 
 // The processor, in its own process, draining the same backlog.
-const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-const port = probe.port;
-await probe.stop(true);
+const port = await freePort();
 // FANDA_BENCH_PROFILE=<dir>: write the processor's CPU profile (markdown) there on exit.
 const profileDir = process.env.FANDA_BENCH_PROFILE;
 const profileArgs = profileDir
