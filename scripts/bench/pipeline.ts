@@ -3,11 +3,13 @@
  * → MySQL delivery log — against a raw kafkajs consumer that only reads the same topic, in
  * the same run. Bounded in count and time, loopback only. Needs scripts/stack up.
  *
- *   bun scripts/bench/pipeline.ts [--events 50000] [--rate 500] [--seconds 20]
+ *   bun scripts/bench/pipeline.ts [--events 50000] [--rate 500] [--seconds 20] [--instances 1]
  *
  * Phases:
  *   raw:        a kafkajs eachBatch consumer reads the pre-produced backlog of `events`;
- *   throughput: the processor (its own process) drains the same backlog under a new group;
+ *   kcat:       `kcat` (Debian package) reads the same backlog, when it is installed;
+ *   throughput: the processor (its own process; `--instances` of them in one group) drains
+ *               the same backlog under a new group, start-up and group join included;
  *   latency:    events produced at `rate`/s for `seconds`, each stamped with its upload time;
  *               latency = accepted by the sink − upload time (produce → delivered).
  * The processor's RSS and CPU are sampled from /proc while it runs.
@@ -35,8 +37,10 @@ const { values } = parseArgs({
     events: { type: "string", default: "50000" },
     rate: { type: "string", default: "500" },
     seconds: { type: "string", default: "20" },
+    instances: { type: "string", default: "1" },
   },
 });
+const instances = Number(values.instances);
 const events = Number(values.events);
 const rate = Number(values.rate);
 const seconds = Number(values.seconds);
@@ -44,6 +48,7 @@ for (const [name, v, max] of [
   ["events", events, 1_000_000],
   ["rate", rate, 5000],
   ["seconds", seconds, 300],
+  ["instances", instances, 6],
 ] as const) {
   if (!Number.isInteger(v) || v < 1 || v > max) {
     console.error(`--${name}: expected an integer from 1 to ${max}, got ${v}`);
@@ -122,8 +127,41 @@ await waitFor("the raw consumer to read the backlog", () => rawCount >= events, 
 const rawSeconds = (performance.now() - rawStart) / 1000;
 await rawConsumer.disconnect();
 
-// The processor, in its own process, draining the same backlog.
-const port = await freePort();
+// kcat's read of the same backlog, a second baseline outside kafkajs.
+let kcatRate: number | undefined;
+const kcat = Bun.which("kcat");
+if (kcat) {
+  const k0 = performance.now();
+  const proc = Bun.spawn(
+    [
+      kcat,
+      "-C",
+      "-b",
+      brokers,
+      "-t",
+      topic,
+      "-o",
+      "beginning",
+      "-c",
+      String(events),
+      "-e",
+      "-q",
+      "-f",
+      "\\n",
+    ],
+    {
+      stdout: "pipe",
+      stderr: "ignore",
+    },
+  );
+  const lines = (await new Response(proc.stdout).text()).split("\n").length - 1;
+  await proc.exited;
+  if (lines >= events) kcatRate = events / ((performance.now() - k0) / 1000);
+}
+
+// The processor(s), each in its own process, draining the same backlog.
+const ports = await Promise.all(Array.from({ length: instances }, () => freePort()));
+const port = ports[0] as number;
 // FANDA_BENCH_PROFILE=<dir>: write the processor's CPU profile (markdown) there on exit.
 const profileDir = process.env.FANDA_BENCH_PROFILE;
 const profileArgs = profileDir
@@ -131,24 +169,27 @@ const profileArgs = profileDir
   : [];
 // FANDA_BENCH_BUN_ARGS: extra flags for the processor's bun (e.g. --smol).
 const bunArgs = (process.env.FANDA_BENCH_BUN_ARGS ?? "").split(" ").filter((a) => a.length > 0);
-const processor = Bun.spawn(["bun", ...bunArgs, ...profileArgs, "processor/src/main.ts"], {
-  env: {
-    ...process.env,
-    KAFKA_BROKERS: brokers,
-    KAFKA_TOPIC: topic,
-    KAFKA_GROUP_ID: `${topic}-processor`,
-    HOST: "127.0.0.1",
-    PORT: String(port),
-    ENABLED_CHANNELS: "webhook",
-    WEBHOOK_URL: `http://127.0.0.1:${sink.port}/notify`,
-    REDIS_URL: redisUrl,
-    MYSQL_URL: `${mysqlServer}/${database}`,
-    IDEMPOTENCY_DONE_TTL_MS: "3600000",
-    LOG_LEVEL: "warn",
-  },
-  stdout: "inherit",
-  stderr: "inherit",
-});
+const processors = ports.map((p) =>
+  Bun.spawn(["bun", ...bunArgs, ...profileArgs, "processor/src/main.ts"], {
+    env: {
+      ...process.env,
+      KAFKA_BROKERS: brokers,
+      KAFKA_TOPIC: topic,
+      KAFKA_GROUP_ID: `${topic}-processor`,
+      HOST: "127.0.0.1",
+      PORT: String(p),
+      ENABLED_CHANNELS: "webhook",
+      WEBHOOK_URL: `http://127.0.0.1:${sink.port}/notify`,
+      REDIS_URL: redisUrl,
+      MYSQL_URL: `${mysqlServer}/${database}`,
+      IDEMPOTENCY_DONE_TTL_MS: "3600000",
+      LOG_LEVEL: "warn",
+    },
+    stdout: "inherit",
+    stderr: "inherit",
+  }),
+);
+const processor = processors[0] as (typeof processors)[number];
 const clockTicks = 100;
 const sample = () => {
   const status = readFileSync(`/proc/${processor.pid}/status`, "utf8");
@@ -202,8 +243,8 @@ const phases = ["decode", "claim", "deliver", "log", "commit"].map((p) => {
 });
 const batches = Number(/fanda_batch_messages_count (\S+)/.exec(metricsText)?.[1] ?? 0);
 
-processor.kill("SIGTERM");
-const exit = await processor.exited;
+for (const p of processors) p.kill("SIGTERM");
+const exit = Math.max(...(await Promise.all(processors.map((p) => p.exited))));
 await publisher.disconnect();
 await sink.stop(true);
 const admin = kafka.admin();
@@ -225,6 +266,8 @@ console.log(`
 | measure | value |
 |---|---|
 | raw kafkajs consumer, ${events} events | ${rawRate.toFixed(0)} events/s |
+| kcat read of the same backlog | ${kcatRate ? `${kcatRate.toFixed(0)} events/s` : "kcat not installed"} |
+| processor instances in the group | ${instances} (RSS and CPU below are the first one's) |
 | processor end to end (Kafka → Redis claim → webhook → Redis done → MySQL log), ${events} events | ${pipeRate.toFixed(0)} events/s |
 | ratio pipeline / raw | ${(pipeRate / rawRate).toFixed(2)} |
 | processor CPU while draining | ${((afterBacklog.cpuSeconds / pipelineSeconds) * 100).toFixed(0)}% of one core |
