@@ -31,18 +31,23 @@ export function mskArns(clusterArn: string, topic: string, group: string) {
   };
 }
 
+/** Connecting to (and describing) the cluster itself, which every client needs. */
+function connectStatement(clusterArn: string): Statement {
+  return {
+    Sid: "ConnectToCluster",
+    Effect: "Allow",
+    Action: ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"],
+    Resource: [clusterArn],
+  };
+}
+
 /** The producer Lambda: connect, describe, write to the topic only. */
 export function producerPolicy(clusterArn: string, topic: string): PolicyDocument {
   const arns = mskArns(clusterArn, topic, "unused");
   return {
     Version: "2012-10-17",
     Statement: [
-      {
-        Sid: "ConnectToCluster",
-        Effect: "Allow",
-        Action: ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"],
-        Resource: [arns.cluster],
-      },
+      connectStatement(arns.cluster),
       {
         Sid: "WriteNotifications",
         Effect: "Allow",
@@ -65,12 +70,7 @@ export function processorPolicy(options: {
   return {
     Version: "2012-10-17",
     Statement: [
-      {
-        Sid: "ConnectToCluster",
-        Effect: "Allow",
-        Action: ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"],
-        Resource: [arns.cluster],
-      },
+      connectStatement(arns.cluster),
       {
         Sid: "ReadNotifications",
         Effect: "Allow",

@@ -5,6 +5,7 @@
  */
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { runCommand } from "../scripts/local.ts";
 import { subnetCidrs } from "./components/network.ts";
 import { irsaTrust } from "./components/platform.ts";
 import { parseInfraConfig } from "./config.ts";
@@ -26,15 +27,11 @@ interface Res {
 const stacks: Record<string, Res[]> = {};
 
 async function synth(stack: string): Promise<Res[]> {
-  const proc = Bun.spawn(["bun", join(import.meta.dir, "synth.ts"), stack], {
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
+  const {
+    stdout: out,
+    stderr: err,
+    code,
+  } = await runCommand(["bun", join(import.meta.dir, "synth.ts"), stack]);
   if (code !== 0) throw new Error(`synth ${stack} failed: ${err}`);
   return JSON.parse(out) as Res[];
 }

@@ -46,3 +46,29 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   start();
   return { port, url: `redis://127.0.0.1:${port}`, kill, start, stop: kill };
 }
+
+/** What a finished command printed and how it exited. */
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Runs a command to the end, collecting its output. */
+export async function runCommand(
+  cmd: string[],
+  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
+): Promise<RunResult> {
+  const proc = Bun.spawn(cmd, {
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+    ...(options.env ? { env: options.env } : {}),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { stdout, stderr, code };
+}

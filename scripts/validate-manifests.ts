@@ -20,6 +20,7 @@ import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { APP } from "../kustomize/src/manifests.ts";
+import { runCommand } from "./local.ts";
 
 /** Every kustomization that must render. */
 export const TARGETS = [
@@ -64,15 +65,11 @@ export async function render(
   const kubectl = Bun.which("kubectl");
   if (!kubectl)
     return { objects: [], problems: ["kubectl is not installed (it renders the kustomizations)"] };
-  const proc = Bun.spawn([kubectl, "kustomize", join(import.meta.dir, "..", "kustomize", target)], {
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
+  const {
+    stdout: out,
+    stderr: err,
+    code,
+  } = await runCommand([kubectl, "kustomize", join(import.meta.dir, "..", "kustomize", target)]);
   const problems: string[] = [];
   if (code !== 0) problems.push(`${target}: kubectl kustomize failed: ${err.trim()}`);
   else if (err.trim()) problems.push(`${target}: kubectl kustomize warned: ${err.trim()}`);

@@ -4,9 +4,10 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import sesLocal from "aws-ses-v2-local";
 import type { Notification } from "../../../producer/src/contract.ts";
-import { ChannelError } from "../errors.ts";
+import { LOCAL_SES_ACCOUNT } from "../../../scripts/ses-local.ts";
 import { loadTemplates } from "../templates.ts";
 import { createEmailChannel, isEmailAddress, type SesApi } from "./email.ts";
+import { channelErrorOf } from "./testing.ts";
 
 const templates = loadTemplates();
 const never = new AbortController().signal;
@@ -29,22 +30,7 @@ beforeAll(async () => {
   // The SDK's default credential chain reads these; the emulator accepts anything.
   process.env.AWS_ACCESS_KEY_ID = "local";
   process.env.AWS_SECRET_ACCESS_KEY = "local";
-  process.env.AWS_SES_ACCOUNT = JSON.stringify({
-    DedicatedIpAutoWarmupEnabled: false,
-    Details: {
-      AdditionalContactEmailAddresses: [],
-      ContactLanguage: "EN",
-      MailType: "TRANSACTIONAL",
-      ReviewDetails: { CaseId: "local", Status: "GRANTED" },
-      UseCaseDescription: "fanda tests",
-      WebsiteURL: "https://example.com",
-    },
-    EnforcementStatus: "HEALTHY",
-    ProductionAccessEnabled: true,
-    SendingEnabled: true,
-    SendQuota: { Max24HourSend: 50000, MaxSendRate: 14, SentLast24Hours: 0 },
-    SuppressionAttributes: { SuppressedReasons: [] },
-  });
+  process.env.AWS_SES_ACCOUNT = JSON.stringify(LOCAL_SES_ACCOUNT);
   server = await sesLocal({ host: "127.0.0.1", port: 0 });
   endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -82,16 +68,6 @@ const channel = (over: Partial<Parameters<typeof createEmailChannel>[0]> = {}) =
     defaultTo: ["ops@example.com"],
     ...over,
   });
-
-async function errorOf(p: Promise<unknown>): Promise<ChannelError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ChannelError) return err;
-    throw err;
-  }
-  throw new Error("expected a ChannelError");
-}
 
 describe("email channel", () => {
   test("reads MaxSendRate from GetAccount at connect", async () => {
@@ -144,12 +120,12 @@ describe("email channel", () => {
   });
 
   test("an empty recipient list or a bad address is a final error", async () => {
-    const none = await errorOf(
+    const none = await channelErrorOf(
       channel({ defaultTo: [] }).send(notification(), { signal: never, target: {} }),
     );
     expect(none.retriable).toBe(false);
     expect(none.message).toContain("no recipients for category negative");
-    const bad = await errorOf(
+    const bad = await channelErrorOf(
       channel().send(notification(), { signal: never, target: { to: ["not-an-address"] } }),
     );
     expect(bad.retriable).toBe(false);
@@ -173,7 +149,7 @@ describe("email channel", () => {
     [{ name: "TimeoutError", message: "socket hang up" }, true],
   ])("SES error %p is retriable: %p", async (error, retriable) => {
     const email = channel({ client: failing(error) });
-    const err = await errorOf(email.send(notification(), { signal: never, target: {} }));
+    const err = await channelErrorOf(email.send(notification(), { signal: never, target: {} }));
     expect(err.retriable).toBe(retriable);
     expect(err.message).toContain(error.name);
   });
@@ -182,7 +158,7 @@ describe("email channel", () => {
     const email = channel({
       client: failing({ name: "BadRequestException", $metadata: { httpStatusCode: 400 } }),
     });
-    const err = await errorOf(email.connect?.() ?? Promise.resolve());
+    const err = await channelErrorOf(email.connect?.() ?? Promise.resolve());
     expect(err.retriable).toBe(false);
   });
 

@@ -4,9 +4,9 @@ import type { Notification } from "../../../producer/src/contract.ts";
 import { createLogger } from "../../../producer/src/log.ts";
 import { type SlackServer, startSlackServer } from "../../../scripts/slack-server.ts";
 import { createDispatcher } from "../dispatch.ts";
-import { ChannelError } from "../errors.ts";
 import { loadTemplates } from "../templates.ts";
 import { createSlackChannel } from "./slack.ts";
+import { channelErrorOf } from "./testing.ts";
 
 const templates = loadTemplates();
 const token = "xoxb-test-token";
@@ -37,16 +37,6 @@ const notification = (over: Partial<Notification> = {}): Notification => ({
   eventName: "ObjectCreated:Put",
   ...over,
 });
-
-async function errorOf(p: Promise<unknown>): Promise<ChannelError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ChannelError) return err;
-    throw err;
-  }
-  throw new Error("expected a ChannelError");
-}
 
 describe("slack channel", () => {
   test("posts the category's blocks and fallback text to the routed channel; ts is the receipt", async () => {
@@ -88,7 +78,7 @@ describe("slack channel", () => {
     await withDefault.send(notification(), { signal: never, target: {} });
     expect(s.messages[0]?.channel).toBe("#uploads");
     const without = createSlackChannel({ token, templates, apiUrl: s.apiUrl });
-    const err = await errorOf(without.send(notification(), { signal: never, target: {} }));
+    const err = await channelErrorOf(without.send(notification(), { signal: never, target: {} }));
     expect(err.retriable).toBe(false);
     expect(err.message).toContain("no Slack channel for category positive");
   });
@@ -108,14 +98,14 @@ describe("slack channel", () => {
     const s = server();
     s.failNext(failure, 1);
     const slack = createSlackChannel({ token, templates, apiUrl: s.apiUrl, defaultChannel: "#x" });
-    const err = await errorOf(slack.send(notification(), { signal: never, target: {} }));
+    const err = await channelErrorOf(slack.send(notification(), { signal: never, target: {} }));
     expect(err.retriable).toBe(retriable);
   });
 
   test("a wrong token fails at connect, finally", async () => {
     const s = server();
     const slack = createSlackChannel({ token: "xoxb-wrong", templates, apiUrl: s.apiUrl });
-    const err = await errorOf(slack.connect?.() ?? Promise.resolve());
+    const err = await channelErrorOf(slack.connect?.() ?? Promise.resolve());
     expect(err.retriable).toBe(false);
     expect(err.message).toContain("invalid_auth");
   });
@@ -131,7 +121,7 @@ describe("slack channel", () => {
       burst: 5,
     });
     await slack.send(notification(), { signal: never, target: { channel: "#busy" } });
-    const err = await errorOf(
+    const err = await channelErrorOf(
       slack.send(notification(), { signal: never, target: { channel: "#busy" } }),
     );
     expect(err.retriable).toBe(true);

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Notification } from "../../../producer/src/contract.ts";
-import { ChannelError } from "../errors.ts";
+import { channelErrorOf } from "./testing.ts";
 import { createWebhookChannel, webhookSignature } from "./webhook.ts";
 
 const n = {
@@ -24,16 +24,6 @@ const server = Bun.serve({
 afterAll(() => server.stop(true));
 const url = `http://127.0.0.1:${server.port}/hook`;
 
-async function errorOf(p: Promise<unknown>): Promise<ChannelError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ChannelError) return err;
-    throw err;
-  }
-  throw new Error("expected a ChannelError");
-}
-
 describe("webhook channel", () => {
   test("POSTs the notification as JSON with the event id header", async () => {
     next = () => new Response(null, { status: 204, headers: { "x-request-id": "r-1" } });
@@ -55,7 +45,7 @@ describe("webhook channel", () => {
     [410, false],
   ])("status %d is retriable: %p", async (status, retriable) => {
     next = () => new Response("nope", { status });
-    const err = await errorOf(createWebhookChannel({ url }).send(n, never));
+    const err = await channelErrorOf(createWebhookChannel({ url }).send(n, never));
     expect(err.retriable).toBe(retriable);
     expect(err.status).toBe(status);
     expect(err.message).toContain(String(status));
@@ -63,13 +53,13 @@ describe("webhook channel", () => {
 
   test("reads Retry-After in seconds", async () => {
     next = () => new Response("slow down", { status: 429, headers: { "retry-after": "3" } });
-    const err = await errorOf(createWebhookChannel({ url }).send(n, never));
+    const err = await channelErrorOf(createWebhookChannel({ url }).send(n, never));
     expect(err.retryAfterMs).toBe(3000);
   });
 
   test("a timeout is retriable", async () => {
     next = () => new Promise((resolve) => setTimeout(() => resolve(new Response(null)), 2000));
-    const err = await errorOf(createWebhookChannel({ url, timeoutMs: 50 }).send(n, never));
+    const err = await channelErrorOf(createWebhookChannel({ url, timeoutMs: 50 }).send(n, never));
     expect(err.retriable).toBe(true);
   });
 
@@ -77,7 +67,7 @@ describe("webhook channel", () => {
     const closed = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
     const deadUrl = `http://127.0.0.1:${closed.port}/`;
     await closed.stop(true);
-    const err = await errorOf(createWebhookChannel({ url: deadUrl }).send(n, never));
+    const err = await channelErrorOf(createWebhookChannel({ url: deadUrl }).send(n, never));
     expect(err.retriable).toBe(true);
   });
 
