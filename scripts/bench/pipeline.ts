@@ -13,6 +13,7 @@
  *   latency:    events produced at `rate`/s for `seconds`, each stamped with its upload time;
  *               latency = accepted by the sink − upload time (produce → delivered).
  * The processor's RSS and CPU are sampled from /proc while it runs.
+ * `--plot <file.svg>` writes the latency percentile curve of the steady-rate phase.
  * FANDA_BENCH_PROFILE=<dir> also writes the processor's CPU profile (markdown) into <dir>.
  */
 import { readFileSync } from "node:fs";
@@ -30,6 +31,7 @@ import { createLogger } from "../../producer/src/log.ts";
 import { toNotification } from "../../producer/src/s3-event.ts";
 import { freePort } from "../local.ts";
 import { waitFor } from "../wait.ts";
+import { latencySvg } from "./plot.ts";
 import { ms, summarize } from "./stats.ts";
 
 const { values } = parseArgs({
@@ -38,6 +40,7 @@ const { values } = parseArgs({
     rate: { type: "string", default: "500" },
     seconds: { type: "string", default: "20" },
     instances: { type: "string", default: "1" },
+    plot: { type: "string" },
   },
 });
 const instances = Number(values.instances);
@@ -226,6 +229,15 @@ await waitFor("the paced events to be delivered", () => latencies.length >= tota
   timeoutMs: 60_000,
 });
 const lat = summarize(latencies);
+if (values.plot) {
+  await Bun.write(
+    values.plot,
+    latencySvg(
+      latencies,
+      `Upload → delivered at ${rate}/s for ${seconds}s (Redis, MySQL, webhook)`,
+    ),
+  );
+}
 const idle = sample();
 clearInterval(sampler);
 // Where a batch's time goes, from the processor's own histogram.
