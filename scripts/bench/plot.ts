@@ -22,6 +22,7 @@ export function latencySvg(latenciesMs: readonly number[], title: string): strin
   );
   const marks = [50, 95, 99].map((p) => ({ p, v: percentile(sorted, p) }));
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="12">
+<title>${title}</title>
 <rect width="${w}" height="${h}" fill="white"/>
 <text x="${w / 2}" y="22" text-anchor="middle" font-size="14">${title}</text>
 ${ticks.map((t) => `<line x1="${m.l}" x2="${w - m.r}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#eee"/><text x="${m.l - 6}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end">${t} ms</text>`).join("\n")}
