@@ -120,7 +120,7 @@ async function startProcessor(
     };
   };
   await waitFor("the processor to be ready", async () => (await readyz()).status === 200, {
-    timeoutMs: 30_000,
+    timeoutMs: 60_000,
   });
   return { proc, port, readyz };
 }

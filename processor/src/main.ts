@@ -118,7 +118,6 @@ export async function startProcessor(
     onRetry: (channel) => metrics.retries.inc({ channel }),
   });
   const dlq = createDeadLetterQueue({ kafka, topic: config.kafka.topic });
-  await dlq.connect();
   let draining = false;
   const consumer = createNotificationConsumer({
     kafka,
@@ -229,6 +228,9 @@ export async function startProcessor(
     version,
   });
   const server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
+  // The HTTP server answers from here on (readiness says why it is not ready yet), while the
+  // DLQ producer connects (on a fresh broker that waits for Kafka's internal topics).
+  await dlq.connect();
   await consumer.start();
   await lag.start();
   logger.info("processor started", {
