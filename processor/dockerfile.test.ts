@@ -7,6 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { runCommand } from "../scripts/local.ts";
 
 const root = join(import.meta.dir, "..");
 const dockerfile = readFileSync(join(import.meta.dir, "Dockerfile"), "utf8");
@@ -18,15 +19,11 @@ const bunVersion = readFileSync(join(root, ".bun-version"), "utf8").trim();
 
 describe("processor/Dockerfile", () => {
   test("passes dockerfilelint", async () => {
-    const proc = Bun.spawn(
-      [
-        "bun",
-        join(root, "node_modules", "dockerfilelint", "bin", "dockerfilelint"),
-        join(import.meta.dir, "Dockerfile"),
-      ],
-      { stdout: "pipe", stderr: "pipe" },
-    );
-    const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+    const { stdout: out, code } = await runCommand([
+      "bun",
+      join(root, "node_modules", "dockerfilelint", "bin", "dockerfilelint"),
+      join(import.meta.dir, "Dockerfile"),
+    ]);
     expect(out).toContain("Issues: None found");
     expect(code).toBe(0);
   });

@@ -1,20 +1,11 @@
 /** The entry points as an operator runs them: exit codes and messages for bad configuration. */
 import { describe, expect, test } from "bun:test";
+import { runCommand } from "../../scripts/local.ts";
 import { startSlackServer } from "../../scripts/slack-server.ts";
 
-async function run(args: string[], env: Record<string, string>) {
-  const proc = Bun.spawn(["bun", ...args], {
-    env: { PATH: process.env.PATH ?? "", ...env },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { stdout, stderr, code };
-}
+/** Runs `bun <args>` with only PATH and `env`, as a fresh process sees it. */
+const run = (args: string[], env: Record<string, string>) =>
+  runCommand(["bun", ...args], { env: { PATH: process.env.PATH ?? "", ...env } });
 
 describe("entry points", () => {
   test("the processor exits 2 and lists every bad variable at once", async () => {

@@ -1,10 +1,23 @@
 import { describe, expect, test } from "bun:test";
 import { sampleStatus } from "./fixtures/status.ts";
-import { createHttpApp } from "./http.ts";
+import { createHttpApp, type HttpAppOptions } from "./http.ts";
 import { createMetrics } from "./metrics.ts";
 import { createRecent } from "./recent.ts";
 import { createRateWindow, renderStatus, type StatusSnapshot } from "./status.ts";
 import { startWatchdog } from "./watchdog.ts";
+
+/** The HTTP app of a running, joined processor on embedded stores, with `over` applied. */
+const appWith = (over: Partial<HttpAppOptions>) =>
+  createHttpApp({
+    consumerState: () => ({ running: true, joined: true, partitions: [], paused: [] }),
+    dependencies: () => ({
+      idempotency: { kind: "memory", healthy: true },
+      deliveryLog: { kind: "sqlite", healthy: true },
+      channels: {},
+    }),
+    registry: createMetrics({ defaultMetrics: false }).registry,
+    ...over,
+  });
 
 describe("status page", () => {
   test("shows readiness, throughput, lag per partition, channels, dead letters and recent errors", () => {
@@ -50,15 +63,8 @@ describe("status page", () => {
   });
 
   test("is served as HTML at /status and as JSON at /status.json, with the live readiness", async () => {
-    const metrics = createMetrics({ defaultMetrics: false });
-    const app = createHttpApp({
+    const app = appWith({
       consumerState: () => ({ running: true, joined: false, partitions: [], paused: [] }),
-      dependencies: () => ({
-        idempotency: { kind: "memory", healthy: true },
-        deliveryLog: { kind: "sqlite", healthy: true },
-        channels: {},
-      }),
-      registry: metrics.registry,
       status: async ({ ready, reasons }) => sampleStatus({ ready, reasons }),
     });
     const html = await app.request("/status");
@@ -71,15 +77,7 @@ describe("status page", () => {
   });
 
   test("/status is 404 when the app has no status source", async () => {
-    const app = createHttpApp({
-      consumerState: () => ({ running: true, joined: true, partitions: [], paused: [] }),
-      dependencies: () => ({
-        idempotency: { kind: "memory", healthy: true },
-        deliveryLog: { kind: "sqlite", healthy: true },
-        channels: {},
-      }),
-      registry: createMetrics({ defaultMetrics: false }).registry,
-    });
+    const app = appWith({});
     expect((await app.request("/status")).status).toBe(404);
   });
 });
@@ -145,16 +143,7 @@ describe("watchdog", () => {
   });
 
   test("/healthz fails while the loop is wedged", async () => {
-    const app = createHttpApp({
-      consumerState: () => ({ running: true, joined: true, partitions: [], paused: [] }),
-      dependencies: () => ({
-        idempotency: { kind: "memory", healthy: true },
-        deliveryLog: { kind: "sqlite", healthy: true },
-        channels: {},
-      }),
-      registry: createMetrics({ defaultMetrics: false }).registry,
-      watchdog: { wedged: () => true, stalledMs: () => 42_000 },
-    });
+    const app = appWith({ watchdog: { wedged: () => true, stalledMs: () => 42_000 } });
     const res = await app.request("/healthz");
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({

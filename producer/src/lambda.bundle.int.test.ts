@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { logLevel } from "kafkajs";
+import { runCommand } from "../../scripts/local.ts";
 import { waitFor } from "../../scripts/wait.ts";
 import sqsLambda from "./fixtures/sqs-lambda.json";
 import { createKafka, dlqTopicOf, ensureTopics } from "./kafka.ts";
@@ -50,7 +51,11 @@ async function invokeUnderNode(event: unknown): Promise<unknown> {
     process.stdout.write("RESULT " + JSON.stringify(result) + "\\n");
     process.exit(0);
   `;
-  const proc = Bun.spawn(["node", "--input-type=module", "-e", script], {
+  const {
+    stdout: out,
+    stderr: err,
+    code,
+  } = await runCommand(["node", "--input-type=module", "-e", script], {
     env: {
       PATH: process.env.PATH ?? "",
       KAFKA_BROKERS: brokers,
@@ -58,14 +63,7 @@ async function invokeUnderNode(event: unknown): Promise<unknown> {
       LOG_LEVEL: "warn",
       EVENT: JSON.stringify(event),
     },
-    stdout: "pipe",
-    stderr: "pipe",
   });
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
   const line = out.split("\n").find((l) => l.startsWith("RESULT "));
   if (code !== 0 || !line) throw new Error(`node exited ${code}: ${err}\n${out}`);
   return JSON.parse(line.slice("RESULT ".length));

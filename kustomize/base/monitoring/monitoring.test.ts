@@ -11,6 +11,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createMetrics } from "../../../processor/src/metrics.ts";
+import { runCommand } from "../../../scripts/local.ts";
+import { render } from "../../../scripts/validate-manifests.ts";
 
 const here = import.meta.dir;
 const root = join(here, "..", "..", "..");
@@ -127,12 +129,11 @@ describe("alert rules", () => {
       ["check", "rules", "rules.yml"],
       ["test", "rules", "alerts.test.yml"],
     ]) {
-      const proc = Bun.spawn([promtool(), ...args], { cwd: dir, stdout: "pipe", stderr: "pipe" });
-      const [out, err, code] = await Promise.all([
-        new Response(proc.stdout).text(),
-        new Response(proc.stderr).text(),
-        proc.exited,
-      ]);
+      const {
+        stdout: out,
+        stderr: err,
+        code,
+      } = await runCommand([promtool(), ...args], { cwd: dir });
       if (code !== 0) throw new Error(`promtool ${args.join(" ")} failed:\n${out}\n${err}`);
       expect(out).toContain("SUCCESS");
     }
@@ -207,18 +208,16 @@ describe("dashboard", () => {
 
 describe("kustomization", () => {
   test("renders the rule and the dashboard ConfigMap for the Grafana sidecar", async () => {
-    const kubectl = Bun.which("kubectl");
-    if (!kubectl) throw new Error("kubectl (with kustomize) is needed to render the manifests");
-    const proc = Bun.spawn([kubectl, "kustomize", here], { stdout: "pipe", stderr: "pipe" });
-    const [out, err, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
+    // The same rendering (and warning check) the manifest validation uses.
+    const { objects, problems } = await render("base/monitoring");
+    expect(problems).toEqual([]);
+    expect(objects.map((o) => `${o.kind}/${o.metadata?.name}`)).toEqual([
+      "ConfigMap/fanda-dashboard",
+      "PrometheusRule/fanda-processor",
     ]);
-    expect(err).toBe("");
-    expect(code).toBe(0);
-    expect(out).toContain("kind: PrometheusRule");
-    expect(out).toContain("name: fanda-dashboard");
-    expect(out).toContain('grafana_dashboard: "1"');
+    const dashboard = objects.find((o) => o.kind === "ConfigMap") as {
+      metadata?: { labels?: Record<string, string> };
+    };
+    expect(dashboard.metadata?.labels?.grafana_dashboard).toBe("1");
   });
 });
