@@ -37,6 +37,10 @@ export interface SlackServerOptions {
   /** Seconds announced in Retry-After on 429 (default 1). */
   retryAfterSeconds?: number;
   print?: boolean;
+  /** Keep posted messages in `messages` (default true; benchmarks count them instead). */
+  keepMessages?: boolean;
+  /** Called for every accepted message. */
+  onMessage?: (message: PostedMessage) => void;
 }
 
 /** A running test server. */
@@ -144,7 +148,8 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
       ...(text === undefined ? {} : { text }),
       ...(blocks ? { blocks } : {}),
     };
-    messages.push(message);
+    if (options.keepMessages !== false) messages.push(message);
+    options.onMessage?.(message);
     if (options.print) console.log(`message to ${channel}: ${text ?? JSON.stringify(blocks)}`);
     return c.json({ ok: true, channel, ts, message: { text, ts } });
   });

@@ -8,7 +8,7 @@
  * a delivered row is never downgraded. The notification itself is kept for failed rows, so
  * `bun run replay --from-log` can send them again.
  */
-import { Database } from "bun:sqlite";
+import { createRequire } from "node:module";
 import mysql from "mysql2/promise";
 import type { Notification } from "../../producer/src/contract.ts";
 import { ConfigError, FandaError } from "./errors.ts";
@@ -272,6 +272,13 @@ export function createMysqlLog(options: { url: string; poolSize?: number }): Del
  */
 export function createSqliteLog(options: { path: string }): DeliveryLog {
   if (options.path.length === 0) throw new ConfigError("audit", ["AUDIT_SQLITE_PATH: is empty"]);
+  if (typeof globalThis.Bun === "undefined") {
+    throw new ConfigError("audit", [
+      "MYSQL_URL: is unset, and the SQLite delivery log needs Bun (bun:sqlite); set MYSQL_URL on Node",
+    ]);
+  }
+  // Loaded on use, so the module also loads on Node (where only the MySQL log is available).
+  const { Database } = createRequire(import.meta.url)("bun:sqlite") as typeof import("bun:sqlite");
   const db = new Database(options.path, { create: true, strict: true });
   db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;");
   let healthy = true;

@@ -117,6 +117,8 @@ describe("loadProcessorConfig", () => {
       "SLACK_API_URL: must end with / (e.g. https://slack.com/api/)",
     ],
     [{ SLACK_RATE_PER_SECOND: "0" }, "SLACK_RATE_PER_SECOND: expected > 0"],
+    [{ SLACK_RATE_PER_SECOND: "10001" }, "SLACK_RATE_PER_SECOND: expected at most 10000"],
+    [{ SLACK_BURST: "10001" }, "SLACK_BURST: expected at most 10000"],
     [{ SES_FROM: "not-an-address" }, "SES_FROM: expected an email address"],
     [{ EMAIL_TO: "a@example.com, nope" }, 'EMAIL_TO: "nope" is not an email address'],
     [{ SES_MAX_SEND_RATE: "-1" }, "SES_MAX_SEND_RATE: expected > 0"],

@@ -142,9 +142,9 @@ const schema = z.object({
   SLACK_RATE_PER_SECOND: z.coerce
     .number({ error: "expected a number" })
     .positive("expected > 0")
-    .max(100)
+    .max(10_000, "expected at most 10000")
     .default(1),
-  SLACK_BURST: positiveInt("SLACK_BURST", 3, 100),
+  SLACK_BURST: positiveInt("SLACK_BURST", 3, 10_000),
   SES_FROM: z.string().optional(),
   EMAIL_TO: z.string().optional(),
   SES_CONFIGURATION_SET: z

@@ -18,6 +18,8 @@
  * later, and the idempotency store makes the replay send only what did not finish. So an
  * outage slows consumption; nothing is dropped, and nothing is committed ahead of its outcome.
  */
+
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
 import {
   decodeNotification,
@@ -224,7 +226,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
           log.error(`idempotency ${op} failed; a redelivery may resend`, { keys, err });
           return;
         }
-        await Bun.sleep(100 * 2 ** attempt);
+        await sleep(100 * 2 ** attempt);
       }
     }
   };
@@ -359,7 +361,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       } catch (err) {
         if (abortSignal.aborted || !isRunning()) return false;
         log.warn("delivery log unavailable, retrying", { attempt, err });
-        await Bun.sleep(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)));
+        await sleep(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)));
       }
     }
   };

@@ -8,6 +8,7 @@
  * committed, clients disconnect, exit 0. A fatal consumer crash exits 1 so Kubernetes
  * restarts the pod.
  */
+import { setMaxListeners } from "node:events";
 import { createKafka, ensureTopics } from "../../producer/src/kafka.ts";
 import { createLogger, defaultSink, type Logger } from "../../producer/src/log.ts";
 import { createMysqlLog, createSqliteLog, type DeliveryLog } from "./audit.ts";
@@ -23,6 +24,7 @@ import { createLagMonitor } from "./lag.ts";
 import { createMetrics } from "./metrics.ts";
 import { createRecent } from "./recent.ts";
 import { createRouter } from "./routing.ts";
+import { isEntryPoint, serveHttp } from "./runtime.ts";
 import { createRateWindow } from "./status.ts";
 import { loadTemplates } from "./templates.ts";
 import { startWatchdog } from "./watchdog.ts";
@@ -108,6 +110,9 @@ export async function startProcessor(
     if (created.length > 0) logger.info("topics created", { created });
   }
   const hardStop = new AbortController();
+  // Every in-flight send listens on this signal (one listener per channel and message, removed
+  // when the send ends): allow that many before Node's leak warning, which still catches growth.
+  setMaxListeners(config.concurrency * config.channels.length * 2 + 10, hardStop.signal);
   const dispatch = createDispatcher({
     channels,
     logger,
@@ -227,7 +232,7 @@ export async function startProcessor(
     idempotencyFailOpen: config.idempotencyFailOpen,
     version,
   });
-  const server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
+  const server = await serveHttp({ hostname: config.host, port: config.port, fetch: app.fetch });
   // The HTTP server answers from here on (readiness says why it is not ready yet), while the
   // DLQ producer connects (on a fresh broker that waits for Kafka's internal topics).
   await dlq.connect();
@@ -269,7 +274,7 @@ export async function startProcessor(
     })();
     return stopped;
   };
-  return { port: server.port ?? config.port, stop };
+  return { port: server.port, stop };
 }
 
 async function main(): Promise<void> {
@@ -296,7 +301,7 @@ async function main(): Promise<void> {
   process.once("SIGINT", () => onSignal("SIGINT"));
 }
 
-if (import.meta.main) {
+if (isEntryPoint(import.meta)) {
   main().catch((err) => {
     console.error(JSON.stringify({ level: "error", msg: "processor failed", err: String(err) }));
     process.exit(1);

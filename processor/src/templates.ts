@@ -13,6 +13,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Notification } from "../../producer/src/contract.ts";
 import { ConfigError } from "./errors.ts";
 
@@ -56,7 +57,7 @@ export interface Templates {
 }
 
 /** Default template folder, next to the processor's sources. */
-export const DEFAULT_TEMPLATES_DIR = join(import.meta.dir, "..", "templates");
+export const DEFAULT_TEMPLATES_DIR = fileURLToPath(new URL("../templates", import.meta.url));
 
 const PLACEHOLDER = /\{\{\s*([A-Za-z][A-Za-z0-9]*)\s*\}\}/g;
 

@@ -1,22 +1,30 @@
 /**
- * Benchmark: the processor end to end — Kafka → Redis idempotency → webhook to a local sink
- * → MySQL delivery log — against a raw kafkajs consumer that only reads the same topic, in
- * the same run. Bounded in count and time, loopback only. Needs scripts/stack up.
+ * Benchmark: the processor end to end — Kafka → Redis idempotency → channels (webhook to a
+ * local sink, Slack to the Slack test server with its rate limit lifted) → MySQL delivery
+ * log — against a raw kafkajs consumer and kcat reading the same topic, in the same run.
+ * Bounded in count and time, loopback only. Needs scripts/stack up.
  *
- *   bun scripts/bench/pipeline.ts [--events 50000] [--rate 500] [--seconds 20] [--instances 1]
+ *   bun scripts/bench/pipeline.ts [--events 200000] [--rate 500] [--seconds 20]
+ *       [--channels webhook,slack] [--runtimes bun] [--instances 1] [--plot file.svg]
  *
  * Phases:
- *   raw:        a kafkajs eachBatch consumer reads the pre-produced backlog of `events`;
+ *   backlog:    `events` S3 events through the producer's publisher into a new topic;
+ *   raw:        a kafkajs eachBatch consumer reads the backlog and does nothing with it;
  *   kcat:       `kcat` (Debian package) reads the same backlog, when it is installed;
+ *   then for each runtime of `--runtimes` (bun, node: the same processor code, bundled with
+ *   `bun build --target=node` for Node), with a topic (the same backlog), consumer group and
+ *   MySQL database of its own:
  *   throughput: the processor (its own process; `--instances` of them in one group) drains
- *               the same backlog under a new group, start-up and group join included;
- *   latency:    events produced at `rate`/s for `seconds`, each stamped with its upload time;
- *               latency = accepted by the sink − upload time (produce → delivered).
- * The processor's RSS and CPU are sampled from /proc while it runs.
- * `--plot <file.svg>` writes the latency percentile curve of the steady-rate phase.
- * FANDA_BENCH_PROFILE=<dir> also writes the processor's CPU profile (markdown) into <dir>.
+ *               the backlog, start-up and group join included; an event counts when every
+ *               channel has it;
+ *   latency:    events produced at `rate`/s for `seconds`, upload time → the last of its
+ *               channels accepted it.
+ * The first processor's RSS and CPU are sampled from /proc while it runs.
+ * `--plot <file.svg>` writes the latency percentile curve of the first runtime's paced phase.
+ * FANDA_BENCH_PROFILE=<dir> also writes the processor's CPU profile into <dir>.
  */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { parseArgs } from "node:util";
 import { logLevel } from "kafkajs";
 import mysql from "mysql2/promise";
@@ -29,20 +37,27 @@ import {
 } from "../../producer/src/kafka.ts";
 import { createLogger } from "../../producer/src/log.ts";
 import { toNotification } from "../../producer/src/s3-event.ts";
-import { freePort } from "../local.ts";
+import { freePort, runCommand } from "../local.ts";
+import { startSlackServer } from "../slack-server.ts";
 import { waitFor } from "../wait.ts";
 import { latencySvg } from "./plot.ts";
 import { ms, summarize } from "./stats.ts";
 
 const { values } = parseArgs({
   options: {
-    events: { type: "string", default: "50000" },
+    events: { type: "string", default: "200000" },
     rate: { type: "string", default: "500" },
     seconds: { type: "string", default: "20" },
     instances: { type: "string", default: "1" },
+    channels: { type: "string", default: "webhook,slack" },
+    runtimes: { type: "string", default: "bun" },
     plot: { type: "string" },
   },
 });
+const usage = (message: string): never => {
+  console.error(message);
+  process.exit(2);
+};
 const instances = Number(values.instances);
 const events = Number(values.events);
 const rate = Number(values.rate);
@@ -54,41 +69,78 @@ for (const [name, v, max] of [
   ["instances", instances, 6],
 ] as const) {
   if (!Number.isInteger(v) || v < 1 || v > max) {
-    console.error(`--${name}: expected an integer from 1 to ${max}, got ${v}`);
-    process.exit(2);
+    usage(`--${name}: expected an integer from 1 to ${max}, got ${v}`);
   }
 }
+const list = (raw: string, allowed: readonly string[], name: string) => {
+  const items = [...new Set(raw.split(",").map((s) => s.trim()))].filter((s) => s.length > 0);
+  const bad = items.filter((s) => !allowed.includes(s));
+  if (items.length === 0 || bad.length > 0) {
+    usage(`--${name}: expected a list of ${allowed.join(", ")}; got ${JSON.stringify(raw)}`);
+  }
+  return items;
+};
+const channels = list(values.channels, ["webhook", "slack"], "channels");
+const runtimes = list(values.runtimes, ["bun", "node"], "runtimes") as ("bun" | "node")[];
 
+const root = `${import.meta.dir}/../..`;
 const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const mysqlServer = process.env.MYSQL_SERVER_URL ?? "mysql://root@127.0.0.1:3306";
 const run = crypto.randomUUID().slice(0, 8);
-const topic = `fanda-bench-pipeline-${run}`;
+const topicBase = `fanda-bench-pipeline-${run}`;
 const database = `fanda_bench_${run}`;
 const logger = createLogger({ level: "error", ns: "bench" });
 const kafka = createKafka(
-  { brokers: brokers.split(","), auth: "plaintext", ssl: false, topic, clientId: "fanda-bench" },
+  {
+    brokers: brokers.split(","),
+    auth: "plaintext",
+    ssl: false,
+    topic: topicBase,
+    clientId: "fanda-bench",
+  },
   { logger, logLevel: logLevel.NOTHING },
 );
 
-// The sink: counts deliveries and the latency of each from its upload time.
-let delivered = 0;
-const latencies: number[] = [];
+// Arrival of each event (by sequence number, unique across the run's topics) at each channel;
+// complete when all have it.
+const capacity = (events + rate * seconds) * runtimes.length;
+const webhookAt = new Float64Array(capacity);
+const slackAt = new Float64Array(capacity);
+const uploadAt = new Float64Array(capacity);
+let complete = 0;
 let measuring = false;
+let latencies: number[] = [];
+const arrived = (seq: number, at: Float64Array) => {
+  if (!(seq >= 0 && seq < capacity) || at[seq] !== 0) return;
+  at[seq] = Date.now();
+  const done = channels.every((c) => (c === "webhook" ? webhookAt : slackAt)[seq] !== 0);
+  if (!done) return;
+  complete++;
+  if (measuring) latencies.push(Date.now() - (uploadAt[seq] ?? 0));
+};
+const seqOf = (fileName: string) => Number(/bench-\w+-(\d+)\.pdf/.exec(fileName)?.[1] ?? -1);
+
 const sink = Bun.serve({
   hostname: "127.0.0.1",
   port: 0,
   async fetch(req) {
     const n = (await req.json()) as Notification;
-    delivered++;
-    if (measuring) latencies.push(Date.now() - Date.parse(n.uploadTime));
+    arrived(seqOf(n.objectKey), webhookAt);
     return new Response(null, { status: 204 });
   },
 });
+const slack = startSlackServer({
+  ratePerSecond: 1_000_000,
+  burst: 1_000_000,
+  keepMessages: false,
+  onMessage: (m) => arrived(seqOf(m.text ?? ""), slackAt),
+});
 
 let seq = 0;
-const notification = (): Notification =>
-  toNotification(
+const notification = (): Notification => {
+  uploadAt[seq] = Date.now();
+  return toNotification(
     {
       bucket: "fanda-bench",
       key: `reports/positive/bench-${run}-${seq}.pdf`,
@@ -100,22 +152,29 @@ const notification = (): Notification =>
     },
     "positive",
   );
+};
 
-await ensureTopics(kafka, topic, { partitions: 6 });
-const conn = await mysql.createConnection(mysqlServer);
-await conn.query(`CREATE DATABASE \`${database}\``);
-await conn.end();
-const publisher = createPublisher({ kafka, topic });
-await publisher.connect();
-for (let i = 0; i < events; i += 1000) {
-  await publisher.publish(Array.from({ length: Math.min(1000, events - i) }, notification));
-}
+/** A topic of its own per runtime, each with the same backlog of `events`. */
+const backlog = async (topic: string) => {
+  await ensureTopics(kafka, topic, { partitions: 6 });
+  const publisher = createPublisher({ kafka, topic });
+  await publisher.connect();
+  const p0 = performance.now();
+  for (let i = 0; i < events; i += 1000) {
+    await publisher.publish(Array.from({ length: Math.min(1000, events - i) }, notification));
+  }
+  return { publisher, rate: events / ((performance.now() - p0) / 1000) };
+};
+const topicOf = (runtime: string) => `${topicBase}-${runtime}`;
+const firstTopic = topicOf(runtimes[0] ?? "bun");
+let produced = await backlog(firstTopic);
+const produceRate = produced.rate;
 
 // Raw baseline: read the backlog, do nothing with it.
-const rawConsumer = kafka.consumer({ groupId: `${topic}-raw`, maxWaitTimeInMs: 200 });
+const rawConsumer = kafka.consumer({ groupId: `${firstTopic}-raw`, maxWaitTimeInMs: 200 });
 let rawCount = 0;
 await rawConsumer.connect();
-await rawConsumer.subscribe({ topics: [topic], fromBeginning: true });
+await rawConsumer.subscribe({ topics: [firstTopic], fromBeginning: true });
 const rawStart = performance.now();
 await rawConsumer.run({
   partitionsConsumedConcurrently: 3,
@@ -127,7 +186,7 @@ await waitFor("the raw consumer to read the backlog", () => rawCount >= events, 
   timeoutMs: 300_000,
   intervalMs: 5,
 });
-const rawSeconds = (performance.now() - rawStart) / 1000;
+const rawRate = events / ((performance.now() - rawStart) / 1000);
 await rawConsumer.disconnect();
 
 // kcat's read of the same backlog, a second baseline outside kafkajs.
@@ -135,159 +194,206 @@ let kcatRate: number | undefined;
 const kcat = Bun.which("kcat");
 if (kcat) {
   const k0 = performance.now();
-  const proc = Bun.spawn(
-    [
-      kcat,
-      "-C",
-      "-b",
-      brokers,
-      "-t",
-      topic,
-      "-o",
-      "beginning",
-      "-c",
-      String(events),
-      "-e",
-      "-q",
-      "-f",
-      "\\n",
-    ],
-    {
-      stdout: "pipe",
-      stderr: "ignore",
-    },
-  );
+  const args = ["-C", "-b", brokers, "-t", firstTopic, "-o", "beginning", "-c", String(events)];
+  const proc = Bun.spawn([kcat, ...args, "-e", "-q", "-f", "\\n"], {
+    stdout: "pipe",
+    stderr: "ignore",
+  });
   const lines = (await new Response(proc.stdout).text()).split("\n").length - 1;
   await proc.exited;
   if (lines >= events) kcatRate = events / ((performance.now() - k0) / 1000);
 }
 
-// The processor(s), each in its own process, draining the same backlog.
-const ports = await Promise.all(Array.from({ length: instances }, () => freePort()));
-const port = ports[0] as number;
-// FANDA_BENCH_PROFILE=<dir>: write the processor's CPU profile (markdown) there on exit.
+// The same processor code for Node: one bundle, templates read from the source tree.
+const work = mkdtempSync(`${tmpdir()}/fanda-bench-`);
+const nodeBundle = `${work}/processor.mjs`;
+if (runtimes.includes("node")) {
+  const built = await runCommand(
+    ["bun", "build", "processor/src/main.ts", "--target=node", `--outfile=${nodeBundle}`],
+    { cwd: root },
+  );
+  if (built.code !== 0) throw new Error(`bun build for node failed:\n${built.stderr}`);
+}
+
+/** What one runtime measured. */
+interface Measured {
+  runtime: string;
+  version: string;
+  drainRate: number;
+  cpuPercent: number;
+  lat: ReturnType<typeof summarize>;
+  peakRssMb: number;
+  endRssMb: number;
+  phases: string[];
+  batches: number;
+  logRows: number;
+  expectedRows: number;
+  exit: number;
+}
+
+const processorEnv = (runtime: string, port: number) => ({
+  ...process.env,
+  KAFKA_BROKERS: brokers,
+  KAFKA_TOPIC: topicOf(runtime),
+  KAFKA_GROUP_ID: `${topicOf(runtime)}-processor`,
+  HOST: "127.0.0.1",
+  PORT: String(port),
+  ENABLED_CHANNELS: channels.join(","),
+  WEBHOOK_URL: `http://127.0.0.1:${sink.port}/notify`,
+  SLACK_BOT_TOKEN: "xoxb-local",
+  SLACK_API_URL: slack.apiUrl,
+  SLACK_DEFAULT_CHANNEL: "#bench",
+  SLACK_RATE_PER_SECOND: "10000",
+  SLACK_BURST: "10000",
+  TEMPLATES_DIR: `${root}/processor/templates`,
+  REDIS_URL: redisUrl,
+  MYSQL_URL: `${mysqlServer}/${database}_${runtime}`,
+  IDEMPOTENCY_DONE_TTL_MS: "900000",
+  LOG_LEVEL: "warn",
+});
+
 const profileDir = process.env.FANDA_BENCH_PROFILE;
-const profileArgs = profileDir
-  ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`]
-  : [];
-// FANDA_BENCH_BUN_ARGS: extra flags for the processor's bun (e.g. --smol).
-const bunArgs = (process.env.FANDA_BENCH_BUN_ARGS ?? "").split(" ").filter((a) => a.length > 0);
-const processors = ports.map((p) =>
-  Bun.spawn(["bun", ...bunArgs, ...profileArgs, "processor/src/main.ts"], {
-    env: {
-      ...process.env,
-      KAFKA_BROKERS: brokers,
-      KAFKA_TOPIC: topic,
-      KAFKA_GROUP_ID: `${topic}-processor`,
-      HOST: "127.0.0.1",
-      PORT: String(p),
-      ENABLED_CHANNELS: "webhook",
-      WEBHOOK_URL: `http://127.0.0.1:${sink.port}/notify`,
-      REDIS_URL: redisUrl,
-      MYSQL_URL: `${mysqlServer}/${database}`,
-      IDEMPOTENCY_DONE_TTL_MS: "3600000",
-      LOG_LEVEL: "warn",
-    },
-    stdout: "inherit",
-    stderr: "inherit",
-  }),
-);
-const processor = processors[0] as (typeof processors)[number];
-const clockTicks = 100;
-const sample = () => {
-  const status = readFileSync(`/proc/${processor.pid}/status`, "utf8");
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  const stat = readFileSync(`/proc/${processor.pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  const cpuSeconds = (Number(stat[11]) + Number(stat[12])) / clockTicks;
-  return { rssMb: rssKb / 1024, cpuSeconds };
+const measure = async (runtime: "bun" | "node", index: number): Promise<Measured> => {
+  const conn = await mysql.createConnection(mysqlServer);
+  await conn.query(`CREATE DATABASE \`${database}_${runtime}\``);
+  await conn.end();
+  if (index > 0) produced = await backlog(topicOf(runtime));
+  complete = 0;
+  const version = (await runCommand([runtime, "--version"])).stdout.trim();
+  const command = (profile: string[]) =>
+    runtime === "bun"
+      ? ["bun", ...profile, "processor/src/main.ts"]
+      : ["node", ...profile, nodeBundle];
+  const profileArgs = profileDir
+    ? runtime === "bun"
+      ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`]
+      : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`]
+    : [];
+  const ports = await Promise.all(Array.from({ length: instances }, () => freePort()));
+  const processors = ports.map((p) =>
+    Bun.spawn(command(profileArgs), {
+      cwd: root,
+      env: processorEnv(runtime, p),
+      stdout: "inherit",
+      stderr: "inherit",
+    }),
+  );
+  const first = processors[0] as (typeof processors)[number];
+  const sample = () => {
+    const status = readFileSync(`/proc/${first.pid}/status`, "utf8");
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    const stat = readFileSync(`/proc/${first.pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return { rssMb: rssKb / 1024, cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100 };
+  };
+  let peakRss = 0;
+  const sampler = setInterval(() => {
+    try {
+      peakRss = Math.max(peakRss, sample().rssMb);
+    } catch {}
+  }, 200);
+  const t0 = performance.now();
+  await waitFor(`the ${runtime} processor to deliver the backlog`, () => complete >= events, {
+    timeoutMs: 900_000,
+    intervalMs: 5,
+  });
+  const drainSeconds = (performance.now() - t0) / 1000;
+  const afterBacklog = sample();
+
+  latencies = [];
+  measuring = true;
+  const total = rate * seconds;
+  const start = performance.now();
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await Bun.sleep(wait);
+    void produced.publisher.publish([notification()]);
+  }
+  await waitFor("the paced events to be delivered", () => latencies.length >= total, {
+    timeoutMs: 60_000,
+  });
+  measuring = false;
+  const end = sample();
+  clearInterval(sampler);
+  const metricsText = await (await fetch(`http://127.0.0.1:${ports[0]}/metrics`)).text();
+  const metric = (re: string) => Number(new RegExp(re).exec(metricsText)?.[1] ?? 0);
+  const phases = ["decode", "claim", "deliver", "log", "commit"].map((p) => {
+    const sum = metric(`fanda_batch_phase_seconds_sum\\{phase="${p}"\\} (\\S+)`);
+    const count = metric(`fanda_batch_phase_seconds_count\\{phase="${p}"\\} (\\S+)`);
+    return `${p} ${count > 0 ? ((sum / count) * 1000).toFixed(2) : "n/a"}`;
+  });
+  for (const p of processors) p.kill("SIGTERM");
+  const exit = Math.max(...(await Promise.all(processors.map((p) => p.exited))));
+  await produced.publisher.disconnect();
+  const db = await mysql.createConnection(mysqlServer);
+  const [rows] = await db.query(
+    `SELECT COUNT(*) AS n FROM \`${database}_${runtime}\`.fanda_deliveries WHERE status = 'delivered'`,
+  );
+  await db.query(`DROP DATABASE \`${database}_${runtime}\``);
+  await db.end();
+  return {
+    runtime,
+    version,
+    drainRate: events / drainSeconds,
+    cpuPercent: (afterBacklog.cpuSeconds / drainSeconds) * 100,
+    lat: summarize(latencies),
+    peakRssMb: peakRss,
+    endRssMb: end.rssMb,
+    phases,
+    batches: metric("fanda_batch_messages_count (\\S+)"),
+    logRows: Number((rows as { n: number }[])[0]?.n ?? 0),
+    expectedRows: (events + total) * channels.length,
+    exit,
+  };
 };
-let peakRss = 0;
-const sampler = setInterval(() => {
-  try {
-    peakRss = Math.max(peakRss, sample().rssMb);
-  } catch {}
-}, 200);
-const t0 = performance.now();
-await waitFor("the processor to deliver the backlog", () => delivered >= events, {
-  timeoutMs: 600_000,
-  intervalMs: 5,
-});
-const pipelineSeconds = (performance.now() - t0) / 1000;
-const afterBacklog = sample();
 
-// Latency at a steady rate.
-measuring = true;
-const total = rate * seconds;
-const start = performance.now();
-for (let i = 0; i < total; i++) {
-  const due = start + (i * 1000) / rate;
-  const wait = due - performance.now();
-  if (wait > 1) await Bun.sleep(wait);
-  void publisher.publish([notification()]);
+const results: Measured[] = [];
+for (const [i, runtime] of runtimes.entries()) {
+  results.push(await measure(runtime, i));
+  if (i === 0 && values.plot) {
+    await Bun.write(
+      values.plot,
+      latencySvg(
+        latencies,
+        `Upload → delivered at ${rate}/s for ${seconds}s (${runtime}; Redis, MySQL, ${channels.join(" + ")})`,
+      ),
+    );
+  }
 }
-await waitFor("the paced events to be delivered", () => latencies.length >= total, {
-  timeoutMs: 60_000,
-});
-const lat = summarize(latencies);
-if (values.plot) {
-  await Bun.write(
-    values.plot,
-    latencySvg(
-      latencies,
-      `Upload → delivered at ${rate}/s for ${seconds}s (Redis, MySQL, webhook)`,
-    ),
-  );
-}
-const idle = sample();
-clearInterval(sampler);
-// Where a batch's time goes, from the processor's own histogram.
-const metricsText = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-const phases = ["decode", "claim", "deliver", "log", "commit"].map((p) => {
-  const sum = Number(
-    new RegExp(`fanda_batch_phase_seconds_sum\\{phase="${p}"\\} (\\S+)`).exec(metricsText)?.[1] ??
-      0,
-  );
-  const count = Number(
-    new RegExp(`fanda_batch_phase_seconds_count\\{phase="${p}"\\} (\\S+)`).exec(metricsText)?.[1] ??
-      0,
-  );
-  return `${p} ${count > 0 ? ((sum / count) * 1000).toFixed(2) : "n/a"}`;
-});
-const batches = Number(/fanda_batch_messages_count (\S+)/.exec(metricsText)?.[1] ?? 0);
 
-for (const p of processors) p.kill("SIGTERM");
-const exit = Math.max(...(await Promise.all(processors.map((p) => p.exited))));
-await publisher.disconnect();
 await sink.stop(true);
+await slack.stop();
+rmSync(work, { recursive: true, force: true });
 const admin = kafka.admin();
 await admin.connect();
-await admin.deleteTopics({ topics: [topic, dlqTopicOf(topic)] }).catch(() => {});
+const topics = runtimes.map(topicOf);
+await admin.deleteTopics({ topics: [...topics, ...topics.map(dlqTopicOf)] }).catch(() => {});
 await admin.disconnect();
-const conn2 = await mysql.createConnection(mysqlServer);
-const [rows] = await conn2.query(`SELECT COUNT(*) AS n FROM \`${database}\`.fanda_deliveries`);
-await conn2.query(`DROP DATABASE \`${database}\``);
-await conn2.end();
 
-const rawRate = events / rawSeconds;
-const pipeRate = events / pipelineSeconds;
+const cols = (f: (m: Measured) => string) => results.map(f).join(" | ");
+const [base, other] = results;
+const ratio = base && other ? ([base, other] as const) : undefined;
 console.log(`
 ### Pipeline end to end vs raw consume (${new Date().toISOString().slice(0, 10)})
 
-\`bun scripts/bench/pipeline.ts --events ${events} --rate ${rate} --seconds ${seconds}\`
+\`bun scripts/bench/pipeline.ts --events ${events} --rate ${rate} --seconds ${seconds} --channels ${channels.join(",")} --runtimes ${runtimes.join(",")} --instances ${instances}\`
 
-| measure | value |
-|---|---|
-| raw kafkajs consumer, ${events} events | ${rawRate.toFixed(0)} events/s |
-| kcat read of the same backlog | ${kcatRate ? `${kcatRate.toFixed(0)} events/s` : "kcat not installed"} |
-| processor instances in the group | ${instances} (RSS and CPU below are the first one's) |
-| processor end to end (Kafka → Redis claim → webhook → Redis done → MySQL log), ${events} events | ${pipeRate.toFixed(0)} events/s |
-| ratio pipeline / raw | ${(pipeRate / rawRate).toFixed(2)} |
-| processor CPU while draining | ${((afterBacklog.cpuSeconds / pipelineSeconds) * 100).toFixed(0)}% of one core |
-| latency at ${rate}/s for ${seconds}s, upload → delivered: p50 / p95 / p99 / max | ${ms(lat.p50)} / ${ms(lat.p95)} / ${ms(lat.p99)} / ${ms(lat.max)} ms |
-| processor RSS: peak / at end | ${peakRss.toFixed(0)} / ${idle.rssMb.toFixed(0)} MB |
-| batches / mean messages per batch | ${batches} / ${((events + total) / Math.max(1, batches)).toFixed(1)} |
-| mean ms per batch phase | ${phases.join(", ")} |
-| delivery log rows | ${(rows as { n: number }[])[0]?.n} (expected ${events + total}) |
-| processor exit on SIGTERM | ${exit} |
-`);
-process.exit(0);
+Backlog produced through the publisher at ${produceRate.toFixed(0)} events/s.
+Raw kafkajs consumer: **${rawRate.toFixed(0)} events/s**; kcat: ${kcatRate ? `**${kcatRate.toFixed(0)} events/s**` : "not installed"}.
+
+| measure | ${cols((m) => `${m.runtime} (${m.version})`)} |
+|---|${cols(() => "---")}|
+| end to end, ${events} events (Kafka → Redis claim → ${channels.join(" + ")} → Redis done → MySQL log), ${instances} instance(s) | ${cols((m) => `**${m.drainRate.toFixed(0)} events/s**`)} |
+| ratio to raw kafkajs consume | ${cols((m) => (m.drainRate / rawRate).toFixed(3))} |
+| processor CPU while draining (first instance) | ${cols((m) => `${m.cpuPercent.toFixed(0)}% of one core`)} |
+| upload → last channel at ${rate}/s for ${seconds}s: p50 / p95 / p99 / max | ${cols((m) => `${ms(m.lat.p50)} / ${ms(m.lat.p95)} / **${ms(m.lat.p99)}** / ${ms(m.lat.max)} ms`)} |
+| RSS peak / at end | ${cols((m) => `${m.peakRssMb.toFixed(0)} / ${m.endRssMb.toFixed(0)} MB`)} |
+| batches / mean ms per batch phase | ${cols((m) => `${m.batches} / ${m.phases.join(", ")}`)} |
+| delivery log rows, delivered | ${cols((m) => `${m.logRows} of ${m.expectedRows}`)} |
+| exit on SIGTERM | ${cols((m) => String(m.exit))} |
+${
+  ratio
+    ? `\nRatio ${ratio[1].runtime} / ${ratio[0].runtime}: throughput ${(ratio[1].drainRate / ratio[0].drainRate).toFixed(2)}, p99 ${(ratio[1].lat.p99 / ratio[0].lat.p99).toFixed(2)}, peak RSS ${(ratio[1].peakRssMb / ratio[0].peakRssMb).toFixed(2)}.\n`
+    : ""
+}`);
+process.exit(results.every((m) => m.exit === 0 && m.logRows === m.expectedRows) ? 0 : 1);
