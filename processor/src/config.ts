@@ -24,6 +24,7 @@ import { isEmailAddress } from "./channels/email.ts";
 import { CHANNEL_NAMES, type ChannelName } from "./channels/index.ts";
 import { ConfigError } from "./errors.ts";
 import { createRouter, parseRoutingRules, type RoutingRules } from "./routing.ts";
+import { runtime } from "./runtime.ts";
 
 /** Everything the processor reads from its environment. */
 export interface ProcessorConfig {
@@ -238,6 +239,9 @@ function checkProcessorEnv(raw: Env): string[] {
   }
   if (raw.ROUTING_RULES && raw.ROUTING_FILE) {
     issues.push("ROUTING_FILE: set either ROUTING_RULES or ROUTING_FILE, not both");
+  }
+  if (!raw.MYSQL_URL && runtime === "node") {
+    issues.push("MYSQL_URL: is required on Node (the embedded SQLite delivery log needs Bun)");
   }
   return issues;
 }

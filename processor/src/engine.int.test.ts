@@ -4,6 +4,8 @@
  * Each test has its own topic and consumer group; the run has its own MySQL database.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { type Kafka, logLevel } from "kafkajs";
 import mysql from "mysql2/promise";
 import type { Notification } from "../../producer/src/contract.ts";
@@ -15,7 +17,7 @@ import {
 } from "../../producer/src/kafka.ts";
 import { createLogger } from "../../producer/src/log.ts";
 import { toNotification } from "../../producer/src/s3-event.ts";
-import { freePort, type PrivateRedis, startPrivateRedis } from "../../scripts/local.ts";
+import { freePort, type PrivateRedis, runCommand, startPrivateRedis } from "../../scripts/local.ts";
 import { type Sink, startSink } from "../../scripts/sink.ts";
 import { waitFor } from "../../scripts/wait.ts";
 import { DLQ_HEADERS } from "./dlq.ts";
@@ -78,14 +80,35 @@ interface Processor {
   }>;
 }
 
-/** Starts `bun processor/src/main.ts` and waits until it is ready. */
+/** The processor bundled for Node (`bun build --target=node`), built once on first use. */
+let nodeBundle: Promise<string> | undefined;
+const buildNodeBundle = () => {
+  nodeBundle ??= (async () => {
+    const out = `${tmpdir()}/fanda-engine-${run}/processor.mjs`;
+    const built = await runCommand([
+      "bun",
+      "build",
+      "processor/src/main.ts",
+      "--target=node",
+      `--outfile=${out}`,
+    ]);
+    if (built.code !== 0) throw new Error(`bun build --target=node failed: ${built.stderr}`);
+    return out;
+  })();
+  return nodeBundle;
+};
+
+/** Starts `bun processor/src/main.ts` (or its Node bundle) and waits until it is ready. */
 async function startProcessor(
   topic: string,
   sink: Sink,
   env: Record<string, string> = {},
+  runtime: "bun" | "node" = "bun",
 ): Promise<Processor> {
   const port = await freePort();
-  const proc = Bun.spawn(["bun", "processor/src/main.ts"], {
+  const command =
+    runtime === "bun" ? ["bun", "processor/src/main.ts"] : ["node", await buildNodeBundle()];
+  const proc = Bun.spawn(command, {
     env: {
       ...process.env,
       KAFKA_BROKERS: brokers,
@@ -106,6 +129,8 @@ async function startProcessor(
       // A SIGKILLed member's partitions move after this; the broker's minimum.
       KAFKA_SESSION_TIMEOUT_MS: "6000",
       LOG_LEVEL: "error",
+      // The bundle lives outside the source tree, so it is told where the templates are.
+      ...(runtime === "node" ? { TEMPLATES_DIR: `${import.meta.dir}/../templates` } : {}),
       ...env,
     },
     stdout: "ignore",
@@ -119,9 +144,16 @@ async function startProcessor(
       body: (await res.json()) as Awaited<ReturnType<Processor["readyz"]>>["body"],
     };
   };
-  await waitFor("the processor to be ready", async () => (await readyz()).status === 200, {
-    timeoutMs: 60_000,
+  const exited = proc.exited.then((code) => {
+    throw new Error(`the processor exited (${code}) before it was ready`);
   });
+  exited.catch(() => {}); // after readiness, an exit is the test's to check
+  await Promise.race([
+    waitFor("the processor to be ready", async () => (await readyz()).status === 200, {
+      timeoutMs: 60_000,
+    }),
+    exited,
+  ]);
   return { proc, port, readyz };
 }
 
@@ -189,6 +221,7 @@ afterAll(async () => {
   const conn = await mysql.createConnection(mysqlServer);
   await conn.query(`DROP DATABASE IF EXISTS \`${database}\``);
   await conn.end();
+  rmSync(`${tmpdir()}/fanda-engine-${run}`, { recursive: true, force: true });
 }, 60_000);
 
 describe("delivery engine", () => {
@@ -354,4 +387,37 @@ describe("delivery engine", () => {
     expect(await stopGracefully(p)).toBe(0);
     await sink.stop();
   }, 120_000);
+
+  test("the same code bundled for Node delivers every message once, logs it, and drains on SIGTERM", async () => {
+    const topic = await newTopic(3);
+    const sink = startSink();
+    const keys = Array.from({ length: 40 }, (_, i) => `node/${run}/${i}.txt`);
+    const processor = await startProcessor(topic, sink, {}, "node");
+    const sent = await publish(topic, keys);
+    await waitFor("every message delivered by the Node processor", () => {
+      const got = new Set(idsAt(sink));
+      return sent.every((n) => got.has(n.eventId));
+    });
+    const metrics = await (await fetch(`http://127.0.0.1:${processor.port}/metrics`)).text();
+    expect(metrics).toContain('nodejs_version_info{version="v');
+    expect(await stopGracefully(processor)).toBe(0);
+    expect(idsAt(sink).sort()).toEqual(sent.map((n) => n.eventId).sort());
+    const conn = await mysql.createConnection(`${mysqlServer}/${database}`);
+    const [rows] = await conn.query(
+      "SELECT COUNT(*) AS n FROM fanda_deliveries WHERE status = 'delivered' AND event_id IN (?)",
+      [sent.map((n) => n.eventId)],
+    );
+    await conn.end();
+    expect((rows as { n: number }[])[0]?.n).toBe(40);
+  });
+
+  test("on Node without MYSQL_URL the processor refuses to start and says why", async () => {
+    const result = await runCommand(["node", await buildNodeBundle()], {
+      env: { ...process.env, ENABLED_CHANNELS: "log", MYSQL_URL: undefined, PORT: "0" },
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      "MYSQL_URL: is required on Node (the embedded SQLite delivery log needs Bun)",
+    );
+  });
 });
