@@ -3,7 +3,7 @@
  * prove from the webhook sink's record, the dead-letter topic and the delivery log that
  * nothing was lost, and count duplicates. Loopback only, bounded in count and time.
  *
- *   bun scripts/chaos.ts [--events 100000] [--rate 2000] [--timeout 600]
+ *   bun scripts/chaos.ts [--events 100000] [--rate 2000] [--timeout 600] [--redis aof|empty]
  *
  * Needs the local stack (scripts/stack up; Kafka is restarted through it, so it must have
  * been started by it), redis-server on PATH (a private instance is started and restarted),
@@ -14,6 +14,11 @@
  * webhook answers 500 from 10 to 15 and 429 (Retry-After: 1) from 30 to 35; Redis restarted
  * at 20; Kafka restarted at 40. At the end, dead letters are replayed (as on-call would) and
  * the run waits until every event is delivered.
+ *
+ * `--redis aof` (default) restarts Redis with its append-only file, as a production Redis that
+ * survives a node loss (a replica promoted, or persistence) keeps its keys; `--redis empty`
+ * restarts it with nothing, the harsher double fault whose duplicates docs/benchmarks.md
+ * explains.
  */
 import { parseArgs } from "node:util";
 import { logLevel } from "kafkajs";
@@ -30,6 +35,7 @@ const { values } = parseArgs({
     events: { type: "string", default: "100000" },
     rate: { type: "string", default: "2000" },
     timeout: { type: "string", default: "600" },
+    redis: { type: "string", default: "aof" },
   },
 });
 const events = Number(values.events);
@@ -40,6 +46,8 @@ if (!Number.isInteger(events) || events < 100 || events > 1_000_000)
 if (!Number.isInteger(rate) || rate < 10 || rate > 20_000) throw new Error("--rate: 10..20000");
 if (!Number.isInteger(timeoutS) || timeoutS < 30 || timeoutS > 3600)
   throw new Error("--timeout: 30..3600 s");
+const redisMode = values.redis;
+if (redisMode !== "aof" && redisMode !== "empty") throw new Error("--redis: aof or empty");
 
 const root = `${import.meta.dir}/..`;
 const run = crypto.randomUUID().slice(0, 8);
@@ -84,7 +92,7 @@ const sink = Bun.serve({
 });
 
 // A private Redis we can restart.
-const redis = await startPrivateRedis();
+const redis = await startPrivateRedis({ persistence: redisMode === "aof" ? "aof" : "none" });
 
 const conn = await mysql.createConnection(mysqlServer);
 await conn.query(`CREATE DATABASE \`${database}\``);
@@ -200,7 +208,7 @@ const schedule = (async () => {
   fault = { status: 500, until: Date.now() + 5000 };
   await kill(15, 2);
   await at(20);
-  say("Redis killed; restarted in 2 s");
+  say(`Redis SIGKILLed; restarted in 2 s (${redisMode === "aof" ? "with its data" : "empty"})`);
   await redis.kill();
   await Bun.sleep(2000);
   redis.start();
@@ -268,7 +276,7 @@ const logRow = (rows as { delivered: number }[])[0];
 console.log(`
 ### Chaos run (${new Date().toISOString().slice(0, 10)})
 
-\`bun scripts/chaos.ts --events ${events} --rate ${rate} --timeout ${timeoutS}\`
+\`bun scripts/chaos.ts --events ${events} --rate ${rate} --timeout ${timeoutS} --redis ${redisMode}\`
 
 | measure | value |
 |---|---|

@@ -1,4 +1,6 @@
 /** Helpers for tests, benchmarks and chaos runs that need local processes on free ports. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export async function freePort(): Promise<number> {
@@ -8,34 +10,38 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** A private redis-server (no persistence) that can be killed and started again on its port. */
+/** A private redis-server that can be killed and started again on its port. */
 export interface PrivateRedis {
   port: number;
   url: string;
-  /** Kills the server (SIGKILL: it forgets everything) and waits for it to exit. */
+  /** Kills the server (SIGKILL) and waits for it to exit. */
   kill(): Promise<void>;
-  /** Starts it again, empty, on the same port. */
+  /** Starts it again on the same port: empty, or with its append-only file replayed. */
   start(): void;
+  /** Kills it and removes its data. */
   stop(): Promise<void>;
 }
 
-/** Starts a private redis-server on a free port. */
-export async function startPrivateRedis(): Promise<PrivateRedis> {
+/**
+ * Starts a private redis-server on a free port.
+ * @param options.persistence `none` (default): a restart comes back empty; `aof`: an
+ *   append-only file (fsync every second) in a private folder, so a restart — even after
+ *   SIGKILL, since Redis writes the file before it replies — keeps every acknowledged write,
+ *   as a production Redis that survives a node loss (a replica, or persistence) does
+ */
+export async function startPrivateRedis(
+  options: { persistence?: "none" | "aof" } = {},
+): Promise<PrivateRedis> {
   const port = await freePort();
+  const dir = mkdtempSync(`${tmpdir()}/fanda-redis-`);
+  const persistence =
+    options.persistence === "aof"
+      ? ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", dir]
+      : ["--appendonly", "no", "--dir", dir];
   let server: ReturnType<typeof Bun.spawn> | undefined;
   const start = () => {
     server = Bun.spawn(
-      [
-        "redis-server",
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-      ],
+      ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence],
       { stdout: "ignore", stderr: "ignore" },
     );
   };
@@ -44,7 +50,11 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     await server?.exited;
   };
   start();
-  return { port, url: `redis://127.0.0.1:${port}`, kill, start, stop: kill };
+  const stop = async () => {
+    await kill();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { port, url: `redis://127.0.0.1:${port}`, kill, start, stop };
 }
 
 /** What a finished command printed and how it exited. */

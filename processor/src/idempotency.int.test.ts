@@ -70,4 +70,30 @@ describe("redis store", () => {
     expect(store.healthy()).toBe(true);
     await store.close();
   }, 30_000);
+
+  test("a Redis that keeps its data (append-only file) remembers done keys across a SIGKILL; one that comes back empty forgets them", async () => {
+    const remembered: Record<string, string> = {};
+    for (const persistence of ["aof", "none"] as const) {
+      const redis = await startPrivateRedis({ persistence });
+      servers.push(redis);
+      const worker = createRedisStore({ url: redis.url, prefix: "kill:" });
+      const k = { eventId: "e1", channel: "webhook" };
+      await waitFor("redis to accept claims", async () => (await worker.claim([k]))[0]);
+      await worker.complete([k]);
+      await redis.kill();
+      redis.start();
+      // Another worker, as after a processor restart.
+      const successor = createRedisStore({ url: redis.url, prefix: "kill:" });
+      remembered[persistence] = await waitFor("claims after the restart", async () => {
+        try {
+          return (await successor.claim([k]))[0];
+        } catch {
+          return undefined;
+        }
+      });
+      await worker.close();
+      await successor.close();
+    }
+    expect(remembered).toEqual({ aof: "done", none: "claimed" });
+  }, 30_000);
 });
