@@ -271,6 +271,9 @@ await admin.deleteTopics({ topics: [topic, dlqTopicOf(topic)] }).catch(() => {})
 await admin.disconnect().catch(() => {});
 
 const missing = lost();
+// A SIGKILL can only repeat sends that were in flight: the processor's concurrency bounds them.
+const inFlightBound =
+  Number(process.env.PROCESSOR_CONCURRENCY ?? 32) * Number(process.env.PARTITIONS_CONCURRENCY ?? 3);
 const duplicates = deliveries - received.size;
 const logRow = (rows as { delivered: number }[])[0];
 console.log(`
@@ -294,6 +297,7 @@ console.log(`
 | duplicated event indices (min–max) | ${dupIndices.length > 0 ? `${Math.min(...dupIndices)}–${Math.max(...dupIndices)}` : "none"} |
 | dead letters replayed | ${replayed} (DLQ held ${dlqSeen}) |
 | processor SIGKILLs / supervisor restarts | 5 / ${restarts} |
+| sends in flight per crash, at most (PROCESSOR_CONCURRENCY × PARTITIONS_CONCURRENCY) | ${inFlightBound} |
 | delivery log: distinct events delivered | ${logRow?.delivered} |
 | wall time | ${((Date.now() - started) / 1000).toFixed(0)} s |
 `);
