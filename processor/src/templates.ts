@@ -75,6 +75,7 @@ const escapeMrkdwn = (s: string) =>
 
 /** Cuts text to `max` characters (by code point), marking the cut. */
 function cut(s: string, max: number): string {
+  if (s.length <= max) return s; // code points never outnumber UTF-16 units
   const chars = Array.from(s);
   return chars.length <= max ? s : `${chars.slice(0, max - 1).join("")}…`;
 }
@@ -109,9 +110,34 @@ export function valuesOf(n: Notification): Record<Placeholder, string> {
   };
 }
 
-function fill(template: string, values: Record<string, string>, encode: (s: string) => string) {
-  return template.replace(PLACEHOLDER, (_m, name: string) => encode(values[name] ?? ""));
+type Values = Record<string, string>;
+type Encode = (s: string) => string;
+
+/**
+ * Compiles a text with {{placeholders}} once, at load: rendering a message then joins literal
+ * parts and encoded values instead of running the placeholder pattern over every string.
+ */
+function compileText(template: string): (values: Values, encode: Encode) => string {
+  const literals: string[] = [];
+  const names: string[] = [];
+  let last = 0;
+  for (const m of template.matchAll(PLACEHOLDER)) {
+    literals.push(template.slice(last, m.index));
+    names.push(m[1] ?? "");
+    last = m.index + m[0].length;
+  }
+  if (names.length === 0) return () => template;
+  literals.push(template.slice(last));
+  return (values, encode) => {
+    let out = literals[0] ?? "";
+    for (let i = 0; i < names.length; i++) {
+      out += encode(values[names[i] as string] ?? "") + literals[i + 1];
+    }
+    return out;
+  };
 }
+
+const asIs: Encode = (s) => s;
 
 function checkPlaceholders(text: string, where: string, issues: string[]) {
   for (const m of text.matchAll(PLACEHOLDER)) {
@@ -124,52 +150,61 @@ function checkPlaceholders(text: string, where: string, issues: string[]) {
 // Slack's limits: header text 150, other text objects 3000, button URL 3000, fallback 40000.
 const SLACK_LIMITS = { header: 150, text: 3000, url: 3000, fallback: 4000 };
 
-/** Renders one Block Kit node: strings filled and escaped by the text object they are in. */
-function renderSlack(
+/**
+ * Compiles one Block Kit node into its renderer: strings are filled and escaped by the text
+ * object they are in and cut to Slack's limits; a button whose URL would be too long is
+ * dropped, and so is an actions block left without elements.
+ */
+function compileSlack(
   node: unknown,
-  values: Record<string, string>,
   context: { type?: string; parent?: string },
-): unknown {
+): (values: Values) => unknown {
   if (typeof node === "string") {
-    const mrkdwn = context.type === "mrkdwn";
-    const text = fill(node, values, mrkdwn ? escapeMrkdwn : (s) => s);
-    return cut(text, context.parent === "header" ? SLACK_LIMITS.header : SLACK_LIMITS.text);
+    const text = compileText(node);
+    const encode = context.type === "mrkdwn" ? escapeMrkdwn : asIs;
+    const max = context.parent === "header" ? SLACK_LIMITS.header : SLACK_LIMITS.text;
+    return (values) => cut(text(values, encode), max);
   }
-  if (Array.isArray(node)) return node.map((n) => renderSlack(n, values, context));
+  if (Array.isArray(node)) {
+    const items = node.map((n) => compileSlack(n, context));
+    return (values) => items.map((render) => render(values)).filter((n) => n !== undefined);
+  }
   if (node && typeof node === "object") {
     const o = node as Record<string, unknown>;
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(o)) {
+    const childContext = {
+      ...(typeof o.type === "string" ? { type: o.type } : {}),
+      ...(context.type === "header" || o.type === "header" ? { parent: "header" } : {}),
+    };
+    const fields = Object.entries(o).map(([k, v]) => {
       if (k === "url" && typeof v === "string") {
-        const url = fill(v, values, (s) => s);
+        const url = compileText(v);
         // A URL Slack would reject is left out rather than failing the whole message.
-        if (url.length <= SLACK_LIMITS.url) out[k] = url;
-        continue;
+        return { k, url: (values: Values) => url(values, asIs) };
       }
-      out[k] = renderSlack(v, values, {
-        ...(typeof o.type === "string" ? { type: o.type } : {}),
-        ...(context.type === "header" || o.type === "header" ? { parent: "header" } : {}),
-      });
-    }
-    // A button without its URL would do nothing: drop it.
-    if (o.type === "button" && typeof o.url === "string" && !("url" in out)) return undefined;
-    return out;
+      return { k, render: compileSlack(v, childContext) };
+    });
+    const isButton = o.type === "button" && typeof o.url === "string";
+    return (values) => {
+      const out: Record<string, unknown> = {};
+      for (const f of fields) {
+        if (f.url) {
+          const url = f.url(values);
+          if (url.length <= SLACK_LIMITS.url) out[f.k] = url;
+          // A button without its URL would do nothing: drop it.
+          else if (isButton) return undefined;
+        } else {
+          out[f.k] = f.render(values);
+        }
+      }
+      // An actions block whose buttons all went is not valid Block Kit.
+      if (out.type === "actions" && Array.isArray(out.elements) && out.elements.length === 0) {
+        return undefined;
+      }
+      return out;
+    };
   }
-  return node;
+  return () => node;
 }
-
-const compact = (node: unknown): unknown => {
-  if (Array.isArray(node)) return node.map(compact).filter((n) => n !== undefined);
-  if (node && typeof node === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(node)) out[k] = compact(v);
-    // An actions block whose buttons all went is not valid Block Kit.
-    if (out.type === "actions" && Array.isArray(out.elements) && out.elements.length === 0)
-      return undefined;
-    return out;
-  }
-  return node;
-};
 
 /**
  * Loads and checks every template in `dir`.
@@ -197,7 +232,8 @@ export function loadTemplates(dir: string = DEFAULT_TEMPLATES_DIR): Templates {
       return [];
     }
   };
-  const slack = new Map<string, { text: string; blocks: unknown[] }>();
+  type SlackTemplate = { text: (v: Values, e: Encode) => string; blocks: (v: Values) => unknown };
+  const slack = new Map<string, SlackTemplate>();
   for (const file of list("slack").filter((f) => f.endsWith(".json"))) {
     const path = join(dir, "slack", file);
     const raw = read(path);
@@ -209,12 +245,16 @@ export function loadTemplates(dir: string = DEFAULT_TEMPLATES_DIR): Templates {
         issues.push(`${path}: expected {"text": string, "blocks": [...]}`);
         continue;
       }
-      slack.set(file.slice(0, -".json".length), { text: parsed.text, blocks: parsed.blocks });
+      slack.set(file.slice(0, -".json".length), {
+        text: compileText(parsed.text),
+        blocks: compileSlack(parsed.blocks, {}),
+      });
     } catch {
       issues.push(`${path}: not valid JSON`);
     }
   }
-  const email = new Map<string, EmailMessage>();
+  type EmailTemplate = { [K in keyof EmailMessage]: (v: Values, e: Encode) => string };
+  const email = new Map<string, EmailTemplate>();
   const emailFiles = list("email");
   const emailCategories = new Set(
     emailFiles
@@ -230,7 +270,11 @@ export function loadTemplates(dir: string = DEFAULT_TEMPLATES_DIR): Templates {
     });
     const [subject, html, text] = parts;
     if (subject !== undefined && html !== undefined && text !== undefined) {
-      email.set(category, { subject: subject.trim(), html, text });
+      email.set(category, {
+        subject: compileText(subject.trim()),
+        html: compileText(html),
+        text: compileText(text),
+      });
     }
   }
   if (!slack.has("default")) issues.push(`${join(dir, "slack")}: default.json is required`);
@@ -242,26 +286,25 @@ export function loadTemplates(dir: string = DEFAULT_TEMPLATES_DIR): Templates {
 
   return {
     slack(n) {
-      const t =
-        slack.get(n.category) ?? (slack.get("default") as { text: string; blocks: unknown[] });
+      const t = slack.get(n.category) ?? (slack.get("default") as SlackTemplate);
       const values = valuesOf(n);
       return {
-        text: cut(fill(t.text, values, escapeMrkdwn), SLACK_LIMITS.fallback),
-        blocks: compact(renderSlack(t.blocks, values, {})) as unknown[],
+        text: cut(t.text(values, escapeMrkdwn), SLACK_LIMITS.fallback),
+        blocks: t.blocks(values) as unknown[],
       };
     },
     email(n) {
-      const t = email.get(n.category) ?? (email.get("default") as EmailMessage);
+      const t = email.get(n.category) ?? (email.get("default") as EmailTemplate);
       const values = valuesOf(n);
       // Subjects are one line: a key with line breaks must not inject headers or lines.
       const subject = cut(
-        fill(t.subject, values, (s) => s.replace(/[\r\n]+/g, " ")),
+        t.subject(values, (s) => s.replace(/[\r\n]+/g, " ")),
         200,
       );
       return {
         subject,
-        html: fill(t.html, values, escapeHtml),
-        text: fill(t.text, values, (s) => s),
+        html: t.html(values, escapeHtml),
+        text: t.text(values, asIs),
       };
     },
     categories: () =>
