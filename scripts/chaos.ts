@@ -20,7 +20,6 @@
  * restarts it with nothing, the harsher double fault whose duplicates docs/benchmarks.md
  * explains.
  */
-import { parseArgs } from "node:util";
 import { logLevel } from "kafkajs";
 import mysql from "mysql2/promise";
 import { replayDlq } from "../processor/src/replay.ts";
@@ -28,26 +27,29 @@ import type { Notification } from "../producer/src/contract.ts";
 import { createKafka, createPublisher, dlqTopicOf, ensureTopics } from "../producer/src/kafka.ts";
 import { createLogger } from "../producer/src/log.ts";
 import { toNotification } from "../producer/src/s3-event.ts";
+import { checkOptions, orExit, parseOptions } from "./bench/args.ts";
 import { freePort, startPrivateRedis } from "./local.ts";
 
-const { values } = parseArgs({
-  options: {
-    events: { type: "string", default: "100000" },
-    rate: { type: "string", default: "2000" },
-    timeout: { type: "string", default: "600" },
-    redis: { type: "string", default: "aof" },
-  },
-});
-const events = Number(values.events);
-const rate = Number(values.rate);
-const timeoutS = Number(values.timeout);
-if (!Number.isInteger(events) || events < 100 || events > 1_000_000)
-  throw new Error("--events: 100..1000000");
-if (!Number.isInteger(rate) || rate < 10 || rate > 20_000) throw new Error("--rate: 10..20000");
-if (!Number.isInteger(timeoutS) || timeoutS < 30 || timeoutS > 3600)
-  throw new Error("--timeout: 30..3600 s");
-const redisMode = values.redis;
-if (redisMode !== "aof" && redisMode !== "empty") throw new Error("--redis: aof or empty");
+const values = orExit(() =>
+  parseOptions({
+    events: { default: "100000" },
+    rate: { default: "2000" },
+    timeout: { default: "600" },
+    redis: { default: "aof" },
+  }),
+);
+const { ints, lists } = orExit(() =>
+  checkOptions(
+    {
+      events: { value: values.events, min: 100, max: 1_000_000 },
+      rate: { value: values.rate, min: 10, max: 20_000 },
+      timeout: { value: values.timeout, min: 30, max: 3600 },
+    },
+    { redis: { value: values.redis, allowed: ["aof", "empty"], single: true } },
+  ),
+);
+const { events, rate, timeout: timeoutS } = ints;
+const redisMode = lists.redis[0] as "aof" | "empty";
 
 const root = `${import.meta.dir}/..`;
 const run = crypto.randomUUID().slice(0, 8);

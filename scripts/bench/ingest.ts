@@ -11,7 +11,6 @@
  *   burst: `burst` uploads with `concurrency` in flight, as fast as they are answered.
  * Plus the broker's ceiling for this client: a kafkajs sendBatch loop of 100 messages each.
  */
-import { parseArgs } from "node:util";
 import { logLevel } from "kafkajs";
 import { encodeNotification, messageKey } from "../../producer/src/contract.ts";
 import { createKafka, dlqTopicOf, ensureTopics } from "../../producer/src/kafka.ts";
@@ -20,31 +19,25 @@ import { parseS3Event, toNotification } from "../../producer/src/s3-event.ts";
 import { freePort } from "../local.ts";
 import { s3PutEvent } from "../upload.ts";
 import { waitFor } from "../wait.ts";
+import { checkOptions, orExit, parseOptions } from "./args.ts";
 import { ms, summarize } from "./stats.ts";
 
-const { values } = parseArgs({
-  options: {
-    rate: { type: "string", default: "500" },
-    seconds: { type: "string", default: "10" },
-    burst: { type: "string", default: "5000" },
-    concurrency: { type: "string", default: "32" },
-  },
-});
-const rate = Number(values.rate);
-const seconds = Number(values.seconds);
-const burst = Number(values.burst);
-const concurrency = Number(values.concurrency);
-for (const [name, v, max] of [
-  ["rate", rate, 5000],
-  ["seconds", seconds, 120],
-  ["burst", burst, 100_000],
-  ["concurrency", concurrency, 512],
-] as const) {
-  if (!Number.isInteger(v) || v < 1 || v > max) {
-    console.error(`--${name}: expected an integer from 1 to ${max}, got ${v}`);
-    process.exit(2);
-  }
-}
+const values = orExit(() =>
+  parseOptions({
+    rate: { default: "500" },
+    seconds: { default: "10" },
+    burst: { default: "5000" },
+    concurrency: { default: "32" },
+  }),
+);
+const { rate, seconds, burst, concurrency } = orExit(() =>
+  checkOptions({
+    rate: { value: values.rate, min: 1, max: 5000 },
+    seconds: { value: values.seconds, min: 1, max: 120 },
+    burst: { value: values.burst, min: 1, max: 100_000 },
+    concurrency: { value: values.concurrency, min: 1, max: 512 },
+  }),
+).ints;
 
 const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
 const topic = `fanda-bench-${crypto.randomUUID().slice(0, 8)}`;

@@ -25,7 +25,6 @@
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { parseArgs } from "node:util";
 import { logLevel } from "kafkajs";
 import mysql from "mysql2/promise";
 import type { Notification } from "../../producer/src/contract.ts";
@@ -40,48 +39,38 @@ import { toNotification } from "../../producer/src/s3-event.ts";
 import { freePort, runCommand } from "../local.ts";
 import { startSlackServer } from "../slack-server.ts";
 import { waitFor } from "../wait.ts";
+import { checkOptions, orExit, parseOptions } from "./args.ts";
 import { latencySvg } from "./plot.ts";
 import { ms, summarize } from "./stats.ts";
 
-const { values } = parseArgs({
-  options: {
-    events: { type: "string", default: "200000" },
-    rate: { type: "string", default: "500" },
-    seconds: { type: "string", default: "20" },
-    instances: { type: "string", default: "1" },
-    channels: { type: "string", default: "webhook,slack" },
-    runtimes: { type: "string", default: "bun" },
-    plot: { type: "string" },
-  },
-});
-const usage = (message: string): never => {
-  console.error(message);
-  process.exit(2);
-};
-const instances = Number(values.instances);
-const events = Number(values.events);
-const rate = Number(values.rate);
-const seconds = Number(values.seconds);
-for (const [name, v, max] of [
-  ["events", events, 1_000_000],
-  ["rate", rate, 5000],
-  ["seconds", seconds, 300],
-  ["instances", instances, 6],
-] as const) {
-  if (!Number.isInteger(v) || v < 1 || v > max) {
-    usage(`--${name}: expected an integer from 1 to ${max}, got ${v}`);
-  }
-}
-const list = (raw: string, allowed: readonly string[], name: string) => {
-  const items = [...new Set(raw.split(",").map((s) => s.trim()))].filter((s) => s.length > 0);
-  const bad = items.filter((s) => !allowed.includes(s));
-  if (items.length === 0 || bad.length > 0) {
-    usage(`--${name}: expected a list of ${allowed.join(", ")}; got ${JSON.stringify(raw)}`);
-  }
-  return items;
-};
-const channels = list(values.channels, ["webhook", "slack"], "channels");
-const runtimes = list(values.runtimes, ["bun", "node"], "runtimes") as ("bun" | "node")[];
+const values = orExit(() =>
+  parseOptions({
+    events: { default: "200000" },
+    rate: { default: "500" },
+    seconds: { default: "20" },
+    instances: { default: "1" },
+    channels: { default: "webhook,slack" },
+    runtimes: { default: "bun" },
+    plot: {},
+  }),
+);
+const { ints, lists } = orExit(() =>
+  checkOptions(
+    {
+      events: { value: values.events, min: 1, max: 1_000_000 },
+      rate: { value: values.rate, min: 1, max: 5000 },
+      seconds: { value: values.seconds, min: 1, max: 300 },
+      instances: { value: values.instances, min: 1, max: 6 },
+    },
+    {
+      channels: { value: values.channels, allowed: ["webhook", "slack"] },
+      runtimes: { value: values.runtimes, allowed: ["bun", "node"] },
+    },
+  ),
+);
+const { events, rate, seconds, instances } = ints;
+const channels = lists.channels;
+const runtimes = lists.runtimes as ("bun" | "node")[];
 
 const root = `${import.meta.dir}/../..`;
 const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
