@@ -110,9 +110,10 @@ export async function startProcessor(
     if (created.length > 0) logger.info("topics created", { created });
   }
   const hardStop = new AbortController();
-  // Every in-flight send listens on this signal (one listener per channel and message, removed
-  // when the send ends): allow that many before Node's leak warning, which still catches growth.
-  setMaxListeners(config.concurrency * config.channels.length * 2 + 10, hardStop.signal);
+  // Every in-flight send, and every retry wait, listens on this signal until it ends: allow as
+  // many as can be in flight before Node's leak warning, which then still catches real growth.
+  const inFlight = config.concurrency * config.partitionsConcurrency * config.channels.length;
+  setMaxListeners(inFlight * 2 + 10, hardStop.signal);
   const dispatch = createDispatcher({
     channels,
     logger,
