@@ -32,6 +32,8 @@ describe("loadProcessorConfig", () => {
       defaultChannel: "#uploads",
       ratePerSecond: 1,
       burst: 3,
+      digest: true,
+      digestMax: 100,
     });
     expect(c.email).toEqual({
       from: "fanda@example.com",
@@ -119,6 +121,10 @@ describe("loadProcessorConfig", () => {
     [{ SLACK_RATE_PER_SECOND: "0" }, "SLACK_RATE_PER_SECOND: expected > 0"],
     [{ SLACK_RATE_PER_SECOND: "10001" }, "SLACK_RATE_PER_SECOND: expected at most 10000"],
     [{ SLACK_BURST: "10001" }, "SLACK_BURST: expected at most 10000"],
+    [{ SLACK_DIGEST: "sometimes" }, "SLACK_DIGEST: expected true or false"],
+    [{ SLACK_DIGEST_MAX: "1" }, "SLACK_DIGEST_MAX: expected at least 2"],
+    [{ SLACK_DIGEST_MAX: "1001" }, "SLACK_DIGEST_MAX: expected at most 1000"],
+    [{ SLACK_DIGEST_MAX: "many" }, "SLACK_DIGEST_MAX: expected a whole number (SLACK_DIGEST_MAX)"],
     [{ SES_FROM: "not-an-address" }, "SES_FROM: expected an email address"],
     [{ EMAIL_TO: "a@example.com, nope" }, 'EMAIL_TO: "nope" is not an email address'],
     [{ SES_MAX_SEND_RATE: "-1" }, "SES_MAX_SEND_RATE: expected > 0"],

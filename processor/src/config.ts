@@ -44,6 +44,9 @@ export interface ProcessorConfig {
     defaultChannel?: string;
     ratePerSecond: number;
     burst: number;
+    /** Post what queued for a Slack channel as one digest message. */
+    digest: boolean;
+    digestMax: number;
   };
   email: {
     from?: string;
@@ -146,6 +149,11 @@ const schema = z.object({
     .max(10_000, "expected at most 10000")
     .default(1),
   SLACK_BURST: positiveInt("SLACK_BURST", 3, 10_000),
+  SLACK_DIGEST: envBoolean(true),
+  SLACK_DIGEST_MAX: positiveInt("SLACK_DIGEST_MAX", 100, 1000).refine(
+    (v) => v >= 2,
+    "expected at least 2",
+  ),
   SES_FROM: z.string().optional(),
   EMAIL_TO: z.string().optional(),
   SES_CONFIGURATION_SET: z
@@ -317,6 +325,8 @@ export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
     slack: {
       ratePerSecond: e.SLACK_RATE_PER_SECOND,
       burst: e.SLACK_BURST,
+      digest: e.SLACK_DIGEST,
+      digestMax: e.SLACK_DIGEST_MAX,
       ...(e.SLACK_BOT_TOKEN ? { token: e.SLACK_BOT_TOKEN } : {}),
       ...(e.SLACK_API_URL ? { apiUrl: e.SLACK_API_URL } : {}),
       ...(e.SLACK_DEFAULT_CHANNEL ? { defaultChannel: e.SLACK_DEFAULT_CHANNEL } : {}),

@@ -19,6 +19,7 @@ import { createLogger } from "../../producer/src/log.ts";
 import { toNotification } from "../../producer/src/s3-event.ts";
 import { freePort, type PrivateRedis, runCommand, startPrivateRedis } from "../../scripts/local.ts";
 import { type Sink, startSink } from "../../scripts/sink.ts";
+import { startSlackServer } from "../../scripts/slack-server.ts";
 import { waitFor } from "../../scripts/wait.ts";
 import { DLQ_HEADERS } from "./dlq.ts";
 
@@ -387,6 +388,53 @@ describe("delivery engine", () => {
     expect(await stopGracefully(p)).toBe(0);
     await sink.stop();
   }, 120_000);
+
+  test("a burst of 300 uploads to one Slack channel at Slack's own limit (1/s) arrives in a few digests, the webhook alongside", async () => {
+    const topic = await newTopic(6);
+    const sink = startSink();
+    const slack = startSlackServer({ token: "xoxb-engine", ratePerSecond: 1, burst: 3 });
+    try {
+      const processor = await startProcessor(topic, sink, {
+        ENABLED_CHANNELS: "webhook,slack",
+        SLACK_BOT_TOKEN: "xoxb-engine",
+        SLACK_API_URL: slack.apiUrl,
+        SLACK_DEFAULT_CHANNEL: "#uploads",
+      });
+      const sent = await publish(
+        topic,
+        Array.from({ length: 300 }, (_, i) => `reports/positive/burst-${run}-${i}.pdf`),
+      );
+      // Without digests this would take five minutes at one message per second.
+      await waitFor(
+        "every upload in a Slack message",
+        () =>
+          slack.messages
+            .map((m) => Number(/^(\d+) new uploads/.exec(m.text ?? "")?.[1] ?? 1))
+            .reduce((a, b) => a + b, 0) >= 300,
+        { timeoutMs: 60_000 },
+      );
+      console.log(
+        `slack: ${slack.messages.length} messages carried 300 uploads (${slack.rateLimited()} answered 429)`,
+      );
+      // A 429 now and then is fine (jitter against an equal limit): it is waited out and retried.
+      expect(slack.messages.length).toBeLessThan(60);
+      await waitFor("every webhook", () => new Set(idsAt(sink)).size >= 300);
+      expect(await stopGracefully(processor)).toBe(0);
+      const carried = slack.messages
+        .map((m) => Number(/^(\d+) new uploads/.exec(m.text ?? "")?.[1] ?? 1))
+        .reduce((a, b) => a + b, 0);
+      expect(carried).toBe(300);
+      const conn = await mysql.createConnection(`${mysqlServer}/${database}`);
+      const [rows] = await conn.query(
+        "SELECT COUNT(*) AS n FROM fanda_deliveries WHERE channel = 'slack' AND status = 'delivered' AND event_id IN (?)",
+        [sent.map((n) => n.eventId)],
+      );
+      await conn.end();
+      expect((rows as { n: number }[])[0]?.n).toBe(300);
+    } finally {
+      await slack.stop();
+    }
+  }, 90_000);
 
   test("the same code bundled for Node delivers every message once, logs it, and drains on SIGTERM", async () => {
     const topic = await newTopic(3);

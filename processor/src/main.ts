@@ -92,6 +92,7 @@ export async function startProcessor(
     templates,
     logger,
     onRateLimitWait: (channel, ms) => metrics.rateLimitWaitSeconds.inc({ channel }, ms / 1000),
+    onSlackPosted: (n) => metrics.slackNotificationsPerMessage.observe(n),
     ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
     ...(overrides.write ? { write: overrides.write } : {}),
   });

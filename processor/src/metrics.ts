@@ -20,6 +20,7 @@ export interface Metrics {
   consumerLag: Gauge<"topic" | "partition">;
   consumerLagSum: Gauge<"topic">;
   rateLimitWaitSeconds: Counter<"channel">;
+  slackNotificationsPerMessage: Histogram<never>;
   eventLoopStallSeconds: Gauge<never>;
   up: Gauge<"version">;
 }
@@ -100,6 +101,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: "kafka_consumer_lag_sum",
       help: "Sum of kafka_consumer_lag over the partitions assigned to this processor.",
       labelNames: ["topic"],
+      registers: [registry],
+    }),
+    slackNotificationsPerMessage: new Histogram({
+      name: "fanda_slack_notifications_per_message",
+      help: "Notifications each posted Slack message carried (1, or a digest's count).",
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
       registers: [registry],
     }),
     rateLimitWaitSeconds: new Counter({

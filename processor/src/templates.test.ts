@@ -30,6 +30,37 @@ const withKey = (key: string, category = "general"): Notification => ({
   s3Url: `s3://fanda-uploads/${key}`,
 });
 
+describe("slack digest", () => {
+  test("counts by category, lists the first ten with their category's line, counts the rest", () => {
+    const ns = [
+      ...Array.from({ length: 7 }, (_, i) => withKey(`reports/negative/n${i}.pdf`, "negative")),
+      ...Array.from({ length: 5 }, (_, i) => withKey(`reports/positive/p${i}.pdf`, "positive")),
+      withKey("misc/a.txt"),
+    ];
+    const m = templates.slackDigest(ns);
+    expect(m.text).toBe("13 new uploads: 7 negative, 5 positive, 1 general");
+    const blocks = m.blocks as { type: string; text?: { text: string }; elements?: unknown[] }[];
+    expect(blocks.map((b) => b.type)).toEqual(["header", "section", "section", "context"]);
+    const lines = (blocks[2]?.text?.text ?? "").split("\n");
+    expect(lines).toHaveLength(10);
+    expect(lines[0]).toStartWith("• ");
+    expect(lines[0]).toContain("n0.pdf");
+    expect(JSON.stringify(blocks[3]?.elements)).toContain("…and 3 more");
+  });
+
+  test("escapes file names for mrkdwn and has no 'more' line when everything is listed", () => {
+    const m = templates.slackDigest([
+      withKey("uploads/<!channel> & <b>.txt"),
+      withKey("uploads/plain.txt"),
+    ]);
+    const listed = JSON.stringify(m.blocks);
+    expect(listed).not.toContain("<!channel>");
+    expect(listed).toContain("&lt;!channel&gt; &amp; &lt;b&gt;.txt");
+    expect(listed).not.toContain("more");
+    expect(m.text).toBe("2 new uploads: 2 general");
+  });
+});
+
 describe("templates", () => {
   test("ship one per seed category, plus the default", () => {
     expect(templates.categories()).toEqual(["general", "negative", "positive"]);

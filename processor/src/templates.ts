@@ -51,10 +51,18 @@ export interface EmailMessage {
 /** Loaded templates. */
 export interface Templates {
   slack(n: Notification): SlackMessage;
+  /**
+   * One Slack message for several notifications (digest mode): a count by category and, for
+   * the first {@link DIGEST_LINES}, each category's own fallback line.
+   */
+  slackDigest(ns: readonly Notification[]): SlackMessage;
   email(n: Notification): EmailMessage;
   /** Categories with their own templates (the rest use `default`). */
   categories(): string[];
 }
+
+/** How many notifications a Slack digest lists one by one; the rest are counted. */
+export const DIGEST_LINES = 10;
 
 /** Default template folder, next to the processor's sources. */
 export const DEFAULT_TEMPLATES_DIR = fileURLToPath(new URL("../templates", import.meta.url));
@@ -291,6 +299,31 @@ export function loadTemplates(dir: string = DEFAULT_TEMPLATES_DIR): Templates {
       return {
         text: cut(t.text(values, escapeMrkdwn), SLACK_LIMITS.fallback),
         blocks: t.blocks(values) as unknown[],
+      };
+    },
+    slackDigest(ns) {
+      const counts = new Map<string, number>();
+      for (const n of ns) counts.set(n.category, (counts.get(n.category) ?? 0) + 1);
+      const summary = [...counts]
+        .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+        .map(([category, count]) => `${count} ${category}`)
+        .join(", ");
+      const lines = ns.slice(0, DIGEST_LINES).map((n) => {
+        const t = slack.get(n.category) ?? (slack.get("default") as SlackTemplate);
+        return `• ${cut(t.text(valuesOf(n), escapeMrkdwn), 280)}`;
+      });
+      const more = ns.length - lines.length;
+      const heading = `${ns.length} new uploads`;
+      return {
+        text: cut(`${heading}: ${summary}`, SLACK_LIMITS.fallback),
+        blocks: [
+          { type: "header", text: { type: "plain_text", text: heading, emoji: true } },
+          { type: "section", text: { type: "mrkdwn", text: cut(escapeMrkdwn(summary), 3000) } },
+          { type: "section", text: { type: "mrkdwn", text: cut(lines.join("\n"), 3000) } },
+          ...(more > 0
+            ? [{ type: "context", elements: [{ type: "mrkdwn", text: `…and ${more} more` }] }]
+            : []),
+        ],
       };
     },
     email(n) {

@@ -57,6 +57,8 @@ export interface ChannelContext {
       defaultChannel?: string;
       ratePerSecond: number;
       burst: number;
+      digest?: boolean;
+      digestMax?: number;
     };
     email?: {
       from?: string;
@@ -76,6 +78,8 @@ export interface ChannelContext {
   write?: (line: string) => void;
   /** Told how long a channel's send waited for its provider's rate limit. */
   onRateLimitWait?: (channel: string, ms: number) => void;
+  /** Told how many notifications each posted Slack message carried (digests carry several). */
+  onSlackPosted?: (notifications: number) => void;
 }
 
 /** The registry: every channel the processor knows, by the name used in ENABLED_CHANNELS. */
@@ -105,6 +109,9 @@ export const CHANNELS = {
       templates: ctx.templates ?? loadTemplates(),
       ratePerSecond: s.ratePerSecond,
       burst: s.burst,
+      ...(s.digest === undefined ? {} : { digest: s.digest }),
+      ...(s.digestMax === undefined ? {} : { digestMax: s.digestMax }),
+      ...(ctx.onSlackPosted ? { onPosted: ctx.onSlackPosted } : {}),
       ...(ctx.onRateLimitWait
         ? { onRateLimitWait: (ms: number) => ctx.onRateLimitWait?.("slack", ms) }
         : {}),

@@ -38,6 +38,30 @@ const notification = (over: Partial<Notification> = {}): Notification => ({
   ...over,
 });
 
+/**
+ * A channel that allows more than Slack's test server does (so the server has to say 429),
+ * behind a dispatcher patient enough to wait the throttling out.
+ */
+function eagerChannel(s: SlackServer, digest: boolean) {
+  const slack = createSlackChannel({
+    token,
+    templates,
+    apiUrl: s.apiUrl,
+    ratePerSecond: 100,
+    burst: 10,
+    digest,
+  });
+  const dispatch = createDispatcher({
+    channels: [slack],
+    logger: createLogger({ sink: () => {} }),
+    maxAttempts: 20,
+    retryBaseMs: 50,
+    retryMaxMs: 1000,
+  });
+  return (n: Notification) =>
+    dispatch(n, { channels: ["slack"], targets: { slack: { channel: "#hot" } } }, never);
+}
+
 describe("slack channel", () => {
   test("posts the category's blocks and fallback text to the routed channel; ts is the receipt", async () => {
     const s = server();
@@ -133,7 +157,7 @@ describe("slack channel", () => {
     await slack.send(notification(), { signal: never, target: { channel: "#quiet" } });
   });
 
-  test("stays under Slack's per-channel limit: no 429 for a burst of messages to one channel", async () => {
+  test("without digests, stays under Slack's per-channel limit: no 429 for a burst to one channel", async () => {
     const s = server({ ratePerSecond: 5, burst: 3 });
     // The channel keeps a margin under the server's allowance (as production keeps under
     // Slack's): requests sent 250 ms apart can arrive closer together.
@@ -143,6 +167,7 @@ describe("slack channel", () => {
       apiUrl: s.apiUrl,
       ratePerSecond: 4,
       burst: 1,
+      digest: false,
     });
     await Promise.all(
       Array.from({ length: 8 }, () =>
@@ -153,32 +178,150 @@ describe("slack channel", () => {
     expect(s.rateLimited()).toBe(0);
   });
 
-  test("when Slack throttles anyway, nothing is lost and nothing is posted twice", async () => {
+  test("without digests, when Slack throttles anyway, nothing is lost and nothing is posted twice", async () => {
     const s = server({ ratePerSecond: 10, burst: 1, retryAfterSeconds: 1 });
-    const slack = createSlackChannel({
-      token,
-      templates,
-      apiUrl: s.apiUrl,
-      ratePerSecond: 100,
-      burst: 10,
-    });
-    const dispatch = createDispatcher({
-      channels: [slack],
-      logger: createLogger({ sink: () => {} }),
-      maxAttempts: 20,
-      retryBaseMs: 50,
-      retryMaxMs: 1000,
-    });
-    const sent = Array.from({ length: 8 }, () => notification());
-    const outcomes = await Promise.all(
-      sent.map((n) =>
-        dispatch(n, { channels: ["slack"], targets: { slack: { channel: "#hot" } } }, never),
-      ),
-    );
+    const dispatch = eagerChannel(s, false);
+    const outcomes = await Promise.all(Array.from({ length: 8 }, () => dispatch(notification())));
     expect(outcomes.flat().map((o) => o.status)).toEqual(Array(8).fill("delivered"));
     expect(s.rateLimited()).toBeGreaterThan(0);
     expect(s.messages).toHaveLength(8);
   }, 30_000);
+
+  /** How many notifications each posted message carried (a digest says it in its heading). */
+  const carried = (s: SlackServer) =>
+    s.messages.map((m) => Number(/^(\d+) new uploads/.exec(m.text ?? "")?.[1] ?? 1));
+
+  test("digest mode: one message alone, then a burst to the same Slack channel as one digest, each send receipted", async () => {
+    const s = server({ ratePerSecond: 5, burst: 1 });
+    const posted: number[] = [];
+    const slack = createSlackChannel({
+      token,
+      templates,
+      apiUrl: s.apiUrl,
+      ratePerSecond: 2,
+      burst: 1,
+      onPosted: (n) => posted.push(n),
+    });
+    // A lone notification gets its own message; what queues while the bucket refills (500 ms)
+    // goes out together.
+    const receipts = [
+      await slack.send(notification(), { signal: never, target: { channel: "#one" } }),
+      ...(await Promise.all(
+        Array.from({ length: 11 }, () =>
+          slack.send(notification(), { signal: never, target: { channel: "#one" } }),
+        ),
+      )),
+    ];
+    expect(carried(s)).toEqual([1, 11]);
+    expect(posted).toEqual([1, 11]);
+    expect(s.rateLimited()).toBe(0);
+    const [first, digest] = s.messages;
+    expect(first?.text).toContain("Positive report uploaded: q3.pdf");
+    expect(digest?.text).toBe("11 new uploads: 11 positive");
+    expect(JSON.stringify(digest?.blocks)).toContain("…and 1 more");
+    expect(receipts[0]?.providerId).toBe(`#one/${first?.ts}`);
+    expect(new Set(receipts.slice(1).map((r) => r.providerId))).toEqual(
+      new Set([`#one/${digest?.ts}`]),
+    );
+  });
+
+  test("digest mode: SLACK_DIGEST_MAX splits a large burst; other Slack channels go their own way", async () => {
+    const s = server({ ratePerSecond: 1000, burst: 100 });
+    const slack = createSlackChannel({
+      token,
+      templates,
+      apiUrl: s.apiUrl,
+      ratePerSecond: 20,
+      burst: 1,
+      digestMax: 5,
+    });
+    await Promise.all([
+      ...Array.from({ length: 12 }, () =>
+        slack.send(notification(), { signal: never, target: { channel: "#big" } }),
+      ),
+      slack.send(notification(), { signal: never, target: { channel: "#small" } }),
+    ]);
+    const big = s.messages.filter((m) => m.channel === "#big");
+    expect(big.map((m) => Number(/^(\d+) new/.exec(m.text ?? "")?.[1] ?? 1))).toEqual([5, 5, 2]);
+    expect(s.messages.filter((m) => m.channel === "#small")).toHaveLength(1);
+  });
+
+  test("digest mode: when Slack throttles, every notification is still delivered once, in far fewer messages", async () => {
+    const s = server({ ratePerSecond: 2, burst: 1, retryAfterSeconds: 1 });
+    const dispatch = eagerChannel(s, true);
+    // Six waves of five, 20 ms apart: the channel posts each as it comes, Slack (2/s) refuses.
+    const pending = [];
+    for (let wave = 0; wave < 6; wave++) {
+      for (let i = 0; i < 5; i++) {
+        pending.push(dispatch(notification()));
+      }
+      await Bun.sleep(20);
+    }
+    const outcomes = await Promise.all(pending);
+    expect(outcomes.flat().map((o) => o.status)).toEqual(Array(30).fill("delivered"));
+    expect(s.rateLimited()).toBeGreaterThan(0);
+    // Nothing posted twice: the messages carry exactly the 30 notifications between them.
+    expect(carried(s).reduce((a, b) => a + b, 0)).toBe(30);
+    expect(s.messages.length).toBeLessThan(30);
+  }, 30_000);
+
+  test("digest mode: a final error fails every notification of the message, finally", async () => {
+    const s = server();
+    s.failNext({ error: "channel_not_found" }, 2);
+    const slack = createSlackChannel({
+      token,
+      templates,
+      apiUrl: s.apiUrl,
+      ratePerSecond: 1000,
+      burst: 1,
+    });
+    const errors = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        channelErrorOf(slack.send(notification(), { signal: never, target: { channel: "#x" } })),
+      ),
+    );
+    expect(errors.map((e) => [e.retriable, e.status])).toEqual(
+      Array(4).fill([false, "channel_not_found"]),
+    );
+    expect(s.messages).toHaveLength(0);
+  });
+
+  test("digest mode: on shutdown, queued sends end with the abort reason and nothing more is posted", async () => {
+    const s = server();
+    const slack = createSlackChannel({
+      token,
+      templates,
+      apiUrl: s.apiUrl,
+      ratePerSecond: 1,
+      burst: 1,
+    });
+    const stop = new AbortController();
+    await slack.send(notification(), { signal: stop.signal, target: { channel: "#q" } });
+    // The bucket is empty for a second: these two wait in the queue.
+    const queued = Array.from({ length: 2 }, () =>
+      slack.send(notification(), { signal: stop.signal, target: { channel: "#q" } }),
+    );
+    await Bun.sleep(50);
+    expect(slack.status?.().queued).toEqual({ "#q": 2 });
+    stop.abort(new Error("shutting down"));
+    const rest = await Promise.allSettled(queued);
+    expect(rest.map((r) => (r.status === "rejected" ? String(r.reason) : r.status))).toEqual([
+      "Error: shutting down",
+      "Error: shutting down",
+    ]);
+    expect(s.messages).toHaveLength(1);
+    await expect(
+      slack.send(notification(), { signal: stop.signal, target: { channel: "#q" } }),
+    ).rejects.toThrow("shutting down");
+  });
+
+  test("refuses a digest size outside 2..1000", () => {
+    for (const digestMax of [1, 1001, 2.5]) {
+      expect(() => createSlackChannel({ token, templates, digestMax })).toThrow(
+        "SLACK_DIGEST_MAX: expected an integer from 2 to 1000",
+      );
+    }
+  });
 
   test("a 1,000-character Korean file name and HTML in the key still post", async () => {
     const s = server();

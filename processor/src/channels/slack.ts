@@ -7,6 +7,14 @@
  * retriable error, so the dispatcher waits and tries again — nothing is dropped or hammered.
  * The WebClient's own retries are off: one attempt per call, so a retry is always ours and
  * never a hidden double post. `ok:false` codes are sorted into retriable and final.
+ *
+ * Digest mode (default): notifications for one Slack channel queue behind its bucket, and
+ * whatever has queued by the time a message may go is posted as one digest (up to
+ * `digestMax`); a lone notification still gets its own message. At ~1 message/s per channel
+ * this is what lets a burst of hundreds of uploads per second reach Slack in seconds instead
+ * of holding every other channel's deliveries behind Slack's limit. Each notification's send
+ * settles with the digest's outcome (its `ts` is the receipt; a failure fails each of them,
+ * and the dispatcher retries each as usual).
  */
 import {
   type ChatPostMessageArguments,
@@ -62,6 +70,20 @@ export interface SlackChannelOptions {
   client?: SlackApi;
   /** Told how long a send waited for the rate limit, in ms. */
   onRateLimitWait?: (ms: number) => void;
+  /** Digest mode (default true): see the module comment. */
+  digest?: boolean;
+  /** Most notifications in one digest (default 100). */
+  digestMax?: number;
+  /** Told how many notifications each posted message carried. */
+  onPosted?: (notifications: number) => void;
+}
+
+/** A notification waiting for its Slack channel's next message. */
+interface Queued {
+  notification: Notification;
+  signal: AbortSignal;
+  resolve: (receipt: { providerId?: string }) => void;
+  reject: (err: unknown) => void;
 }
 
 function classify(err: unknown, slackChannel: string): ChannelError {
@@ -125,6 +147,11 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
   const burst = options.burst ?? 3;
   if (!(rate > 0)) issues.push("SLACK_RATE_PER_SECOND: expected > 0");
   if (!Number.isInteger(burst) || burst < 1) issues.push("SLACK_BURST: expected an integer >= 1");
+  const digest = options.digest ?? true;
+  const digestMax = options.digestMax ?? 100;
+  if (!Number.isInteger(digestMax) || digestMax < 2 || digestMax > 1000) {
+    issues.push("SLACK_DIGEST_MAX: expected an integer from 2 to 1000");
+  }
   if (issues.length > 0) throw new ConfigError("channel slack", issues);
 
   const client: SlackApi =
@@ -151,6 +178,68 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
     return b;
   };
 
+  const post = async (slackChannel: string, message: { text: string; blocks: unknown[] }) => {
+    try {
+      const res = await client.chat.postMessage({
+        channel: slackChannel,
+        text: message.text,
+        blocks: message.blocks,
+        unfurl_links: false,
+        unfurl_media: false,
+      } as unknown as ChatPostMessageArguments);
+      return res.ts ? { providerId: `${res.channel ?? slackChannel}/${res.ts}` } : {};
+    } catch (err) {
+      const error = classify(err, slackChannel);
+      if (error.retryAfterMs !== undefined) bucket(slackChannel).block(error.retryAfterMs);
+      throw error;
+    }
+  };
+
+  const queues = new Map<string, Queued[]>();
+  const pumping = new Set<string>();
+  /** Drops queued sends whose signal aborted (shutdown), rejecting them with its reason. */
+  const dropAborted = (queue: Queued[]) => {
+    for (let i = queue.length - 1; i >= 0; i--) {
+      const q = queue[i] as Queued;
+      if (q.signal.aborted) {
+        queue.splice(i, 1);
+        q.reject(q.signal.reason);
+      }
+    }
+  };
+  /** One loop per Slack channel: wait for the bucket, post what has queued, repeat. */
+  const pump = async (slackChannel: string, queue: Queued[]) => {
+    if (pumping.has(slackChannel)) return;
+    pumping.add(slackChannel);
+    try {
+      while (queue.length > 0) {
+        try {
+          await bucket(slackChannel).take((queue[0] as Queued).signal);
+        } catch {
+          dropAborted(queue);
+          continue;
+        }
+        dropAborted(queue);
+        const batch = queue.splice(0, digestMax);
+        if (batch.length === 0) continue;
+        const message =
+          batch.length === 1
+            ? options.templates.slack((batch[0] as Queued).notification)
+            : options.templates.slackDigest(batch.map((q) => q.notification));
+        try {
+          const receipt = await post(slackChannel, message);
+          options.onPosted?.(batch.length);
+          for (const q of batch) q.resolve(receipt);
+        } catch (err) {
+          for (const q of batch) q.reject(err);
+        }
+      }
+    } finally {
+      pumping.delete(slackChannel);
+      if (queue.length === 0) queues.delete(slackChannel);
+    }
+  };
+
   return {
     name: "slack",
     async connect() {
@@ -170,27 +259,25 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
           { retriable: false },
         );
       }
-      const limiter = bucket(slackChannel);
-      await limiter.take(signal);
-      const message = options.templates.slack(notification);
-      try {
-        const res = await client.chat.postMessage({
-          channel: slackChannel,
-          text: message.text,
-          blocks: message.blocks,
-          unfurl_links: false,
-          unfurl_media: false,
-        } as unknown as ChatPostMessageArguments);
-        return res.ts ? { providerId: `${res.channel ?? slackChannel}/${res.ts}` } : {};
-      } catch (err) {
-        const error = classify(err, slackChannel);
-        if (error.retryAfterMs !== undefined) limiter.block(error.retryAfterMs);
-        throw error;
+      if (!digest) {
+        await bucket(slackChannel).take(signal);
+        const receipt = await post(slackChannel, options.templates.slack(notification));
+        options.onPosted?.(1);
+        return receipt;
       }
+      if (signal.aborted) throw signal.reason;
+      return new Promise((resolve, reject) => {
+        const queue = queues.get(slackChannel) ?? [];
+        queues.set(slackChannel, queue);
+        queue.push({ notification, signal, resolve, reject });
+        void pump(slackChannel, queue);
+      });
     },
     status: () => ({
       ratePerSecond: rate,
       burst,
+      digest: digest ? { max: digestMax } : false,
+      queued: Object.fromEntries([...queues].map(([name, q]) => [name, q.length])),
       waiting: Object.fromEntries(
         [...buckets]
           .filter(([, b]) => b.waitMs() > 0)
