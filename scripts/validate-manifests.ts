@@ -122,6 +122,13 @@ export function check(target: string, objects: K8sObject[]): string[] {
         problems.push(`${name}: no cpu/memory requests`);
       if (!c.livenessProbe || !c.readinessProbe)
         problems.push(`${name}: liveness and readiness probes required`);
+      const env = (c.env ?? []) as {
+        name: string;
+        valueFrom?: { resourceFieldRef?: { resource?: string } };
+      }[];
+      const ramSize = env.find((e) => e.name === "BUN_JSC_forceRAMSize");
+      if (ramSize?.valueFrom?.resourceFieldRef?.resource !== "limits.memory")
+        problems.push(`${name}: BUN_JSC_forceRAMSize must follow limits.memory (GC pacing)`);
       const image = String(c.image ?? "");
       const tag = image.includes("@") ? "digest" : image.slice(image.lastIndexOf(":") + 1);
       if (!image.includes(":") || tag === "latest" || image.endsWith(":")) {

@@ -90,6 +90,7 @@ describe("manifests", () => {
       c.resources = {};
       c.image = "fanda-processor:latest";
       delete c.readinessProbe;
+      c.env = c.env.filter((e: { name: string }) => e.name !== "BUN_JSC_forceRAMSize");
       const problems = check("base", objects).join("\n");
       for (const expected of [
         "not runAsNonRoot",
@@ -97,6 +98,7 @@ describe("manifests", () => {
         "no cpu/memory limits",
         "has no pinned tag",
         "probes required",
+        "BUN_JSC_forceRAMSize must follow limits.memory",
       ]) {
         expect(problems).toContain(expected);
       }

@@ -133,6 +133,13 @@ const container: V1Container = {
     },
     // SQLite is not used in production (MYSQL_URL is set); a writable path anyway.
     { name: "AUDIT_SQLITE_PATH", value: "/tmp/fanda-deliveries.sqlite" },
+    // JavaScriptCore paces its GC against this many bytes of RAM. Bun reads the cgroup limit
+    // itself, but not in every cgroup layout; without it the heap grows against the node's RAM
+    // (drain peak 232 MB instead of 173 MB in docs/benchmarks.md) and meets the limit as an OOM kill.
+    {
+      name: "BUN_JSC_forceRAMSize",
+      valueFrom: { resourceFieldRef: { containerName: "processor", resource: "limits.memory" } },
+    },
   ],
   resources: {
     requests: { cpu: "250m", memory: "192Mi" },
