@@ -126,7 +126,9 @@ const startProcessor = () => {
       REDIS_URL: redis.url,
       MYSQL_URL: `${mysqlServer}/${database}`,
       KAFKA_SESSION_TIMEOUT_MS: "6000",
-      IDEMPOTENCY_CLAIM_TTL_MS: "5000",
+      // Claims keep their production TTL (120 s): a killed processor's claims are freed by
+      // its lapsed liveness key, which is what this run exercises.
+      IDEMPOTENCY_OWNER_TTL_MS: "5000",
       IDEMPOTENCY_DONE_TTL_MS: "3600000",
       DELIVERY_MAX_ATTEMPTS: "5",
       RETRY_BASE_MS: "50",

@@ -109,6 +109,11 @@ describe("loadProcessorConfig", () => {
       "IDEMPOTENCY_DONE_TTL_MS: must be >= IDEMPOTENCY_CLAIM_TTL_MS",
     ],
     [{ IDEMPOTENCY_FAIL_OPEN: "maybe" }, "IDEMPOTENCY_FAIL_OPEN: expected true or false"],
+    [{ IDEMPOTENCY_OWNER_TTL_MS: "500" }, "IDEMPOTENCY_OWNER_TTL_MS: expected at least 1000"],
+    [
+      { IDEMPOTENCY_OWNER_TTL_MS: "soon" },
+      "IDEMPOTENCY_OWNER_TTL_MS: expected a whole number (IDEMPOTENCY_OWNER_TTL_MS)",
+    ],
     [
       { ROUTING_RULES: "{", ROUTING_FILE: "/x" },
       "ROUTING_FILE: set either ROUTING_RULES or ROUTING_FILE, not both",

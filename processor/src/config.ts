@@ -84,6 +84,8 @@ export interface ProcessorConfig {
   redisUrl?: string;
   claimTtlMs: number;
   doneTtlMs: number;
+  /** After a crash, this worker's claims are taken over this long after its last heartbeat. */
+  ownerTtlMs: number;
   /** Deliver without idempotency while Redis is unreachable. */
   idempotencyFailOpen: boolean;
   /** MySQL URL; unset → SQLite file at sqlitePath. */
@@ -200,6 +202,10 @@ const schema = z.object({
     .optional(),
   IDEMPOTENCY_CLAIM_TTL_MS: positiveInt("IDEMPOTENCY_CLAIM_TTL_MS", 120_000, 86_400_000),
   IDEMPOTENCY_DONE_TTL_MS: positiveInt("IDEMPOTENCY_DONE_TTL_MS", 7 * 86_400_000, 90 * 86_400_000),
+  IDEMPOTENCY_OWNER_TTL_MS: positiveInt("IDEMPOTENCY_OWNER_TTL_MS", 15_000, 3_600_000).refine(
+    (v) => v >= 1000,
+    "expected at least 1000",
+  ),
   IDEMPOTENCY_FAIL_OPEN: envBoolean(false),
   MYSQL_URL: z
     .string()
@@ -356,6 +362,7 @@ export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
     ...(e.REDIS_URL ? { redisUrl: e.REDIS_URL } : {}),
     claimTtlMs: e.IDEMPOTENCY_CLAIM_TTL_MS,
     doneTtlMs: e.IDEMPOTENCY_DONE_TTL_MS,
+    ownerTtlMs: e.IDEMPOTENCY_OWNER_TTL_MS,
     idempotencyFailOpen: e.IDEMPOTENCY_FAIL_OPEN,
     ...(e.MYSQL_URL ? { mysqlUrl: e.MYSQL_URL } : {}),
     sqlitePath: e.AUDIT_SQLITE_PATH,

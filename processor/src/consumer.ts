@@ -35,6 +35,9 @@ import type { ClaimState, DeliveryKey, IdempotencyStore } from "./idempotency.ts
 import type { Metrics } from "./metrics.ts";
 import type { Route, Router } from "./routing.ts";
 
+/** How long a `done`/release mark after a send is retried through a Redis outage. */
+const SETTLE_RETRY_MS = 30_000;
+
 /** What the consumer is doing, for health and readiness. */
 export interface ConsumerState {
   /** `run()` is active (false before start, after stop, and after a fatal crash). */
@@ -213,20 +216,25 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     channel,
   });
 
-  /** Store calls after a send: retried a few times, since the send itself cannot be undone. */
+  /**
+   * Store calls after a send, retried through a Redis outage of up to SETTLE_RETRY_MS: the
+   * send cannot be undone, and a `done` mark that is lost is a resend waiting to happen. The
+   * message's outcome (so its commit) waits meanwhile, as the next claims would anyway.
+   */
   const settle = async (op: "complete" | "release", keys: DeliveryKey[]) => {
     if (keys.length === 0) return;
+    const giveUpAt = Date.now() + SETTLE_RETRY_MS;
     for (let attempt = 1; ; attempt++) {
       try {
         await store[op](keys);
         return;
       } catch (err) {
-        if (attempt >= 5 || abortSignal.aborted) {
+        if (Date.now() >= giveUpAt || abortSignal.aborted) {
           // The outcome stands; at worst a later redelivery sends these again.
           log.error(`idempotency ${op} failed; a redelivery may resend`, { keys, err });
           return;
         }
-        await sleep(100 * 2 ** attempt);
+        await sleep(Math.min(2000, 100 * 2 ** attempt));
       }
     }
   };

@@ -68,6 +68,20 @@ export function idempotencyConformance(
       await Promise.all([a.close(), b.close()]);
     });
 
+    test("a live worker's claims stay its own; once it has stopped they are taken over at once", async () => {
+      const space = crypto.randomUUID();
+      const options = { space, claimTtlMs: 60_000, ownerTtlMs: 150 };
+      const a = make({ ...options, owner: "a" });
+      const b = make({ ...options, owner: "b" });
+      const k = key();
+      expect(await a.claim([k])).toEqual(["claimed"]);
+      await a.claim([key()]); // a live worker keeps claiming (and beating)
+      expect(await b.claim([k])).toEqual(["busy"]);
+      await a.close();
+      expect(await b.claim([k])).toEqual(["claimed"]);
+      await b.close();
+    });
+
     test("many keys in one call keep their order and are independent per channel", async () => {
       const space = crypto.randomUUID();
       const a = make({ space, owner: "a" });
@@ -84,6 +98,7 @@ export function idempotencyConformance(
     test("refuses TTLs that make no sense", () => {
       expect(() => make({ space: "x", claimTtlMs: 10 })).toThrow(/claimTtlMs/);
       expect(() => make({ space: "x", claimTtlMs: 1000, doneTtlMs: 500 })).toThrow(/doneTtlMs/);
+      expect(() => make({ space: "x", ownerTtlMs: 50 })).toThrow(/ownerTtlMs/);
     });
   });
 }

@@ -96,4 +96,34 @@ describe("redis store", () => {
     }
     expect(remembered).toEqual({ aof: "done", none: "claimed" });
   }, 30_000);
+
+  test("SIGKILLed worker: its claim is busy while it lives, and taken over within seconds of its death, not after the claim TTL", async () => {
+    const prefix = `fanda-test:crash:${crypto.randomUUID()}:`;
+    const k = { eventId: "e1", channel: "webhook" };
+    const script = `
+      import { createRedisStore } from ${JSON.stringify(`${import.meta.dir}/idempotency.ts`)};
+      const s = createRedisStore({ url: ${JSON.stringify(url)}, prefix: ${JSON.stringify(prefix)},
+        owner: "crasher", claimTtlMs: 60000, ownerTtlMs: 500 });
+      console.log(JSON.stringify(await s.claim([${JSON.stringify(k)}])));
+      setInterval(() => {}, 1000);
+    `;
+    const crasher = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "inherit" });
+    const reader = crasher.stdout.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first.trim()).toBe('["claimed"]');
+    const successor = createRedisStore({ url, prefix, claimTtlMs: 60_000, ownerTtlMs: 500 });
+    // Alive for three of its liveness TTLs: its heartbeat keeps the claim its own.
+    await Bun.sleep(1500);
+    expect(await successor.claim([k])).toEqual(["busy"]);
+    crasher.kill("SIGKILL");
+    await crasher.exited;
+    const killedAt = Date.now();
+    await waitFor(
+      "the claim to be taken over",
+      async () => (await successor.claim([k]))[0] === "claimed",
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    console.log(`claim taken over ${Date.now() - killedAt} ms after SIGKILL (claim TTL 60000 ms)`);
+    await successor.close();
+  }, 30_000);
 });

@@ -22,3 +22,18 @@ idempotencyConformance(
 test("the memory store is always healthy", () => {
   expect(createMemoryStore().healthy()).toBe(true);
 });
+
+test("a worker whose heartbeat stopped (crashed) loses its claims after its liveness TTL, not the claim TTL", async () => {
+  const state: MemoryState = new Map();
+  let now = 0;
+  const options = { state, now: () => now, claimTtlMs: 120_000, ownerTtlMs: 15_000 };
+  const crashed = createMemoryStore({ ...options, owner: "crashed" });
+  const successor = createMemoryStore({ ...options, owner: "successor" });
+  const k = { eventId: "e1", channel: "webhook" };
+  expect(await crashed.claim([k])).toEqual(["claimed"]);
+  now += 10_000;
+  expect(await successor.claim([k])).toEqual(["busy"]);
+  now += 6_000; // 16 s since the crashed worker's last beat: gone
+  expect(await successor.claim([k])).toEqual(["claimed"]);
+  await successor.close();
+});

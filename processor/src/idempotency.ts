@@ -1,9 +1,13 @@
 /**
  * Idempotency of deliveries, two-phase per (eventId, channel).
  *
- * claim: atomically, if nobody holds the key, take it for `claimTtlMs` (a crashed worker's
- *   claim expires on its own); if it says `done`, the channel already delivered this event;
- *   if another worker holds it, it is `busy`. Re-claiming a key we hold ourselves extends it.
+ * claim: atomically, if nobody holds the key, take it for `claimTtlMs`; if it says `done`,
+ *   the channel already delivered this event; if another worker holds it, it is `busy` —
+ *   unless that worker is gone: each worker keeps a liveness key alive (`ownerTtlMs`,
+ *   refreshed with every claim and on a timer), and a claim whose owner's liveness key has
+ *   lapsed is taken over at once. So a crashed worker's unfinished deliveries wait seconds,
+ *   not the claim TTL, while a live worker's slow send (retries, rate limits) stays its own.
+ *   Re-claiming a key we hold ourselves extends it.
  * complete: after the provider confirmed the send, the key becomes `done` for `doneTtlMs`.
  * release: after a failed send, our claim is dropped so a later attempt can claim again.
  *
@@ -52,23 +56,43 @@ export interface StoreOptions {
   doneTtlMs?: number;
   /** Identifies this worker's claims (default: random per process). */
   owner?: string;
+  /**
+   * How long this worker's liveness outlasts its last heartbeat (default 15 s, refreshed
+   * every third of it): after a crash, its claims can be taken over that much later.
+   */
+  ownerTtlMs?: number;
 }
 
 function checkOptions(o: StoreOptions) {
   const claimTtlMs = o.claimTtlMs ?? 120_000;
   const doneTtlMs = o.doneTtlMs ?? 7 * 24 * 3600 * 1000;
+  const ownerTtlMs = o.ownerTtlMs ?? 15_000;
   const issues: string[] = [];
   if (!Number.isInteger(claimTtlMs) || claimTtlMs < 100) issues.push("claimTtlMs: expected >= 100");
   if (!Number.isInteger(doneTtlMs) || doneTtlMs < claimTtlMs) {
     issues.push("doneTtlMs: expected an integer >= claimTtlMs");
   }
+  if (!Number.isInteger(ownerTtlMs) || ownerTtlMs < 100) {
+    issues.push("ownerTtlMs: expected an integer >= 100");
+  }
   if (issues.length > 0) throw new ConfigError("idempotency", issues);
-  return { claimTtlMs, doneTtlMs, owner: `c:${o.owner ?? crypto.randomUUID()}` };
+  // `o:` owners keep a liveness key; claims of other shapes (an older version's `c:` owners,
+  // during a rolling upgrade) are only ever freed by their TTL.
+  return {
+    claimTtlMs,
+    doneTtlMs,
+    ownerTtlMs,
+    owner: `${OWNER_MARK}${o.owner ?? crypto.randomUUID()}`,
+  };
 }
+
+const OWNER_MARK = "o:";
 
 const DONE = "done";
 
-// KEYS[1] key; ARGV[1] our claim value, ARGV[2] claim TTL ms.
+// KEYS[1] key; ARGV[1] our claim value, ARGV[2] claim TTL ms, ARGV[3] liveness key prefix.
+// The owner's liveness key is named from the claim's value, so this script is for Redis
+// without cluster mode (ElastiCache with one shard and replicas, as the stacks create).
 const CLAIM_LUA = `
 local v = redis.call('GET', KEYS[1])
 if not v then
@@ -78,6 +102,10 @@ end
 if v == 'done' then return 'done' end
 if v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 'claimed'
+end
+if string.sub(v, 1, 2) == '${OWNER_MARK}' and redis.call('EXISTS', ARGV[3] .. v) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 'claimed'
 end
 return 'busy'
@@ -90,7 +118,7 @@ return 0
 `;
 
 type FandaRedis = Redis & {
-  fandaClaim(key: string, owner: string, ttl: number): Promise<string>;
+  fandaClaim(key: string, owner: string, ttl: number, livenessPrefix: string): Promise<string>;
   fandaRelease(key: string, owner: string): Promise<number>;
 };
 
@@ -110,7 +138,7 @@ export interface RedisStoreOptions extends StoreOptions {
  * const store = createRedisStore({ url: "redis://127.0.0.1:6379" });
  */
 export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
-  const { claimTtlMs, doneTtlMs, owner } = checkOptions(options);
+  const { claimTtlMs, doneTtlMs, ownerTtlMs, owner } = checkOptions(options);
   let url: URL;
   try {
     url = new URL(options.url);
@@ -144,6 +172,14 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
     healthy = false;
   });
   const keyOf = (k: DeliveryKey) => `${prefix}${k.eventId}:${k.channel}`;
+  const livenessPrefix = `${prefix}owner:`;
+  const liveness = `${livenessPrefix}${owner}`;
+  // Between claims (a long send, retries), a timer keeps us alive; a crash stops it.
+  const heartbeat = setInterval(
+    () => void redis.set(liveness, "1", "PX", ownerTtlMs).catch(() => {}),
+    Math.max(50, Math.floor(ownerTtlMs / 3)),
+  );
+  heartbeat.unref?.();
 
   const run = async <T>(operation: string, fn: () => Promise<T>): Promise<T> => {
     try {
@@ -170,10 +206,12 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
       run("claiming", async () => {
         if (keys.length === 0) return [];
         const p = redis.pipeline() as ReturnType<Redis["pipeline"]> & {
-          fandaClaim(key: string, owner: string, ttl: number): unknown;
+          fandaClaim(key: string, owner: string, ttl: number, livenessPrefix: string): unknown;
         };
-        for (const k of keys) p.fandaClaim(keyOf(k), owner, claimTtlMs);
-        return (await exec(p)) as ClaimState[];
+        // Alive before we hold anything: the claims below are never orphaned at birth.
+        p.set(liveness, "1", "PX", ownerTtlMs);
+        for (const k of keys) p.fandaClaim(keyOf(k), owner, claimTtlMs, livenessPrefix);
+        return (await exec(p)).slice(1) as ClaimState[];
       }),
     complete: (keys) =>
       run("completing", async () => {
@@ -185,6 +223,9 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
       }),
     healthy: () => healthy,
     async close() {
+      clearInterval(heartbeat);
+      // Gone on purpose: whatever we still hold may be taken over at once.
+      await redis.del(liveness).catch(() => {});
       await redis.quit().catch(() => redis.disconnect());
     },
   };
@@ -202,9 +243,15 @@ export type MemoryState = Map<string, { value: string; expiresAt: number }>;
 export function createMemoryStore(
   options: StoreOptions & { now?: () => number; state?: MemoryState } = {},
 ): IdempotencyStore {
-  const { claimTtlMs, doneTtlMs, owner } = checkOptions(options);
+  const { claimTtlMs, doneTtlMs, ownerTtlMs, owner } = checkOptions(options);
   const now = options.now ?? Date.now;
   const entries: MemoryState = options.state ?? new Map();
+  // Liveness as on Redis, so stores sharing a state behave like workers on one Redis.
+  const livenessOf = (who: string) => `owner:${who}`;
+  const beat = () => entries.set(livenessOf(owner), { value: "1", expiresAt: now() + ownerTtlMs });
+  beat();
+  const heartbeat = setInterval(beat, Math.max(50, Math.floor(ownerTtlMs / 3)));
+  heartbeat.unref?.();
   const keyOf = (k: DeliveryKey) => `${k.eventId}:${k.channel}`;
   const get = (key: string) => {
     const e = entries.get(key);
@@ -223,11 +270,13 @@ export function createMemoryStore(
     kind: "memory",
     async claim(keys) {
       if (++ops % 10_000 === 0) sweep();
+      beat();
       return keys.map((k) => {
         const key = keyOf(k);
         const v = get(key);
         if (v === DONE) return "done";
-        if (v === undefined || v === owner) {
+        const ownerGone = v?.startsWith(OWNER_MARK) === true && get(livenessOf(v)) === undefined;
+        if (v === undefined || v === owner || ownerGone) {
           entries.set(key, { value: owner, expiresAt: now() + claimTtlMs });
           return "claimed";
         }
@@ -241,6 +290,9 @@ export function createMemoryStore(
       for (const k of keys) if (get(keyOf(k)) === owner) entries.delete(keyOf(k));
     },
     healthy: () => true,
-    async close() {},
+    async close() {
+      clearInterval(heartbeat);
+      entries.delete(livenessOf(owner));
+    },
   };
 }

@@ -50,7 +50,11 @@ export interface ProcessorOverrides {
 
 /** Builds the idempotency store the configuration asks for. */
 function idempotencyStore(config: ProcessorConfig): IdempotencyStore {
-  const ttl = { claimTtlMs: config.claimTtlMs, doneTtlMs: config.doneTtlMs };
+  const ttl = {
+    claimTtlMs: config.claimTtlMs,
+    doneTtlMs: config.doneTtlMs,
+    ownerTtlMs: config.ownerTtlMs,
+  };
   return config.redisUrl
     ? createRedisStore({ url: config.redisUrl, ...ttl })
     : createMemoryStore(ttl);
