@@ -21,6 +21,8 @@ export interface PostedMessage {
   channel: string;
   text?: string;
   blocks?: unknown[];
+  /** Message metadata, when the post had some. */
+  metadata?: { event_type: string; event_payload: Record<string, unknown> };
   ts: string;
   at: number;
 }
@@ -132,6 +134,19 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
         return c.json({ ok: false, error: "invalid_blocks" });
       }
     }
+    let metadata: PostedMessage["metadata"];
+    if (body.metadata !== undefined) {
+      try {
+        const parsed =
+          typeof body.metadata === "string" ? JSON.parse(body.metadata) : body.metadata;
+        if (typeof parsed?.event_type !== "string" || typeof parsed?.event_payload !== "object") {
+          return c.json({ ok: false, error: "invalid_metadata_format" });
+        }
+        metadata = parsed;
+      } catch {
+        return c.json({ ok: false, error: "invalid_metadata_format" });
+      }
+    }
     if (!text && !blocks) return c.json({ ok: false, error: "no_text" });
     if (text && text.length > 40_000) return c.json({ ok: false, error: "msg_too_long" });
     if (!allowed(channel)) {
@@ -147,6 +162,7 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
       at: Date.now(),
       ...(text === undefined ? {} : { text }),
       ...(blocks ? { blocks } : {}),
+      ...(metadata ? { metadata } : {}),
     };
     if (options.keepMessages !== false) messages.push(message);
     options.onMessage?.(message);

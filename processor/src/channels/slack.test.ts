@@ -89,6 +89,10 @@ describe("slack channel", () => {
       },
     });
     expect(receipt.providerId).toBe(`#wins/${m?.ts}`);
+    expect(m?.metadata).toEqual({
+      event_type: "fanda_notifications",
+      event_payload: { count: 1, event_ids: expect.stringMatching(/^[0-9a-f]{32}$/) },
+    });
   });
 
   test("uses the default channel when the route names none, and fails finally without one", async () => {
@@ -189,7 +193,10 @@ describe("slack channel", () => {
 
   /** How many notifications each posted message carried (a digest says it in its heading). */
   const carried = (s: SlackServer) =>
-    s.messages.map((m) => Number(/^(\d+) new uploads/.exec(m.text ?? "")?.[1] ?? 1));
+    s.messages.map((m) => Number(m.metadata?.event_payload.count));
+  /** Every event id the posted messages carried, in posting order. */
+  const carriedIds = (s: SlackServer) =>
+    s.messages.flatMap((m) => String(m.metadata?.event_payload.event_ids).split(","));
 
   test("digest mode: one message alone, then a burst to the same Slack channel as one digest, each send receipted", async () => {
     const s = server({ ratePerSecond: 5, burst: 1 });
@@ -242,7 +249,7 @@ describe("slack channel", () => {
       slack.send(notification(), { signal: never, target: { channel: "#small" } }),
     ]);
     const big = s.messages.filter((m) => m.channel === "#big");
-    expect(big.map((m) => Number(/^(\d+) new/.exec(m.text ?? "")?.[1] ?? 1))).toEqual([5, 5, 2]);
+    expect(big.map((m) => m.metadata?.event_payload.count)).toEqual([5, 5, 2]);
     expect(s.messages.filter((m) => m.channel === "#small")).toHaveLength(1);
   });
 
@@ -251,9 +258,12 @@ describe("slack channel", () => {
     const dispatch = eagerChannel(s, true);
     // Six waves of five, 20 ms apart: the channel posts each as it comes, Slack (2/s) refuses.
     const pending = [];
+    const ids: string[] = [];
     for (let wave = 0; wave < 6; wave++) {
       for (let i = 0; i < 5; i++) {
-        pending.push(dispatch(notification()));
+        const n = notification();
+        ids.push(n.eventId);
+        pending.push(dispatch(n));
       }
       await Bun.sleep(20);
     }
@@ -262,6 +272,7 @@ describe("slack channel", () => {
     expect(s.rateLimited()).toBeGreaterThan(0);
     // Nothing posted twice: the messages carry exactly the 30 notifications between them.
     expect(carried(s).reduce((a, b) => a + b, 0)).toBe(30);
+    expect(carriedIds(s).sort()).toEqual(ids.sort());
     expect(s.messages.length).toBeLessThan(30);
   }, 30_000);
 
@@ -313,6 +324,25 @@ describe("slack channel", () => {
     await expect(
       slack.send(notification(), { signal: stop.signal, target: { channel: "#q" } }),
     ).rejects.toThrow("shutting down");
+  });
+
+  test("the Slack test server refuses malformed metadata as Slack does", async () => {
+    const s = server();
+    const post = async (metadata: string) =>
+      (await (
+        await fetch(`${s.apiUrl}chat.postMessage`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify({ channel: "#x", text: "hi", metadata }),
+        })
+      ).json()) as { ok: boolean; error?: string };
+    expect(await post("{")).toEqual({ ok: false, error: "invalid_metadata_format" });
+    expect(await post('{"event_payload":{}}')).toEqual({
+      ok: false,
+      error: "invalid_metadata_format",
+    });
+    expect((await post('{"event_type":"t","event_payload":{"a":1}}')).ok).toBe(true);
+    expect(s.messages[0]?.metadata).toEqual({ event_type: "t", event_payload: { a: 1 } });
   });
 
   test("refuses a digest size outside 2..1000", () => {

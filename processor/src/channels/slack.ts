@@ -42,6 +42,12 @@ export const SLACK_RETRIABLE_ERRORS = new Set([
   "team_added_to_org",
 ]);
 
+/**
+ * `metadata.event_type` of every message the channel posts; `event_payload` holds `count` and
+ * `event_ids` (comma-separated) of the notifications it carries.
+ */
+export const SLACK_METADATA_EVENT = "fanda_notifications";
+
 /** The part of WebClient the channel uses; injected in tests. */
 export interface SlackApi {
   chat: {
@@ -178,7 +184,11 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
     return b;
   };
 
-  const post = async (slackChannel: string, message: { text: string; blocks: unknown[] }) => {
+  const post = async (
+    slackChannel: string,
+    message: { text: string; blocks: unknown[] },
+    notifications: readonly Notification[],
+  ) => {
     try {
       const res = await client.chat.postMessage({
         channel: slackChannel,
@@ -186,6 +196,15 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
         blocks: message.blocks,
         unfurl_links: false,
         unfurl_media: false,
+        // Message metadata: which events this message carries, for other apps (and audits)
+        // to match a Slack message to the delivery log without parsing text.
+        metadata: {
+          event_type: SLACK_METADATA_EVENT,
+          event_payload: {
+            count: notifications.length,
+            event_ids: notifications.map((n) => n.eventId).join(","),
+          },
+        },
       } as unknown as ChatPostMessageArguments);
       return res.ts ? { providerId: `${res.channel ?? slackChannel}/${res.ts}` } : {};
     } catch (err) {
@@ -227,7 +246,11 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
             ? options.templates.slack((batch[0] as Queued).notification)
             : options.templates.slackDigest(batch.map((q) => q.notification));
         try {
-          const receipt = await post(slackChannel, message);
+          const receipt = await post(
+            slackChannel,
+            message,
+            batch.map((q) => q.notification),
+          );
           options.onPosted?.(batch.length);
           for (const q of batch) q.resolve(receipt);
         } catch (err) {
@@ -261,7 +284,9 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
       }
       if (!digest) {
         await bucket(slackChannel).take(signal);
-        const receipt = await post(slackChannel, options.templates.slack(notification));
+        const receipt = await post(slackChannel, options.templates.slack(notification), [
+          notification,
+        ]);
         options.onPosted?.(1);
         return receipt;
       }
