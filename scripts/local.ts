@@ -25,9 +25,11 @@ export interface PrivateRedis {
 /**
  * Starts a private redis-server on a free port.
  * @param options.persistence `none` (default): a restart comes back empty; `aof`: an
- *   append-only file (fsync every second) in a private folder, so a restart — even after
- *   SIGKILL, since Redis writes the file before it replies — keeps every acknowledged write,
- *   as a production Redis that survives a node loss (a replica, or persistence) does
+ *   append-only file in a private folder with `appendfsync always`, so a restart — even
+ *   after SIGKILL — keeps every acknowledged write, as a production Redis that survives a
+ *   node loss (a replica, or persistence) does. (`everysec` is not enough for that: while a
+ *   background fsync runs, Redis may reply before it writes, and a SIGKILL then loses the
+ *   write; a test caught it.)
  */
 export async function startPrivateRedis(
   options: { persistence?: "none" | "aof" } = {},
@@ -36,7 +38,7 @@ export async function startPrivateRedis(
   const dir = mkdtempSync(`${tmpdir()}/fanda-redis-`);
   const persistence =
     options.persistence === "aof"
-      ? ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", dir]
+      ? ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir]
       : ["--appendonly", "no", "--dir", dir];
   let server: ReturnType<typeof Bun.spawn> | undefined;
   const start = () => {
