@@ -103,7 +103,7 @@ describe("redis store", () => {
     const script = `
       import { createRedisStore } from ${JSON.stringify(`${import.meta.dir}/idempotency.ts`)};
       const s = createRedisStore({ url: ${JSON.stringify(url)}, prefix: ${JSON.stringify(prefix)},
-        owner: "crasher", claimTtlMs: 60000, ownerTtlMs: 500 });
+        owner: "crasher", claimTtlMs: 60000, ownerTtlMs: 1000 });
       console.log(JSON.stringify(await s.claim([${JSON.stringify(k)}])));
       setInterval(() => {}, 1000);
     `;
@@ -111,9 +111,9 @@ describe("redis store", () => {
     const reader = crasher.stdout.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
     expect(first.trim()).toBe('["claimed"]');
-    const successor = createRedisStore({ url, prefix, claimTtlMs: 60_000, ownerTtlMs: 500 });
-    // Alive for three of its liveness TTLs: its heartbeat keeps the claim its own.
-    await Bun.sleep(1500);
+    const successor = createRedisStore({ url, prefix, claimTtlMs: 60_000, ownerTtlMs: 1000 });
+    // Alive for two and a half of its liveness TTLs: its heartbeat keeps the claim its own.
+    await Bun.sleep(2500);
     expect(await successor.claim([k])).toEqual(["busy"]);
     crasher.kill("SIGKILL");
     await crasher.exited;
