@@ -78,6 +78,8 @@ describe("the scripts refuse bad options before starting anything (exit 2)", () 
     [["scripts/bench/pipeline.ts", "--events"], "Option '--events <value>' argument missing"],
     [["scripts/chaos.ts", "--redis", "maybe"], '--redis: expected one of aof, empty, got "maybe"'],
     [["scripts/chaos.ts", "--events", "10"], "--events: expected 100 to 1000000, got 10"],
+    [["scripts/bench/bare-delivery.ts", "--events", "5"], "--topic and --url are required"],
+    [["scripts/bench/bare-delivery.ts", "--events", "x"], "--events: expected a whole number"],
   ])("%p", async (args, message) => {
     const result = await runCommand(["bun", ...args], { cwd: `${import.meta.dir}/../..` });
     expect(result.code).toBe(2);

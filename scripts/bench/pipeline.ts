@@ -11,6 +11,8 @@
  *   backlog:    `events` S3 events through the producer's publisher into a new topic;
  *   raw:        a kafkajs eachBatch consumer reads the backlog and does nothing with it;
  *   kcat:       `kcat` (Debian package) reads the same backlog, when it is installed;
+ *   delivering: kafkajs reads it and POSTs each event once per channel to the sink (96 in
+ *               flight): the cheapest delivery, no idempotency, log, retries or templates;
  *   then for each runtime of `--runtimes` (bun, node: the same processor code, bundled with
  *   `bun build --target=node` for Node), with a topic (the same backlog), consumer group and
  *   MySQL database of its own:
@@ -116,10 +118,12 @@ const sink = Bun.serve({
   port: 0,
   async fetch(req) {
     const n = (await req.json()) as Notification;
-    arrived(seqOf(n.objectKey), webhookAt);
+    if (req.url.endsWith("/baseline")) baselineReceived++;
+    else arrived(seqOf(n.objectKey), webhookAt);
     return new Response(null, { status: 204 });
   },
 });
+let baselineReceived = 0;
 const slack = startSlackServer({
   ratePerSecond: 1_000_000,
   burst: 1_000_000,
@@ -193,6 +197,25 @@ if (kcat) {
   await proc.exited;
   if (lines >= events) kcatRate = events / ((performance.now() - k0) / 1000);
 }
+
+// A delivering baseline, in its own process like the processor: the same backlog read by
+// kafkajs, each event POSTed once per channel to the sink — no idempotency, no log, no
+// retries, no templates. What the cheapest delivery from this runtime costs.
+const bare = await runCommand(
+  [
+    "bun",
+    "scripts/bench/bare-delivery.ts",
+    `--topic=${firstTopic}`,
+    `--url=http://127.0.0.1:${sink.port}/baseline`,
+    `--events=${events}`,
+    `--channels=${channels.length}`,
+  ],
+  { cwd: root, env: { ...process.env, KAFKA_BROKERS: brokers } },
+);
+if (bare.code !== 0) throw new Error(`the delivering baseline failed: ${bare.stderr}`);
+const bareRate = (
+  JSON.parse(bare.stdout.trim().split("\n").at(-1) ?? "{}") as { eventsPerSecond: number }
+).eventsPerSecond;
 
 // The same processor code for Node: one bundle, templates read from the source tree.
 const work = mkdtempSync(`${tmpdir()}/fanda-bench-`);
@@ -374,12 +397,14 @@ console.log(`
 \`bun scripts/bench/pipeline.ts --events ${events} --rate ${rate} --seconds ${seconds} --channels ${channels.join(",")} --runtimes ${runtimes.join(",")} --instances ${instances}\`
 
 Backlog produced through the publisher at ${produceRate.toFixed(0)} events/s.
-Raw kafkajs consumer: **${rawRate.toFixed(0)} events/s**; kcat: ${kcatRate ? `**${kcatRate.toFixed(0)} events/s**` : "not installed"}.
+Raw kafkajs consumer: **${rawRate.toFixed(0)} events/s**; kcat: ${kcatRate ? `**${kcatRate.toFixed(0)} events/s**` : "not installed"};
+delivering baseline (kafkajs read + one bare POST per event and channel, ${channels.length} per event, 96 in flight): **${bareRate.toFixed(0)} events/s** (${baselineReceived} POSTs).
 
 | measure | ${cols((m) => `${m.runtime} (${m.version})`)} |
 |---|${cols(() => "---")}|
 | end to end, ${events} events (Kafka → Redis claim → ${channels.join(" + ")} → Redis done → MySQL log), ${instances} instance(s) | ${cols((m) => `**${m.drainRate.toFixed(0)} events/s**`)} |
 | ratio to raw kafkajs consume | ${cols((m) => (m.drainRate / rawRate).toFixed(3))} |
+| ratio to the delivering baseline | ${cols((m) => (m.drainRate / bareRate).toFixed(2))} |
 | processor CPU while draining (first instance) | ${cols((m) => `${m.cpuPercent.toFixed(0)}% of one core`)} |
 | upload → last channel at ${rate}/s for ${seconds}s: p50 / p95 / p99 / max | ${cols((m) => `${ms(m.lat.p50)} / ${ms(m.lat.p95)} / **${ms(m.lat.p99)}** / ${ms(m.lat.max)} ms`)} |
 | RSS peak / at end | ${cols((m) => `${m.peakRssMb.toFixed(0)} / ${m.endRssMb.toFixed(0)} MB`)} |

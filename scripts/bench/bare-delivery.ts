@@ -1,0 +1,77 @@
+/**
+ * The delivering baseline of the pipeline benchmark, run as its own process like the
+ * processor: reads a topic from the beginning with kafkajs and POSTs each event once per
+ * channel to a URL, 32 in flight per partition and 3 partitions at once (the processor's
+ * defaults) — no idempotency, no delivery log, no retries, no templates. Prints the events/s
+ * it delivered as one JSON line and exits.
+ *
+ *   bun scripts/bench/bare-delivery.ts --topic T --url U --events N [--channels 2]
+ */
+import { logLevel } from "kafkajs";
+import { createKafka } from "../../producer/src/kafka.ts";
+import { createLogger } from "../../producer/src/log.ts";
+import { waitFor } from "../wait.ts";
+import { checkOptions, orExit, parseOptions } from "./args.ts";
+
+const values = orExit(() =>
+  parseOptions({ topic: {}, url: {}, events: {}, channels: { default: "1" } }),
+);
+const { events, channels } = orExit(() =>
+  checkOptions({
+    events: { value: values.events, min: 1, max: 1_000_000 },
+    channels: { value: values.channels, min: 1, max: 4 },
+  }),
+).ints;
+if (!values.topic || !values.url) {
+  console.error("--topic and --url are required");
+  process.exit(2);
+}
+const url = values.url;
+const kafka = createKafka(
+  {
+    brokers: (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(","),
+    auth: "plaintext",
+    ssl: false,
+    topic: values.topic,
+    clientId: "fanda-bench-bare",
+  },
+  { logger: createLogger({ level: "error", ns: "bare" }), logLevel: logLevel.NOTHING },
+);
+const consumer = kafka.consumer({
+  groupId: `${values.topic}-bare-${crypto.randomUUID().slice(0, 6)}`,
+  maxWaitTimeInMs: 200,
+});
+let done = 0;
+await consumer.connect();
+await consumer.subscribe({ topics: [values.topic], fromBeginning: true });
+const start = performance.now();
+await consumer.run({
+  partitionsConsumedConcurrently: 3,
+  eachBatch: async ({ batch }) => {
+    let next = 0;
+    const worker = async () => {
+      while (next < batch.messages.length) {
+        const m = batch.messages[next++];
+        const body = JSON.stringify(JSON.parse(String(m?.value)));
+        for (let c = 0; c < channels; c++) {
+          const res = await fetch(url, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body,
+          });
+          await res.arrayBuffer();
+        }
+        done++;
+      }
+    };
+    await Promise.all(Array.from({ length: 32 }, worker));
+  },
+});
+await waitFor("the backlog to be delivered", () => done >= events, {
+  timeoutMs: 600_000,
+  intervalMs: 5,
+});
+const rate = events / ((performance.now() - start) / 1000);
+await consumer.disconnect();
+console.log(JSON.stringify({ eventsPerSecond: rate }));
+process.exit(0);
