@@ -234,7 +234,9 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
           log.error(`idempotency ${op} failed; a redelivery may resend`, { keys, err });
           return;
         }
-        await sleep(Math.min(2000, 100 * 2 ** attempt));
+        await sleep(Math.min(2000, 100 * 2 ** attempt), undefined, { signal: abortSignal }).catch(
+          () => {},
+        );
       }
     }
   };

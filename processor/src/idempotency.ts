@@ -6,7 +6,8 @@
  *   unless that worker is gone: each worker keeps a liveness key alive (`ownerTtlMs`,
  *   refreshed with every claim and on a timer), and a claim whose owner's liveness key has
  *   lapsed is taken over at once. So a crashed worker's unfinished deliveries wait seconds,
- *   not the claim TTL, while a live worker's slow send (retries, rate limits) stays its own.
+ *   not the claim TTL, while a live worker's slow send (retries, rate limits) stays its own
+ *   for the claim TTL.
  *   Re-claiming a key we hold ourselves extends it.
  * complete: after the provider confirmed the send, the key becomes `done` for `doneTtlMs`.
  * release: after a failed send, our claim is dropped so a later attempt can claim again.
@@ -149,6 +150,8 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
     throw new ConfigError("idempotency", ["REDIS_URL: expected redis:// or rediss://"]);
   }
   const prefix = options.prefix ?? "fanda:idem:";
+  const livenessPrefix = `${prefix}owner:`;
+  const liveness = `${livenessPrefix}${owner}`;
   const redis = new Redis(options.url, {
     // Commands wait while (re)connecting, but fail after one reconnect attempt, so an
     // outage surfaces within a second and delivery backs off instead of piling up.
@@ -158,6 +161,8 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
     // of concurrent deliveries coalesce without waiting for the end of the batch.
     enableAutoPipelining: true,
     connectTimeout: 2000,
+    // A black-holed Redis (no RST) must fail commands too, not hang them for minutes.
+    commandTimeout: 5000,
     retryStrategy: (times) => Math.min(times * 200, 2000),
   }) as FandaRedis;
   redis.defineCommand("fandaClaim", { numberOfKeys: 1, lua: CLAIM_LUA });
@@ -167,13 +172,14 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
   let healthy = false;
   redis.on("ready", () => {
     healthy = true;
+    // Back after an outage (or a restart from disk, where our key may have lapsed): say we
+    // are alive before anyone else's claim pipeline could take over what we hold.
+    void redis.set(liveness, "1", "PX", ownerTtlMs).catch(() => {});
   });
   redis.on("close", () => {
     healthy = false;
   });
   const keyOf = (k: DeliveryKey) => `${prefix}${k.eventId}:${k.channel}`;
-  const livenessPrefix = `${prefix}owner:`;
-  const liveness = `${livenessPrefix}${owner}`;
   // Between claims (a long send, retries), a timer keeps us alive; a crash stops it.
   const heartbeat = setInterval(
     () => void redis.set(liveness, "1", "PX", ownerTtlMs).catch(() => {}),
@@ -211,7 +217,11 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
         // Alive before we hold anything: the claims below are never orphaned at birth.
         p.set(liveness, "1", "PX", ownerTtlMs);
         for (const k of keys) p.fandaClaim(keyOf(k), owner, claimTtlMs, livenessPrefix);
-        return (await exec(p)).slice(1) as ClaimState[];
+        const results = await exec(p);
+        if (results.length !== keys.length + 1) {
+          throw new Error(`claim pipeline answered ${results.length} of ${keys.length + 1}`);
+        }
+        return results.slice(1) as ClaimState[];
       }),
     complete: (keys) =>
       run("completing", async () => {

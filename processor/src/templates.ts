@@ -109,7 +109,8 @@ export function valuesOf(n: Notification): Record<Placeholder, string> {
     category: n.category,
     uploadTime: n.uploadTime,
     s3Url: n.s3Url,
-    consoleUrl: `https://s3.console.aws.amazon.com/s3/object/${encodeURIComponent(n.bucketName)}?prefix=${encodeURIComponent(n.objectKey)}`,
+    // toWellFormed: a lone surrogate (possible in a JSON string) would make encodeURIComponent throw.
+    consoleUrl: `https://s3.console.aws.amazon.com/s3/object/${encodeURIComponent(n.bucketName.toWellFormed())}?prefix=${encodeURIComponent(n.objectKey.toWellFormed())}`,
     size: humanSize(n.size),
     eventName: n.eventName,
     eventId: n.eventId,

@@ -4,7 +4,8 @@ import type { Notification } from "../../../producer/src/contract.ts";
 import { createLogger } from "../../../producer/src/log.ts";
 import { type SlackServer, startSlackServer } from "../../../scripts/slack-server.ts";
 import { createDispatcher } from "../dispatch.ts";
-import { loadTemplates } from "../templates.ts";
+import { ChannelError } from "../errors.ts";
+import { loadTemplates, type Templates } from "../templates.ts";
 import { createSlackChannel } from "./slack.ts";
 import { channelErrorOf } from "./testing.ts";
 
@@ -343,6 +344,45 @@ describe("slack channel", () => {
     });
     expect((await post('{"event_type":"t","event_payload":{"a":1}}')).ok).toBe(true);
     expect(s.messages[0]?.metadata).toEqual({ event_type: "t", event_payload: { a: 1 } });
+  });
+
+  test("digest mode: a notification that cannot be rendered fails finally; the rest of its digest is posted", async () => {
+    const s = server();
+    const poisoned = (n: Notification) => n.fileName === "bad.pdf";
+    const fragile: Templates = {
+      ...templates,
+      slack: (n) => {
+        if (poisoned(n)) throw new URIError("URI malformed");
+        return templates.slack(n);
+      },
+      slackDigest: (ns) => {
+        if (ns.some(poisoned)) throw new URIError("URI malformed");
+        return templates.slackDigest(ns);
+      },
+    };
+    const slack = createSlackChannel({ token, templates: fragile, apiUrl: s.apiUrl });
+    const sends = [notification(), notification({ fileName: "bad.pdf" }), notification()].map((n) =>
+      slack.send(n, { signal: never, target: { channel: "#x" } }),
+    );
+    const [first, bad, third] = await Promise.allSettled(sends);
+    expect(first?.status).toBe("fulfilled");
+    expect(third?.status).toBe("fulfilled");
+    const err = (bad as PromiseRejectedResult).reason as ChannelError;
+    expect(err).toBeInstanceOf(ChannelError);
+    expect(err.retriable).toBe(false);
+    expect(err.message).toContain("cannot render the message: URI malformed");
+    expect(carried(s)).toEqual([2]);
+    expect(slack.status?.().queued).toEqual({});
+  });
+
+  test("a key with a lone surrogate (valid JSON, not valid UTF-16) still renders and posts", async () => {
+    const s = server();
+    const slack = createSlackChannel({ token, templates, apiUrl: s.apiUrl, digest: false });
+    await slack.send(notification({ objectKey: "reports/positive/x\ud800y.pdf" }), {
+      signal: never,
+      target: { channel: "#x" },
+    });
+    expect(s.messages).toHaveLength(1);
   });
 
   test("refuses a digest size outside 2..1000", () => {

@@ -214,6 +214,42 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
     }
   };
 
+  /** A message that cannot be rendered fails finally: no retry can fix the notification. */
+  const render = (notifications: readonly Notification[]) => {
+    try {
+      return notifications.length === 1
+        ? options.templates.slack(notifications[0] as Notification)
+        : options.templates.slackDigest(notifications);
+    } catch (cause) {
+      throw new ChannelError("slack", `cannot render the message: ${(cause as Error).message}`, {
+        retriable: false,
+        cause,
+      });
+    }
+  };
+  /** Renders a batch; notifications that cannot be rendered are failed and left out. */
+  const renderBatch = (batch: Queued[]) => {
+    try {
+      return { batch, message: render(batch.map((q) => q.notification)) };
+    } catch {
+      const good = batch.filter((q) => {
+        try {
+          render([q.notification]);
+          return true;
+        } catch (err) {
+          q.reject(err);
+          return false;
+        }
+      });
+      if (good.length === 0) return undefined;
+      try {
+        return { batch: good, message: render(good.map((q) => q.notification)) };
+      } catch (err) {
+        for (const q of good) q.reject(err);
+        return undefined;
+      }
+    }
+  };
   const queues = new Map<string, Queued[]>();
   const pumping = new Set<string>();
   /** Drops queued sends whose signal aborted (shutdown), rejecting them with its reason. */
@@ -232,34 +268,40 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
     pumping.add(slackChannel);
     try {
       while (queue.length > 0) {
+        const head = queue[0] as Queued;
         try {
-          await bucket(slackChannel).take((queue[0] as Queued).signal);
-        } catch {
+          await bucket(slackChannel).take(head.signal);
+        } catch (err) {
+          // Aborted (shutdown) or the limiter failed: either way the head cannot wait on.
+          if (!head.signal.aborted && queue[0] === head) queue.shift()?.reject(err);
           dropAborted(queue);
           continue;
         }
         dropAborted(queue);
-        const batch = queue.splice(0, digestMax);
-        if (batch.length === 0) continue;
-        const message =
-          batch.length === 1
-            ? options.templates.slack((batch[0] as Queued).notification)
-            : options.templates.slackDigest(batch.map((q) => q.notification));
+        const rendered = renderBatch(queue.splice(0, digestMax));
+        if (!rendered) continue;
+        const { batch, message } = rendered;
+        let receipt: { providerId?: string };
         try {
-          const receipt = await post(
+          receipt = await post(
             slackChannel,
             message,
             batch.map((q) => q.notification),
           );
-          options.onPosted?.(batch.length);
-          for (const q of batch) q.resolve(receipt);
         } catch (err) {
           for (const q of batch) q.reject(err);
+          continue;
+        }
+        for (const q of batch) q.resolve(receipt);
+        try {
+          options.onPosted?.(batch.length);
+        } catch {
+          // A metrics callback must not turn a delivered message into a failed one.
         }
       }
     } finally {
       pumping.delete(slackChannel);
-      if (queue.length === 0) queues.delete(slackChannel);
+      if (queue.length === 0 && queues.get(slackChannel) === queue) queues.delete(slackChannel);
     }
   };
 
@@ -283,10 +325,9 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
         );
       }
       if (!digest) {
+        const message = render([notification]);
         await bucket(slackChannel).take(signal);
-        const receipt = await post(slackChannel, options.templates.slack(notification), [
-          notification,
-        ]);
+        const receipt = await post(slackChannel, message, [notification]);
         options.onPosted?.(1);
         return receipt;
       }
@@ -295,7 +336,10 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
         const queue = queues.get(slackChannel) ?? [];
         queues.set(slackChannel, queue);
         queue.push({ notification, signal, resolve, reject });
-        void pump(slackChannel, queue);
+        pump(slackChannel, queue).catch((err) => {
+          // Not expected (the loop catches what it awaits); never leave a send unsettled.
+          for (const q of queue.splice(0)) q.reject(err);
+        });
       });
     },
     status: () => ({
