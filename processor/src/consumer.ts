@@ -294,6 +294,12 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       }
     });
     const busy = claims.some((c) => c === "busy");
+    if (toSend.length > 0 && !options.failOpen && !store.healthy()) {
+      // Redis went away after this batch was claimed: a send now could not be marked done,
+      // so leave it for the redelivery (our claims lapse; nothing was sent).
+      item.reason = "store-unavailable";
+      return;
+    }
     const outcomes: ChannelOutcome[] =
       toSend.length > 0
         ? await dispatch(n, { channels: toSend, targets: route.targets }, abortSignal)
