@@ -216,6 +216,9 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     channel,
   });
 
+  // One deadline per outage, shared by every settle waiting on it: a batch's sends give up
+  // together SETTLE_RETRY_MS after the store first failed, not one after another.
+  let outageGiveUpAt: number | undefined;
   /**
    * Store calls after a send, retried through a Redis outage of up to SETTLE_RETRY_MS: the
    * send cannot be undone, and a `done` mark that is lost is a resend waiting to happen. The
@@ -223,13 +226,14 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
    */
   const settle = async (op: "complete" | "release", keys: DeliveryKey[]) => {
     if (keys.length === 0) return;
-    const giveUpAt = Date.now() + SETTLE_RETRY_MS;
     for (let attempt = 1; ; attempt++) {
       try {
         await store[op](keys);
+        outageGiveUpAt = undefined;
         return;
       } catch (err) {
-        if (Date.now() >= giveUpAt || abortSignal.aborted) {
+        outageGiveUpAt ??= Date.now() + SETTLE_RETRY_MS;
+        if (Date.now() >= outageGiveUpAt || abortSignal.aborted) {
           // The outcome stands; at worst a later redelivery sends these again.
           log.error(`idempotency ${op} failed; a redelivery may resend`, { keys, err });
           return;

@@ -132,6 +132,34 @@ describe("createDispatcher", () => {
     });
   });
 
+  test("one failed request carrying many notifications (a digest) counts as one failure", async () => {
+    // Every send of the round is rejected with the same error object, as a digest's are.
+    let round: ChannelError | undefined;
+    const shared: Channel = {
+      name: "a",
+      send: async () => {
+        round ??= new ChannelError("a", "503", { retriable: true });
+        const err = round;
+        await Promise.resolve();
+        round = undefined;
+        throw err;
+      },
+      close: async () => {},
+    };
+    const dispatch = createDispatcher({
+      channels: [shared],
+      logger,
+      maxAttempts: 1,
+      breakerThreshold: 3,
+      sleep: noWait,
+    });
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, () => dispatch(n, route("a"), never)),
+    );
+    expect(outcomes.flat().map((o) => o.status)).toEqual(Array(10).fill("failed"));
+    expect(dispatch.health().a).toMatchObject({ breakerOpen: false, consecutiveFailures: 1 });
+  });
+
   test("treats a programming error in a channel as final", async () => {
     const a = scripted("a", [
       async () => {

@@ -137,11 +137,17 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return outcome;
   };
 
-  const failedAttempt = (channel: string) => {
+  // One failed request is one failure, however many notifications it carried: a Slack digest
+  // rejects each of its sends with the same error, which must not open the breaker at once.
+  const counted = new WeakSet<object>();
+  const failedAttempt = (channel: string, error: object) => {
     const h = health.get(channel);
     if (!h) return 0;
-    h.consecutiveFailures++;
-    if (h.consecutiveFailures >= threshold) h.breakerOpen = true;
+    if (!counted.has(error)) {
+      counted.add(error);
+      h.consecutiveFailures++;
+      if (h.consecutiveFailures >= threshold) h.breakerOpen = true;
+    }
     return h.consecutiveFailures;
   };
 
@@ -185,7 +191,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           });
           return end("failed", attempt, error);
         }
-        const inARow = failedAttempt(channel.name);
+        const inARow = failedAttempt(channel.name, err instanceof Error ? err : error);
         if (attempt >= maxAttempts) {
           const down = inARow >= threshold;
           log.warn(down ? "channel is down, deferring" : "delivery failed (retries exhausted)", {
