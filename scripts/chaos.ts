@@ -20,15 +20,14 @@
  * restarts it with nothing, the harsher double fault whose duplicates docs/benchmarks.md
  * explains.
  */
-import { logLevel } from "kafkajs";
 import mysql from "mysql2/promise";
 import { replayDlq } from "../processor/src/replay.ts";
 import type { Notification } from "../producer/src/contract.ts";
-import { createKafka, createPublisher, dlqTopicOf, ensureTopics } from "../producer/src/kafka.ts";
+import { createPublisher, dlqTopicOf, ensureTopics } from "../producer/src/kafka.ts";
 import { createLogger } from "../producer/src/log.ts";
 import { toNotification } from "../producer/src/s3-event.ts";
 import { checkOptions, orExit, parseOptions } from "./bench/args.ts";
-import { freePort, startPrivateRedis } from "./local.ts";
+import { freePort, localKafka, localProcessorEnv, startPrivateRedis } from "./local.ts";
 
 const values = orExit(() =>
   parseOptions({
@@ -55,7 +54,6 @@ const root = `${import.meta.dir}/..`;
 const run = crypto.randomUUID().slice(0, 8);
 const topic = `fanda-chaos-${run}`;
 const database = `fanda_chaos_${run}`;
-const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
 const mysqlServer = process.env.MYSQL_SERVER_URL ?? "mysql://root@127.0.0.1:3306";
 const logger = createLogger({ level: "error", ns: "chaos" });
 const started = Date.now();
@@ -100,10 +98,7 @@ const conn = await mysql.createConnection(mysqlServer);
 await conn.query(`CREATE DATABASE \`${database}\``);
 await conn.end();
 
-const kafka = createKafka(
-  { brokers: brokers.split(","), auth: "plaintext", ssl: false, topic, clientId: "fanda-chaos" },
-  { logger, logLevel: logLevel.NOTHING },
-);
+const kafka = localKafka("fanda-chaos", { topic });
 await ensureTopics(kafka, topic, { partitions: 6 });
 
 // The processor, supervised.
@@ -114,29 +109,24 @@ let stopping = false;
 const startProcessor = () => {
   processor = Bun.spawn(["bun", "processor/src/main.ts"], {
     cwd: root,
-    env: {
-      ...process.env,
-      KAFKA_BROKERS: brokers,
-      KAFKA_TOPIC: topic,
-      KAFKA_GROUP_ID: `${topic}-processor`,
-      HOST: "127.0.0.1",
-      PORT: String(httpPort),
-      ENABLED_CHANNELS: "webhook",
-      WEBHOOK_URL: `http://127.0.0.1:${sink.port}/notify`,
-      REDIS_URL: redis.url,
-      MYSQL_URL: `${mysqlServer}/${database}`,
-      KAFKA_SESSION_TIMEOUT_MS: "6000",
-      // Claims keep their production TTL (120 s): a killed processor's claims are freed by
-      // its lapsed liveness key, which is what this run exercises.
-      IDEMPOTENCY_OWNER_TTL_MS: "5000",
-      IDEMPOTENCY_DONE_TTL_MS: "3600000",
-      DELIVERY_MAX_ATTEMPTS: "5",
-      RETRY_BASE_MS: "50",
-      RETRY_MAX_MS: "1000",
-      PAUSE_MIN_MS: "500",
-      PAUSE_MAX_MS: "2000",
-      LOG_LEVEL: "error",
-    },
+    env: localProcessorEnv(
+      { topic, port: httpPort, redisUrl: redis.url, mysqlUrl: `${mysqlServer}/${database}` },
+      {
+        ENABLED_CHANNELS: "webhook",
+        WEBHOOK_URL: `http://127.0.0.1:${sink.port}/notify`,
+        KAFKA_SESSION_TIMEOUT_MS: "6000",
+        // Claims keep their production TTL (120 s): a killed processor's claims are freed by
+        // its lapsed liveness key, which is what this run exercises.
+        IDEMPOTENCY_OWNER_TTL_MS: "5000",
+        IDEMPOTENCY_DONE_TTL_MS: "3600000",
+        DELIVERY_MAX_ATTEMPTS: "5",
+        RETRY_BASE_MS: "50",
+        RETRY_MAX_MS: "1000",
+        PAUSE_MIN_MS: "500",
+        PAUSE_MAX_MS: "2000",
+        LOG_LEVEL: "error",
+      },
+    ),
     stdout: "ignore",
     stderr: "ignore",
   });

@@ -6,39 +6,31 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { type Kafka, logLevel } from "kafkajs";
+import type { Kafka } from "kafkajs";
 import mysql from "mysql2/promise";
 import type { Notification } from "../../producer/src/contract.ts";
-import {
-  createKafka,
-  createPublisher,
-  dlqTopicOf,
-  ensureTopics,
-} from "../../producer/src/kafka.ts";
-import { createLogger } from "../../producer/src/log.ts";
+import { createPublisher, dlqTopicOf, ensureTopics } from "../../producer/src/kafka.ts";
 import { toNotification } from "../../producer/src/s3-event.ts";
-import { freePort, type PrivateRedis, runCommand, startPrivateRedis } from "../../scripts/local.ts";
+import {
+  buildProcessorForNode,
+  freePort,
+  localKafka,
+  localProcessorEnv,
+  PROCESSOR_TEMPLATES_DIR,
+  type PrivateRedis,
+  runCommand,
+  startPrivateRedis,
+} from "../../scripts/local.ts";
 import { type Sink, startSink } from "../../scripts/sink.ts";
 import { startSlackServer } from "../../scripts/slack-server.ts";
 import { waitFor } from "../../scripts/wait.ts";
 import { DLQ_HEADERS } from "./dlq.ts";
 
-const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const mysqlServer = process.env.MYSQL_SERVER_URL ?? "mysql://root@127.0.0.1:3306";
 const run = crypto.randomUUID().slice(0, 8);
 const database = `fanda_engine_${run}`;
-const logger = createLogger({ level: "error", ns: "test" });
-const kafka: Kafka = createKafka(
-  {
-    brokers: brokers.split(","),
-    auth: "plaintext",
-    ssl: false,
-    topic: "unused",
-    clientId: "fanda-test",
-  },
-  { logger, logLevel: logLevel.NOTHING },
-);
+const kafka: Kafka = localKafka("fanda-test");
 const children: ReturnType<typeof Bun.spawn>[] = [];
 const privateRedis: PrivateRedis[] = [];
 const topics: string[] = [];
@@ -81,21 +73,10 @@ interface Processor {
   }>;
 }
 
-/** The processor bundled for Node (`bun build --target=node`), built once on first use. */
+/** The processor bundled for Node, built once on first use. */
 let nodeBundle: Promise<string> | undefined;
 const buildNodeBundle = () => {
-  nodeBundle ??= (async () => {
-    const out = `${tmpdir()}/fanda-engine-${run}/processor.mjs`;
-    const built = await runCommand([
-      "bun",
-      "build",
-      "processor/src/main.ts",
-      "--target=node",
-      `--outfile=${out}`,
-    ]);
-    if (built.code !== 0) throw new Error(`bun build --target=node failed: ${built.stderr}`);
-    return out;
-  })();
+  nodeBundle ??= buildProcessorForNode(`${tmpdir()}/fanda-engine-${run}/processor.mjs`);
   return nodeBundle;
 };
 
@@ -110,30 +91,25 @@ async function startProcessor(
   const command =
     runtime === "bun" ? ["bun", "processor/src/main.ts"] : ["node", await buildNodeBundle()];
   const proc = Bun.spawn(command, {
-    env: {
-      ...process.env,
-      KAFKA_BROKERS: brokers,
-      KAFKA_TOPIC: topic,
-      KAFKA_GROUP_ID: `${topic}-processor`,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      ENABLED_CHANNELS: "webhook",
-      WEBHOOK_URL: sink.url,
-      REDIS_URL: redisUrl,
-      MYSQL_URL: `${mysqlServer}/${database}`,
-      RETRY_BASE_MS: "10",
-      RETRY_MAX_MS: "100",
-      PAUSE_MIN_MS: "200",
-      PAUSE_MAX_MS: "1000",
-      IDEMPOTENCY_CLAIM_TTL_MS: "3000",
-      IDEMPOTENCY_DONE_TTL_MS: "600000",
-      // A SIGKILLed member's partitions move after this; the broker's minimum.
-      KAFKA_SESSION_TIMEOUT_MS: "6000",
-      LOG_LEVEL: "error",
-      // The bundle lives outside the source tree, so it is told where the templates are.
-      ...(runtime === "node" ? { TEMPLATES_DIR: `${import.meta.dir}/../templates` } : {}),
-      ...env,
-    },
+    env: localProcessorEnv(
+      { topic, port, redisUrl, mysqlUrl: `${mysqlServer}/${database}` },
+      {
+        ENABLED_CHANNELS: "webhook",
+        WEBHOOK_URL: sink.url,
+        RETRY_BASE_MS: "10",
+        RETRY_MAX_MS: "100",
+        PAUSE_MIN_MS: "200",
+        PAUSE_MAX_MS: "1000",
+        IDEMPOTENCY_CLAIM_TTL_MS: "3000",
+        IDEMPOTENCY_DONE_TTL_MS: "600000",
+        // A SIGKILLed member's partitions move after this; the broker's minimum.
+        KAFKA_SESSION_TIMEOUT_MS: "6000",
+        LOG_LEVEL: "error",
+        // The bundle lives outside the source tree, so it is told where the templates are.
+        ...(runtime === "node" ? { TEMPLATES_DIR: PROCESSOR_TEMPLATES_DIR } : {}),
+        ...env,
+      },
+    ),
     stdout: "ignore",
     stderr: "inherit",
   });

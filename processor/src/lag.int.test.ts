@@ -1,19 +1,15 @@
 /** Consumer lag against the real broker: high watermark minus the group's committed offset. */
 import { afterAll, expect, test } from "bun:test";
-import { logLevel } from "kafkajs";
-import { createKafka, dlqTopicOf, ensureTopics } from "../../producer/src/kafka.ts";
+import { dlqTopicOf, ensureTopics } from "../../producer/src/kafka.ts";
 import { createLogger } from "../../producer/src/log.ts";
+import { localKafka } from "../../scripts/local.ts";
 import { createLagMonitor } from "./lag.ts";
 import { createMetrics } from "./metrics.ts";
 
-const brokers = (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(",");
 const topic = `fanda-lag-${crypto.randomUUID().slice(0, 8)}`;
 const groupId = `${topic}-group`;
 const logger = createLogger({ level: "error" });
-const kafka = createKafka(
-  { brokers, auth: "plaintext", ssl: false, topic, clientId: "fanda-test" },
-  { logger, logLevel: logLevel.NOTHING },
-);
+const kafka = localKafka("fanda-test", { topic });
 
 afterAll(async () => {
   const admin = kafka.admin();

@@ -7,19 +7,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { logLevel } from "kafkajs";
-import { runCommand } from "../../scripts/local.ts";
+import { LOCAL_BROKERS as brokers, localKafka, runCommand } from "../../scripts/local.ts";
 import { waitFor } from "../../scripts/wait.ts";
 import sqsLambda from "./fixtures/sqs-lambda.json";
-import { createKafka, dlqTopicOf, ensureTopics } from "./kafka.ts";
-import { createLogger } from "./log.ts";
+import { dlqTopicOf, ensureTopics } from "./kafka.ts";
 
-const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
 const topic = `fanda-lambda-${crypto.randomUUID().slice(0, 8)}`;
 const outdir = mkdtempSync(join(tmpdir(), "fanda-lambda-"));
-const kafka = createKafka(
-  { brokers: brokers.split(","), auth: "plaintext", ssl: false, topic, clientId: "fanda-test" },
-  { logger: createLogger({ level: "error" }), logLevel: logLevel.ERROR },
-);
+const kafka = localKafka("fanda-test", { topic, logLevel: logLevel.ERROR });
 
 beforeAll(async () => {
   const build = await Bun.build({

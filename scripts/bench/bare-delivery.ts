@@ -7,9 +7,7 @@
  *
  *   bun scripts/bench/bare-delivery.ts --topic T --url U --events N [--channels 2]
  */
-import { logLevel } from "kafkajs";
-import { createKafka } from "../../producer/src/kafka.ts";
-import { createLogger } from "../../producer/src/log.ts";
+import { localKafka } from "../local.ts";
 import { waitFor } from "../wait.ts";
 import { checkOptions, orExit, parseOptions } from "./args.ts";
 
@@ -27,16 +25,7 @@ if (!values.topic || !values.url) {
   process.exit(2);
 }
 const url = values.url;
-const kafka = createKafka(
-  {
-    brokers: (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(","),
-    auth: "plaintext",
-    ssl: false,
-    topic: values.topic,
-    clientId: "fanda-bench-bare",
-  },
-  { logger: createLogger({ level: "error", ns: "bare" }), logLevel: logLevel.NOTHING },
-);
+const kafka = localKafka("fanda-bench-bare", { topic: values.topic });
 const consumer = kafka.consumer({
   groupId: `${values.topic}-bare-${crypto.randomUUID().slice(0, 6)}`,
   maxWaitTimeInMs: 200,

@@ -13,10 +13,9 @@
  */
 import { logLevel } from "kafkajs";
 import { encodeNotification, messageKey } from "../../producer/src/contract.ts";
-import { createKafka, dlqTopicOf, ensureTopics } from "../../producer/src/kafka.ts";
-import { createLogger } from "../../producer/src/log.ts";
+import { dlqTopicOf, ensureTopics } from "../../producer/src/kafka.ts";
 import { parseS3Event, toNotification } from "../../producer/src/s3-event.ts";
-import { freePort } from "../local.ts";
+import { LOCAL_BROKERS as brokers, freePort, localKafka } from "../local.ts";
 import { s3PutEvent } from "../upload.ts";
 import { waitFor } from "../wait.ts";
 import { checkOptions, orExit, parseOptions } from "./args.ts";
@@ -39,13 +38,8 @@ const { rate, seconds, burst, concurrency } = orExit(() =>
   }),
 ).ints;
 
-const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
 const topic = `fanda-bench-${crypto.randomUUID().slice(0, 8)}`;
-const logger = createLogger({ level: "error", ns: "bench" });
-const kafka = createKafka(
-  { brokers: brokers.split(","), auth: "plaintext", ssl: false, topic, clientId: "fanda-bench" },
-  { logger, logLevel: logLevel.ERROR },
-);
+const kafka = localKafka("fanda-bench", { topic, logLevel: logLevel.ERROR });
 await ensureTopics(kafka, topic, { partitions: 6 });
 
 let seq = 0;

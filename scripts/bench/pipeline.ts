@@ -28,18 +28,19 @@
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { logLevel } from "kafkajs";
 import mysql from "mysql2/promise";
 import type { Notification } from "../../producer/src/contract.ts";
-import {
-  createKafka,
-  createPublisher,
-  dlqTopicOf,
-  ensureTopics,
-} from "../../producer/src/kafka.ts";
-import { createLogger } from "../../producer/src/log.ts";
+import { createPublisher, dlqTopicOf, ensureTopics } from "../../producer/src/kafka.ts";
 import { toNotification } from "../../producer/src/s3-event.ts";
-import { freePort, runCommand } from "../local.ts";
+import {
+  LOCAL_BROKERS as brokers,
+  buildProcessorForNode,
+  freePort,
+  localKafka,
+  localProcessorEnv,
+  PROCESSOR_TEMPLATES_DIR,
+  runCommand,
+} from "../local.ts";
 import { startSlackServer } from "../slack-server.ts";
 import { waitFor } from "../wait.ts";
 import { checkOptions, orExit, parseOptions } from "./args.ts";
@@ -76,23 +77,12 @@ const channels = lists.channels;
 const runtimes = lists.runtimes as ("bun" | "node")[];
 
 const root = `${import.meta.dir}/../..`;
-const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const mysqlServer = process.env.MYSQL_SERVER_URL ?? "mysql://root@127.0.0.1:3306";
 const run = crypto.randomUUID().slice(0, 8);
 const topicBase = `fanda-bench-pipeline-${run}`;
 const database = `fanda_bench_${run}`;
-const logger = createLogger({ level: "error", ns: "bench" });
-const kafka = createKafka(
-  {
-    brokers: brokers.split(","),
-    auth: "plaintext",
-    ssl: false,
-    topic: topicBase,
-    clientId: "fanda-bench",
-  },
-  { logger, logLevel: logLevel.NOTHING },
-);
+const kafka = localKafka("fanda-bench", { topic: topicBase });
 
 // Arrival of each event (by sequence number, unique across the run's topics) at each channel;
 // complete when all have it.
@@ -221,11 +211,7 @@ const bareRate = (
 const work = mkdtempSync(`${tmpdir()}/fanda-bench-`);
 const nodeBundle = `${work}/processor.mjs`;
 if (runtimes.includes("node")) {
-  const built = await runCommand(
-    ["bun", "build", "processor/src/main.ts", "--target=node", `--outfile=${nodeBundle}`],
-    { cwd: root },
-  );
-  if (built.code !== 0) throw new Error(`bun build for node failed:\n${built.stderr}`);
+  await buildProcessorForNode(nodeBundle);
 }
 
 /** What one runtime measured. */
@@ -244,29 +230,30 @@ interface Measured {
   exit: number;
 }
 
-const processorEnv = (runtime: string, port: number) => ({
-  ...process.env,
-  KAFKA_BROKERS: brokers,
-  KAFKA_TOPIC: topicOf(runtime),
-  KAFKA_GROUP_ID: `${topicOf(runtime)}-processor`,
-  HOST: "127.0.0.1",
-  PORT: String(port),
-  ENABLED_CHANNELS: channels.join(","),
-  WEBHOOK_URL: `http://127.0.0.1:${sink.port}/notify`,
-  SLACK_BOT_TOKEN: "xoxb-local",
-  SLACK_API_URL: slack.apiUrl,
-  SLACK_DEFAULT_CHANNEL: "#bench",
-  SLACK_RATE_PER_SECOND: "10000",
-  SLACK_BURST: "10000",
-  // One Slack message per notification: the benchmark measures per-notification work (with
-  // Slack's real limit, digests would carry bursts in a few messages).
-  SLACK_DIGEST: "false",
-  TEMPLATES_DIR: `${root}/processor/templates`,
-  REDIS_URL: redisUrl,
-  MYSQL_URL: `${mysqlServer}/${database}_${runtime}`,
-  IDEMPOTENCY_DONE_TTL_MS: "900000",
-  LOG_LEVEL: "warn",
-});
+const processorEnv = (runtime: string, port: number) =>
+  localProcessorEnv(
+    {
+      topic: topicOf(runtime),
+      port,
+      redisUrl,
+      mysqlUrl: `${mysqlServer}/${database}_${runtime}`,
+    },
+    {
+      ENABLED_CHANNELS: channels.join(","),
+      WEBHOOK_URL: `http://127.0.0.1:${sink.port}/notify`,
+      SLACK_BOT_TOKEN: "xoxb-local",
+      SLACK_API_URL: slack.apiUrl,
+      SLACK_DEFAULT_CHANNEL: "#bench",
+      SLACK_RATE_PER_SECOND: "10000",
+      SLACK_BURST: "10000",
+      // One Slack message per notification: the benchmark measures per-notification work (with
+      // Slack's real limit, digests would carry bursts in a few messages).
+      SLACK_DIGEST: "false",
+      TEMPLATES_DIR: PROCESSOR_TEMPLATES_DIR,
+      IDEMPOTENCY_DONE_TTL_MS: "900000",
+      LOG_LEVEL: "warn",
+    },
+  );
 
 const profileDir = process.env.FANDA_BENCH_PROFILE;
 // FANDA_BENCH_RUNTIME_ARGS: extra flags for the processor's runtime (e.g. --smol).
