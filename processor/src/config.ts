@@ -21,7 +21,12 @@ import {
 } from "../../producer/src/kafka.ts";
 import type { LogLevel } from "../../producer/src/log.ts";
 import { isEmailAddress } from "./channels/email.ts";
-import { CHANNEL_NAMES, type ChannelName } from "./channels/index.ts";
+import {
+  CHANNEL_NAMES,
+  type ChannelName,
+  type EmailSettings,
+  type SlackSettings,
+} from "./channels/index.ts";
 import { ConfigError } from "./errors.ts";
 import { createRouter, parseRoutingRules, type RoutingRules } from "./routing.ts";
 import { runtime } from "./runtime.ts";
@@ -38,24 +43,8 @@ export interface ProcessorConfig {
   webhookUrl?: string;
   webhookTimeoutMs: number;
   webhookSecret?: string;
-  slack: {
-    token?: string;
-    apiUrl?: string;
-    defaultChannel?: string;
-    ratePerSecond: number;
-    burst: number;
-    /** Post what queued for a Slack channel as one digest message. */
-    digest: boolean;
-    digestMax: number;
-  };
-  email: {
-    from?: string;
-    defaultTo: string[];
-    configurationSet?: string;
-    region?: string;
-    endpoint?: string;
-    maxSendRate?: number;
-  };
+  slack: SlackSettings & Required<Pick<SlackSettings, "digest" | "digestMax">>;
+  email: EmailSettings;
   /** Folder with slack/ and email/ templates. */
   templatesDir?: string;
   /** Attempts per channel for retriable errors, first attempt included. */

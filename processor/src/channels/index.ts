@@ -45,29 +45,36 @@ export interface Channel {
   close(): Promise<void>;
 }
 
+/** The processor's Slack settings (SLACK_*). */
+export interface SlackSettings {
+  token?: string;
+  apiUrl?: string;
+  defaultChannel?: string;
+  ratePerSecond: number;
+  burst: number;
+  /** Post what queued for a Slack channel as one digest message (default true). */
+  digest?: boolean;
+  digestMax?: number;
+}
+
+/** The processor's email settings (SES_*, EMAIL_TO, AWS_REGION). */
+export interface EmailSettings {
+  from?: string;
+  defaultTo: string[];
+  configurationSet?: string;
+  region?: string;
+  endpoint?: string;
+  maxSendRate?: number;
+}
+
 /** What a channel factory may read: the processor's settings for it, and shared services. */
 export interface ChannelContext {
   env: {
     webhookUrl?: string;
     webhookTimeoutMs: number;
     webhookSecret?: string;
-    slack?: {
-      token?: string;
-      apiUrl?: string;
-      defaultChannel?: string;
-      ratePerSecond: number;
-      burst: number;
-      digest?: boolean;
-      digestMax?: number;
-    };
-    email?: {
-      from?: string;
-      defaultTo: string[];
-      configurationSet?: string;
-      region?: string;
-      endpoint?: string;
-      maxSendRate?: number;
-    };
+    slack?: SlackSettings;
+    email?: EmailSettings;
   };
   /** Message templates (Slack and email). */
   templates?: Templates;
