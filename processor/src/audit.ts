@@ -11,7 +11,7 @@
 import { createRequire } from "node:module";
 import mysql from "mysql2/promise";
 import type { Notification } from "../../producer/src/contract.ts";
-import { ConfigError, FandaError } from "./errors.ts";
+import { ConfigError, createHealthGate, FandaError } from "./errors.ts";
 
 /** One channel's final outcome for one event. */
 export interface DeliveryRecord {
@@ -163,17 +163,8 @@ export function createMysqlLog(options: { url: string; poolSize?: number }): Del
     timezone: "Z",
     dateStrings: false,
   });
-  let healthy = false;
-  const run = async <T>(operation: string, fn: () => Promise<T>): Promise<T> => {
-    try {
-      const result = await fn();
-      healthy = true;
-      return result;
-    } catch (cause) {
-      healthy = false;
-      throw new AuditUnavailableError(operation, cause);
-    }
-  };
+  const gate = createHealthGate((op, cause) => new AuditUnavailableError(op, cause), false);
+  const run = gate.run;
   return {
     kind: "mysql",
     migrate: () =>
@@ -261,7 +252,7 @@ export function createMysqlLog(options: { url: string; poolSize?: number }): Del
         );
         return (rows as Parameters<typeof toFailed>[0][]).map(toFailed);
       }),
-    healthy: () => healthy,
+    healthy: gate.healthy,
     close: () => pool.end(),
   };
 }
@@ -281,17 +272,8 @@ export function createSqliteLog(options: { path: string }): DeliveryLog {
   const { Database } = createRequire(import.meta.url)("bun:sqlite") as typeof import("bun:sqlite");
   const db = new Database(options.path, { create: true, strict: true });
   db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;");
-  let healthy = true;
-  const run = async <T>(operation: string, fn: () => T): Promise<T> => {
-    try {
-      const result = fn();
-      healthy = true;
-      return result;
-    } catch (cause) {
-      healthy = false;
-      throw new AuditUnavailableError(operation, cause);
-    }
-  };
+  const gate = createHealthGate((op, cause) => new AuditUnavailableError(op, cause), true);
+  const run = gate.run;
   const iso = (d: Date) => d.toISOString();
   return {
     kind: "sqlite",
@@ -363,7 +345,7 @@ export function createSqliteLog(options: { path: string }): DeliveryLog {
           .all(...args)
           .map(toFailed);
       }),
-    healthy: () => healthy,
+    healthy: gate.healthy,
     async close() {
       db.close();
     },

@@ -35,3 +35,32 @@ export class ChannelError extends FandaError {
     if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
 }
+
+/**
+ * The calls to a backing store (Redis, MySQL, SQLite), remembering whether the last one
+ * reached it, for readiness: `run` turns a failure into `toError(operation, cause)`.
+ * @param initiallyHealthy before the first call (a network store is not, until it answers)
+ */
+export function createHealthGate(
+  toError: (operation: string, cause: unknown) => FandaError,
+  initiallyHealthy: boolean,
+) {
+  let healthy = initiallyHealthy;
+  return {
+    healthy: () => healthy,
+    /** For connection events that tell before any call does (Redis `ready`, `close`). */
+    set(value: boolean) {
+      healthy = value;
+    },
+    async run<T>(operation: string, fn: () => T | Promise<T>): Promise<T> {
+      try {
+        const result = await fn();
+        healthy = true;
+        return result;
+      } catch (cause) {
+        healthy = false;
+        throw toError(operation, cause);
+      }
+    },
+  };
+}

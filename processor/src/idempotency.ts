@@ -17,7 +17,7 @@
  * Claims for a whole batch go to Redis in one pipelined round trip.
  */
 import { Redis } from "ioredis";
-import { ConfigError, FandaError } from "./errors.ts";
+import { ConfigError, createHealthGate, FandaError } from "./errors.ts";
 
 /** One delivery: an event on a channel. */
 export interface DeliveryKey {
@@ -169,34 +169,20 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
   redis.defineCommand("fandaRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
   // Errors are reported through the operations; this only keeps ioredis from logging them.
   redis.on("error", () => {});
-  let healthy = false;
+  const gate = createHealthGate((op, cause) => new StoreUnavailableError(op, cause), false);
+  const run = gate.run;
+  const beat = () => void redis.set(liveness, "1", "PX", ownerTtlMs).catch(() => {});
   redis.on("ready", () => {
-    healthy = true;
+    gate.set(true);
     // Back after an outage (or a restart from disk, where our key may have lapsed): say we
     // are alive before anyone else's claim pipeline could take over what we hold.
-    void redis.set(liveness, "1", "PX", ownerTtlMs).catch(() => {});
+    beat();
   });
-  redis.on("close", () => {
-    healthy = false;
-  });
+  redis.on("close", () => gate.set(false));
   const keyOf = (k: DeliveryKey) => `${prefix}${k.eventId}:${k.channel}`;
   // Between claims (a long send, retries), a timer keeps us alive; a crash stops it.
-  const heartbeat = setInterval(
-    () => void redis.set(liveness, "1", "PX", ownerTtlMs).catch(() => {}),
-    Math.max(50, Math.floor(ownerTtlMs / 3)),
-  );
+  const heartbeat = setInterval(beat, Math.max(50, Math.floor(ownerTtlMs / 3)));
   heartbeat.unref?.();
-
-  const run = async <T>(operation: string, fn: () => Promise<T>): Promise<T> => {
-    try {
-      const result = await fn();
-      healthy = true;
-      return result;
-    } catch (cause) {
-      healthy = false;
-      throw new StoreUnavailableError(operation, cause);
-    }
-  };
 
   /** Executes a pipeline, failing if any command failed. */
   const exec = async (pipeline: ReturnType<Redis["pipeline"]>) => {
@@ -231,7 +217,7 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
       run("releasing", async () => {
         await Promise.all(keys.map((k) => redis.fandaRelease(keyOf(k), owner)));
       }),
-    healthy: () => healthy,
+    healthy: gate.healthy,
     async close() {
       clearInterval(heartbeat);
       // Gone on purpose: whatever we still hold may be taken over at once.
