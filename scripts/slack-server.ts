@@ -52,6 +52,8 @@ export interface SlackServer {
   messages: PostedMessage[];
   /** How many posts were answered 429. */
   rateLimited(): number;
+  /** The event ids the kept messages carried (their `fanda_notifications` metadata), in order. */
+  carriedEventIds(): string[];
   /** Answers the next `count` posts with `error` (an ok:false code) or an HTTP status. */
   failNext(failure: { error: string } | { status: number }, count: number): void;
   stop(): Promise<void>;
@@ -175,6 +177,12 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
     apiUrl: `http://127.0.0.1:${server.port}/api/`,
     messages,
     rateLimited: () => limited,
+    carriedEventIds: () =>
+      messages.flatMap((m) =>
+        typeof m.metadata?.event_payload.event_ids === "string"
+          ? m.metadata.event_payload.event_ids.split(",")
+          : [],
+      ),
     failNext(failure, count) {
       failures = { failure, count };
     },

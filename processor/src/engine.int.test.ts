@@ -381,11 +381,13 @@ describe("delivery engine", () => {
         Array.from({ length: 300 }, (_, i) => `reports/positive/burst-${run}-${i}.pdf`),
       );
       // Without digests this would take five minutes at one message per second.
-      const carriedIds = () =>
-        slack.messages.flatMap((m) => String(m.metadata?.event_payload.event_ids).split(","));
-      await waitFor("every upload in a Slack message", () => carriedIds().length >= 300, {
-        timeoutMs: 60_000,
-      });
+      await waitFor(
+        "every upload in a Slack message",
+        () => slack.carriedEventIds().length >= 300,
+        {
+          timeoutMs: 60_000,
+        },
+      );
       console.log(
         `slack: ${slack.messages.length} messages carried 300 uploads (${slack.rateLimited()} answered 429)`,
       );
@@ -394,7 +396,7 @@ describe("delivery engine", () => {
       await waitFor("every webhook", () => new Set(idsAt(sink)).size >= 300);
       expect(await stopGracefully(processor)).toBe(0);
       // Each upload in exactly one Slack message.
-      expect(carriedIds().sort()).toEqual(sent.map((n) => n.eventId).sort());
+      expect(slack.carriedEventIds().sort()).toEqual(sent.map((n) => n.eventId).sort());
       const conn = await mysql.createConnection(`${mysqlServer}/${database}`);
       const [rows] = await conn.query(
         "SELECT COUNT(*) AS n FROM fanda_deliveries WHERE channel = 'slack' AND status = 'delivered' AND event_id IN (?)",

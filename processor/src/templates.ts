@@ -292,10 +292,13 @@ export function loadTemplates(dir: string = DEFAULT_TEMPLATES_DIR): Templates {
       `${join(dir, "email")}: default.subject.txt, default.html and default.txt are required`,
     );
   if (issues.length > 0) throw new ConfigError("templates", issues);
+  /** The category's Slack template, or the default one. */
+  const slackTemplateOf = (category: string) =>
+    slack.get(category) ?? (slack.get("default") as SlackTemplate);
 
   return {
     slack(n) {
-      const t = slack.get(n.category) ?? (slack.get("default") as SlackTemplate);
+      const t = slackTemplateOf(n.category);
       const values = valuesOf(n);
       return {
         text: cut(t.text(values, escapeMrkdwn), SLACK_LIMITS.fallback),
@@ -310,7 +313,7 @@ export function loadTemplates(dir: string = DEFAULT_TEMPLATES_DIR): Templates {
         .map(([category, count]) => `${count} ${category}`)
         .join(", ");
       const lines = ns.slice(0, DIGEST_LINES).map((n) => {
-        const t = slack.get(n.category) ?? (slack.get("default") as SlackTemplate);
+        const t = slackTemplateOf(n.category);
         return `• ${cut(t.text(valuesOf(n), escapeMrkdwn), 280)}`;
       });
       const more = ns.length - lines.length;
