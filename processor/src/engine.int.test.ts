@@ -139,6 +139,20 @@ async function stopGracefully(p: Processor): Promise<number> {
   return p.proc.exited;
 }
 
+/** How many of these notifications the delivery log has as delivered on `channel`. */
+async function deliveredRows(sent: Notification[], channel: string): Promise<number> {
+  const conn = await mysql.createConnection(`${mysqlServer}/${database}`);
+  try {
+    const [rows] = await conn.query(
+      "SELECT COUNT(*) AS n FROM fanda_deliveries WHERE channel = ? AND status = 'delivered' AND event_id IN (?)",
+      [channel, sent.map((n) => n.eventId)],
+    );
+    return Number((rows as { n: number }[])[0]?.n);
+  } finally {
+    await conn.end();
+  }
+}
+
 const idsAt = (sink: Sink) => sink.received.map((r) => (r.body as Notification).eventId);
 
 async function committedOffsets(groupId: string, topic: string): Promise<number[]> {
@@ -397,13 +411,7 @@ describe("delivery engine", () => {
       expect(await stopGracefully(processor)).toBe(0);
       // Each upload in exactly one Slack message.
       expect(slack.carriedEventIds().sort()).toEqual(sent.map((n) => n.eventId).sort());
-      const conn = await mysql.createConnection(`${mysqlServer}/${database}`);
-      const [rows] = await conn.query(
-        "SELECT COUNT(*) AS n FROM fanda_deliveries WHERE channel = 'slack' AND status = 'delivered' AND event_id IN (?)",
-        [sent.map((n) => n.eventId)],
-      );
-      await conn.end();
-      expect((rows as { n: number }[])[0]?.n).toBe(300);
+      expect(await deliveredRows(sent, "slack")).toBe(300);
     } finally {
       await slack.stop();
     }
@@ -423,13 +431,7 @@ describe("delivery engine", () => {
     expect(metrics).toContain('nodejs_version_info{version="v');
     expect(await stopGracefully(processor)).toBe(0);
     expect(idsAt(sink).sort()).toEqual(sent.map((n) => n.eventId).sort());
-    const conn = await mysql.createConnection(`${mysqlServer}/${database}`);
-    const [rows] = await conn.query(
-      "SELECT COUNT(*) AS n FROM fanda_deliveries WHERE status = 'delivered' AND event_id IN (?)",
-      [sent.map((n) => n.eventId)],
-    );
-    await conn.end();
-    expect((rows as { n: number }[])[0]?.n).toBe(40);
+    expect(await deliveredRows(sent, "webhook")).toBe(40);
   });
 
   test("on Node without MYSQL_URL the processor refuses to start and says why", async () => {
