@@ -28,6 +28,28 @@ const schema = z
     lambdaReservedConcurrency: z.number().int().min(1).max(1000),
     sesDomain: z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/, "expected a domain name"),
     alarmEmail: z.email({ error: "expected an email address" }).optional(),
+    namespace: z
+      .string()
+      .regex(
+        /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+        "expected a Kubernetes namespace name (RFC 1123 label)",
+      ),
+    repository: z
+      .string()
+      .regex(/^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/, "expected a GitHub repository as owner/name"),
+    partitions: z.number().int().min(1).max(120),
+    slackChannel: z
+      .string()
+      .regex(
+        /^(#[a-z0-9][a-z0-9_-]{0,79}|[CG][A-Z0-9]{8,})$/,
+        "expected #channel-name or a channel id",
+      ),
+    emailTo: z
+      .string()
+      .refine(
+        (v) => v.split(",").every((a) => z.email().safeParse(a.trim()).success),
+        "expected comma-separated email addresses",
+      ),
   })
   .superRefine((c, ctx) => {
     if (c.env === "prod" && !c.multiAz) {
@@ -63,4 +85,34 @@ export function parseInfraConfig(raw: unknown): InfraConfig {
     (i) => `fanda:${i.path.join(".") || "(config)"}: ${i.message}`,
   );
   throw new Error(`invalid stack configuration:\n  - ${lines.join("\n  - ")}`);
+}
+
+/** Names and numbers every layer derives from the stack configuration, computed in one place. */
+export interface Derived {
+  /** EKS cluster name; also the Karpenter discovery tag and part of per-cluster role names. */
+  clusterName: string;
+  /** Prefix of account-wide names (secrets, ECR), so dev and prod can share one account. */
+  prefix: string;
+  brokers: number;
+  /** Never above the broker count, at most 3. */
+  replicationFactor: number;
+  /** Below the replication factor, so one broker down (MSK patching) never blocks writes. */
+  minInsyncReplicas: number;
+  sesFrom: string;
+  repoUrl: string;
+}
+
+/** What {@link InfraConfig} implies for the other layers. */
+export function derive(c: InfraConfig): Derived {
+  const brokers = c.azCount * c.mskBrokersPerAz;
+  const replicationFactor = Math.min(3, brokers);
+  return {
+    clusterName: `fanda-${c.env}`,
+    prefix: `fanda/${c.env}`,
+    brokers,
+    replicationFactor,
+    minInsyncReplicas: Math.max(1, replicationFactor - 1),
+    sesFrom: `fanda@${c.sesDomain}`,
+    repoUrl: `https://github.com/${c.repository}.git`,
+  };
 }

@@ -21,12 +21,20 @@ const raw = {
   cacheReplicas: cfg.requireNumber("cacheReplicas"),
   lambdaReservedConcurrency: cfg.requireNumber("lambdaReservedConcurrency"),
   sesDomain: cfg.require("sesDomain"),
+  namespace: cfg.require("namespace"),
+  repository: cfg.require("repository"),
+  partitions: cfg.requireNumber("partitions"),
+  slackChannel: cfg.require("slackChannel"),
+  emailTo: cfg.require("emailTo"),
   ...(cfg.get("alarmEmail") ? { alarmEmail: cfg.get("alarmEmail") } : {}),
 };
 
 const { outputs } = fanda(raw);
+/** Every value other layers derive (scripts/env-sync.ts writes it into the overlay). */
+export const environment = outputs.environment;
 export const bucket = outputs.bucket;
 export const producerFunction = outputs.producerFunction;
+export const producerFailureQueueUrl = outputs.producerFailureQueueUrl;
 export const mskBootstrapBrokers = outputs.mskBootstrapBrokers;
 export const dbEndpoint = outputs.dbEndpoint;
 export const redisEndpoint = outputs.redisEndpoint;

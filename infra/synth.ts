@@ -3,13 +3,15 @@
  * would create (type, name, inputs) as JSON: what the policy tests read, and a way to see a
  * stack's shape without AWS credentials.
  *
- *   bun infra/synth.ts dev|prod
+ *   bun infra/synth.ts dev|prod             every resource, as a JSON array
+ *   bun infra/synth.ts dev|prod --outputs   the stack outputs (secrets shown as "[secret]")
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 
 const stack = process.argv[2] ?? "dev";
+const printOutputs = process.argv.includes("--outputs");
 const file = Bun.YAML.parse(
   readFileSync(join(import.meta.dir, `Pulumi.${stack}.yaml`), "utf8"),
 ) as {
@@ -47,13 +49,34 @@ await pulumi.runtime.setMocks(
       }
       if (args.type === "aws:rds/instance:Instance") {
         state.masterUserSecrets = [
-          { secretArn: `arn:aws:secretsmanager:${region}:${ACCOUNT}:secret:rds!db-fanda` },
+          {
+            secretArn: `arn:aws:secretsmanager:${region}:${ACCOUNT}:secret:rds!db-0a1b2c3d-4e5f-6789-abcd-ef0123456789-AbCdEf`,
+          },
         ];
-        state.endpoint = "fanda.cluster.example:3306";
+        state.address = `${args.name}.abcdefghijkl.${region}.rds.amazonaws.com`;
+        state.port = 3306;
+        state.endpoint = `${state.address}:3306`;
+      }
+      if (args.type === "aws:elasticache/replicationGroup:ReplicationGroup") {
+        state.primaryEndpointAddress = `master.${args.name}.abcdef.apn2.cache.amazonaws.com`;
       }
       if (args.type === "aws:secretsmanager/secret:Secret") {
-        state.arn = `arn:aws:secretsmanager:${region}:${ACCOUNT}:secret:${args.inputs.name ?? args.name}`;
+        // Secrets Manager appends six random characters to a secret's ARN.
+        state.arn = `arn:aws:secretsmanager:${region}:${ACCOUNT}:secret:${args.inputs.name ?? args.name}-AbCdEf`;
       }
+      if (args.type === "aws:iam/role:Role") {
+        state.arn = `arn:aws:iam::${ACCOUNT}:role/${args.inputs.name ?? args.name}`;
+        state.name = args.inputs.name ?? args.name;
+      }
+      if (args.type === "aws:ecr/repository:Repository") {
+        state.arn = `arn:aws:ecr:${region}:${ACCOUNT}:repository/${args.inputs.name}`;
+        state.repositoryUrl = `${ACCOUNT}.dkr.ecr.${region}.amazonaws.com/${args.inputs.name}`;
+      }
+      if (args.type === "aws:sqs/queue:Queue") {
+        state.arn = `arn:aws:sqs:${region}:${ACCOUNT}:${args.name}`;
+        state.url = `https://sqs.${region}.amazonaws.com/${ACCOUNT}/${args.name}`;
+      }
+      if (args.type === "aws:s3/bucket:Bucket") state.bucket = `${args.name}-0123abcd`;
       return { id: `${args.name}-id`, state };
     },
     call(args) {
@@ -62,6 +85,13 @@ await pulumi.runtime.setMocks(
       }
       if (args.token === "aws:secretsmanager/getRandomPassword:getRandomPassword") {
         return { randomPassword: "mock-password-not-a-secret" };
+      }
+      if (args.token === "aws:index/getCallerIdentity:getCallerIdentity") {
+        return { accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/synth`, userId: "synth" };
+      }
+      if (args.token === "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider") {
+        const host = String(args.inputs.url).replace(/^https:\/\//, "");
+        return { ...args.inputs, arn: `arn:aws:iam::${ACCOUNT}:oidc-provider/${host}` };
       }
       return args.inputs;
     },
@@ -74,15 +104,23 @@ await pulumi.runtime.setMocks(
 const { fanda } = await import("./index.ts");
 const { outputs } = fanda(raw, join(import.meta.dir, "..", "producer", "src"));
 const resolve = <T>(o: pulumi.Output<T>) => new Promise<T>((r) => o.apply((v) => r(v)));
-await Promise.all(Object.values(outputs).map((o) => resolve(o as pulumi.Output<unknown>)));
-// Policies built from other resources' outputs register once those resolve.
+const resolved: Record<string, unknown> = {};
+for (const [k, o] of Object.entries(outputs)) {
+  const value = await resolve(o as pulumi.Output<unknown>);
+  resolved[k] = pulumi.Output.isInstance(o) && k === "kubeconfig" ? "[secret]" : value;
+}
+// Resources whose inputs depend on other resources' outputs register once those resolve: wait
+// until the count has been stable for a while.
 const deadline = Date.now() + 10_000;
-while (
-  !resources.some((r) => r.type === "aws:iam/rolePolicy:RolePolicy" && r.name === "fanda-processor")
-) {
-  if (Date.now() > deadline) throw new Error("the processor policy was never registered");
+let seen = -1;
+let stableSince = Date.now();
+while (Date.now() - stableSince < 300) {
+  if (Date.now() > deadline) throw new Error("resource registration did not settle in 10 s");
+  if (resources.length !== seen) {
+    seen = resources.length;
+    stableSince = Date.now();
+  }
   await Bun.sleep(20);
 }
-await Bun.sleep(100);
-process.stdout.write(JSON.stringify(resources));
+process.stdout.write(JSON.stringify(printOutputs ? resolved : resources));
 process.exit(0);

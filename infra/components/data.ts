@@ -17,13 +17,28 @@ export interface DataArgs {
   dbAllocatedStorage: number;
   cacheNodeType: string;
   cacheReplicas: number;
+  /** Prefix of the Secrets Manager names (`fanda/<env>`), so stacks can share an account. */
+  secretPrefix: string;
 }
+
+/** The database the delivery log lives in. */
+export const DATABASE_NAME = "fanda";
+/** The properties of the endpoints secret, which the ExternalSecret templates read. */
+export const ENDPOINT_PROPERTIES = [
+  "mysqlHost",
+  "mysqlPort",
+  "mysqlDatabase",
+  "redisHost",
+  "redisPort",
+] as const;
 
 /** RDS and ElastiCache. */
 export class Data extends pulumi.ComponentResource {
   readonly db: aws.rds.Instance;
   readonly cache: aws.elasticache.ReplicationGroup;
   readonly cacheAuthSecret: aws.secretsmanager.Secret;
+  /** Host names and ports (not secret, but read with the credentials to build the URLs). */
+  readonly endpointsSecret: aws.secretsmanager.Secret;
 
   constructor(name: string, args: DataArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fanda:infra:Data", name, {}, opts);
@@ -59,7 +74,7 @@ export class Data extends pulumi.ComponentResource {
         engineVersion: "8.0",
         instanceClass: args.dbInstanceClass,
         allocatedStorage: args.dbAllocatedStorage,
-        dbName: "fanda",
+        dbName: DATABASE_NAME,
         username: "fanda",
         manageMasterUserPassword: true,
         multiAz: args.multiAz,
@@ -82,6 +97,7 @@ export class Data extends pulumi.ComponentResource {
     this.cacheAuthSecret = new aws.secretsmanager.Secret(
       `${name}-redis-auth`,
       {
+        name: `${args.secretPrefix}/redis-auth`,
         description: "ElastiCache auth token for the Fanda processor",
       },
       parent,
@@ -115,6 +131,33 @@ export class Data extends pulumi.ComponentResource {
         subnetGroupName: cacheSubnets.name,
         securityGroupIds: [cacheSg.id],
         port: 6379,
+      },
+      parent,
+    );
+    this.endpointsSecret = new aws.secretsmanager.Secret(
+      `${name}-endpoints`,
+      {
+        name: `${args.secretPrefix}/endpoints`,
+        description: "MySQL and Redis endpoints; External Secrets builds MYSQL_URL and REDIS_URL",
+      },
+      parent,
+    );
+    new aws.secretsmanager.SecretVersion(
+      `${name}-endpoints`,
+      {
+        secretId: this.endpointsSecret.id,
+        secretString: pulumi
+          .all([this.db.address, this.db.port, this.cache.primaryEndpointAddress, this.cache.port])
+          .apply(([mysqlHost, mysqlPort, redisHost, redisPort]) => {
+            const value: Record<(typeof ENDPOINT_PROPERTIES)[number], string> = {
+              mysqlHost,
+              mysqlPort: String(mysqlPort),
+              mysqlDatabase: DATABASE_NAME,
+              redisHost,
+              redisPort: String(redisPort ?? 6379),
+            };
+            return JSON.stringify(value);
+          }),
       },
       parent,
     );

@@ -29,6 +29,8 @@ export class Ingest extends pulumi.ComponentResource {
   readonly bucket: aws.s3.Bucket;
   readonly lambda: aws.lambda.Function;
   readonly role: aws.iam.Role;
+  /** Invocation records of events that exhausted Lambda's retries (scripts/redrive.ts). */
+  readonly failures: aws.sqs.Queue;
 
   constructor(name: string, args: IngestArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fanda:infra:Ingest", name, {}, opts);
@@ -101,11 +103,11 @@ export class Ingest extends pulumi.ComponentResource {
       },
       parent,
     );
-    const failures = new aws.sqs.Queue(
+    const failures = (this.failures = new aws.sqs.Queue(
       `${name}-producer-failures`,
       { messageRetentionSeconds: 1_209_600 },
       parent,
-    );
+    ));
     new aws.iam.RolePolicy(
       `${name}-producer-failures`,
       {

@@ -15,6 +15,12 @@ export interface KafkaArgs {
   instanceType: string;
   brokersPerAz: number;
   kafkaVersion: string;
+  /** Default for new topics; never above the broker count (config.ts derives it). */
+  replicationFactor: number;
+  /** Below the replication factor, so a broker restart (MSK patching) never blocks writes. */
+  minInsyncReplicas: number;
+  /** Partitions of a topic created without an explicit count. */
+  partitions: number;
 }
 
 /** MSK IAM listener port. */
@@ -27,6 +33,12 @@ export class Kafka extends pulumi.ComponentResource {
 
   constructor(name: string, args: KafkaArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fanda:infra:Kafka", name, {}, opts);
+    const brokers = args.brokersPerAz * args.subnetIds.length;
+    if (args.replicationFactor > brokers || args.minInsyncReplicas >= args.replicationFactor) {
+      throw new Error(
+        `replication factor ${args.replicationFactor} and min.insync.replicas ${args.minInsyncReplicas} do not fit ${brokers} brokers`,
+      );
+    }
     const parent = { parent: this };
     this.securityGroup = new aws.ec2.SecurityGroup(
       `${name}-msk`,
@@ -63,9 +75,9 @@ export class Kafka extends pulumi.ComponentResource {
         // Topics are created on purpose (scripts/topics.ts with CreateTopic rights), not by typos.
         serverProperties: [
           "auto.create.topics.enable=false",
-          "default.replication.factor=3",
-          "min.insync.replicas=2",
-          "num.partitions=6",
+          `default.replication.factor=${args.replicationFactor}`,
+          `min.insync.replicas=${args.minInsyncReplicas}`,
+          `num.partitions=${args.partitions}`,
         ].join("\n"),
       },
       parent,
@@ -74,7 +86,7 @@ export class Kafka extends pulumi.ComponentResource {
       `${name}-msk`,
       {
         kafkaVersion: args.kafkaVersion,
-        numberOfBrokerNodes: args.brokersPerAz * args.subnetIds.length,
+        numberOfBrokerNodes: brokers,
         brokerNodeGroupInfo: {
           instanceType: args.instanceType,
           clientSubnets: args.subnetIds,

@@ -9,6 +9,8 @@ export interface NetworkArgs {
   /** One NAT gateway per AZ (prod) or a single shared one (dev). */
   natPerAz: boolean;
   region: string;
+  /** The Karpenter discovery tag value (the EKS cluster name). */
+  clusterName: string;
 }
 
 /** Splits a VPC CIDR into /20s: private subnets first, then public. */
@@ -96,7 +98,7 @@ export class Network extends pulumi.ComponentResource {
           tags: {
             Name: `${name}-private-${i}`,
             "kubernetes.io/role/internal-elb": "1",
-            "karpenter.sh/discovery": "fanda",
+            "karpenter.sh/discovery": args.clusterName,
           },
         },
         parent,

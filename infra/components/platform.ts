@@ -17,6 +17,8 @@ export interface PlatformArgs {
   publicSubnetIds: pulumi.Input<string>[];
   version: string;
   systemNodeType: string;
+  /** EKS cluster name: also the Karpenter discovery tag and part of the node role's name. */
+  clusterName: string;
 }
 
 /** An IRSA trust policy for one ServiceAccount. */
@@ -49,6 +51,7 @@ export function irsaTrust(
 export class Platform extends pulumi.ComponentResource {
   readonly cluster: eks.Cluster;
   readonly karpenterQueue: aws.sqs.Queue;
+  readonly nodeRole: aws.iam.Role;
 
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fanda:infra:Platform", name, {}, opts);
@@ -56,7 +59,7 @@ export class Platform extends pulumi.ComponentResource {
     const nodeRole = new aws.iam.Role(
       `${name}-nodes`,
       {
-        name: "KarpenterNodeRole-fanda",
+        name: `KarpenterNodeRole-${args.clusterName}`,
         assumeRolePolicy: stableJson({
           Version: "2012-10-17",
           Statement: [
@@ -82,9 +85,12 @@ export class Platform extends pulumi.ComponentResource {
         parent,
       );
     }
+    this.nodeRole = nodeRole;
+    const discovery = { "karpenter.sh/discovery": args.clusterName };
     this.cluster = new eks.Cluster(
       `${name}-eks`,
       {
+        name: args.clusterName,
         version: args.version,
         vpcId: args.vpcId,
         privateSubnetIds: args.privateSubnetIds,
@@ -95,7 +101,11 @@ export class Platform extends pulumi.ComponentResource {
         endpointPrivateAccess: true,
         endpointPublicAccess: true,
         instanceRoles: [nodeRole],
-        tags: { "karpenter.sh/discovery": "fanda" },
+        tags: discovery,
+        // Karpenter's EC2NodeClass selects the node security group by this tag.
+        nodeSecurityGroupTags: discovery,
+        // Without this the VPC CNI does not enforce NetworkPolicy objects at all.
+        vpcCniOptions: { enableNetworkPolicy: true },
       },
       parent,
     );
@@ -139,13 +149,17 @@ export class Platform extends pulumi.ComponentResource {
   }
 
   /** A role a ServiceAccount assumes through IRSA. */
-  serviceAccountRole(name: string, namespace: string, serviceAccount: string): aws.iam.Role {
+  serviceAccountRole(
+    name: string,
+    namespace: pulumi.Input<string>,
+    serviceAccount: string,
+  ): aws.iam.Role {
     return new aws.iam.Role(
       name,
       {
         assumeRolePolicy: pulumi
-          .all([this.cluster.oidcProviderArn, this.cluster.oidcProviderUrl])
-          .apply(([arn, url]) => stableJson(irsaTrust(arn, url, namespace, serviceAccount))),
+          .all([this.cluster.oidcProviderArn, this.cluster.oidcProviderUrl, namespace])
+          .apply(([arn, url, ns]) => stableJson(irsaTrust(arn, url, ns, serviceAccount))),
       },
       { parent: this },
     );

@@ -6,7 +6,12 @@ import { stableJson } from "../iam.ts";
 /** Arguments of {@link Shared}. */
 export interface SharedArgs {
   sesDomain: string;
+  /** Prefix of account-wide names (`fanda/<env>`), so stacks can share an account. */
+  prefix: string;
 }
+
+/** The property of the Slack secret that holds the bot token. */
+export const SLACK_TOKEN_PROPERTY = "botToken";
 
 /** Registry, mail identity and secrets. */
 export class Shared extends pulumi.ComponentResource {
@@ -20,7 +25,7 @@ export class Shared extends pulumi.ComponentResource {
     this.repository = new aws.ecr.Repository(
       `${name}-processor`,
       {
-        name: "fanda-processor",
+        name: `${args.prefix}/processor`,
         imageTagMutability: "IMMUTABLE",
         imageScanningConfiguration: { scanOnPush: true },
         encryptionConfigurations: [{ encryptionType: "KMS" }],
@@ -55,11 +60,20 @@ export class Shared extends pulumi.ComponentResource {
     this.slackSecret = new aws.secretsmanager.Secret(
       `${name}-slack`,
       {
-        name: "fanda/slack",
-        description:
-          "Slack bot token (botToken) for the Fanda processor; set the value out of band",
+        name: `${args.prefix}/slack`,
+        description: `Slack bot token (${SLACK_TOKEN_PROPERTY}) for the Fanda processor; set the value out of band`,
       },
       parent,
+    );
+    // The property exists from the first `up`, so External Secrets finds it; the token itself is
+    // put in by hand (docs/deployment.md) and never overwritten by a later `up`.
+    new aws.secretsmanager.SecretVersion(
+      `${name}-slack`,
+      {
+        secretId: this.slackSecret.id,
+        secretString: JSON.stringify({ [SLACK_TOKEN_PROPERTY]: "" }),
+      },
+      { parent: this, ignoreChanges: ["secretString"] },
     );
     this.registerOutputs({ repositoryUrl: this.repository.repositoryUrl });
   }
