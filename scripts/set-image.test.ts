@@ -1,40 +1,43 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { setImage } from "./set-image.ts";
+import { releaseFile, setImage } from "./set-image.ts";
 
 const dev = readFileSync(
-  join(import.meta.dir, "..", "kustomize", "overlays", "dev", "kustomization.yaml"),
+  releaseFile(join(import.meta.dir, "..", "kustomize", "overlays", "dev")),
   "utf8",
 );
+const SHA = "3f2c1ab3f2c1ab3f2c1ab3f2c1ab3f2c1ab3f2c1";
 
 describe("setImage", () => {
-  test("sets name and tag of the processor image and changes nothing else", () => {
-    const out = setImage(
-      dev,
-      "123456789012.dkr.ecr.ap-northeast-2.amazonaws.com/fanda-processor:3f2c1ab",
-    );
-    expect(out).toContain(
-      "    newName: 123456789012.dkr.ecr.ap-northeast-2.amazonaws.com/fanda-processor\n",
-    );
-    expect(out).toContain("    newTag: 3f2c1ab\n");
-    const changed = out.split("\n").filter((l, i) => l !== dev.split("\n")[i]);
-    expect(changed).toHaveLength(2);
-    expect(out.startsWith("# dev:")).toBe(true);
+  test("sets the tag of the processor image and changes nothing else", () => {
+    const out = setImage(dev, SHA);
+    expect(out).toContain(`    newTag: ${SHA}\n`);
+    const before = dev.split("\n");
+    const changed = out.split("\n").filter((l, i) => l !== before[i]);
+    expect(changed.length).toBeLessThanOrEqual(1);
+    expect(out.startsWith("# The release dev runs")).toBe(true);
+    expect(setImage(out, SHA)).toBe(out);
   });
 
   test.each([
-    ["no tag", "registry/fanda-processor"],
-    ["latest", "registry/fanda-processor:latest"],
-    ["a digest", "registry/fanda-processor@sha256:abc"],
-    ["a port, no tag", "registry:5000/fanda-processor"],
-  ])("refuses %s", (_name, ref) => {
-    expect(() => setImage(dev, ref)).toThrow();
+    ["a short sha", "3f2c1ab"],
+    ["latest", "latest"],
+    ["a branch name", "main"],
+    ["a digest", "sha256:abc"],
+    ["an upper-case sha", SHA.toUpperCase()],
+    ["a full reference", `registry/fanda-processor:${SHA}`],
+  ])("refuses %s: CI pushes only commit SHAs", (_name, tag) => {
+    expect(() => setImage(dev, tag)).toThrow(/not a full commit SHA/);
   });
 
-  test("refuses a kustomization without the image entry", () => {
-    expect(() => setImage("resources:\n  - ../../base\n", "r/fanda-processor:1")).toThrow(
-      /no images entry/,
-    );
+  test("refuses a kustomization without the image entry, or one that sets the repository", () => {
+    expect(() => setImage("resources:\n  - ../../base\n", SHA)).toThrow(/no images entry/);
+    expect(() =>
+      setImage(
+        "images:\n  - name: fanda-processor\n    newName: elsewhere/x\n    newTag: a\n",
+        SHA,
+      ),
+    ).toThrow(/must not set newName/);
   });
 });

@@ -1,28 +1,28 @@
 /**
- * Sets the processor image of an overlay — what `kustomize edit set image` does, as a small,
- * tested edit that keeps the file's comments and order.
+ * Sets the processor image tag an environment runs — what `kustomize edit set image` does, as a
+ * small, tested edit of kustomize/overlays/<env>/release/kustomization.yaml that keeps the
+ * file's comments and order. The repository part of the image comes from the environment's
+ * stack.env (the stack's ECR repository), so only the tag is set here, and only to a tag CI
+ * pushes: a full commit SHA.
  *
- *   bun scripts/set-image.ts kustomize/overlays/dev <registry>/fanda-processor:<tag>
+ *   bun scripts/set-image.ts kustomize/overlays/dev <40-hex commit sha>
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-/** The image name the base uses and overlays replace. */
+/** The image name the base uses and the release kustomization retags. */
 export const IMAGE_NAME = "fanda-processor";
 
+/** The only tags CI pushes (deploy.yml tags each image with its commit). */
+export const RELEASE_TAG = /^[0-9a-f]{40}$/;
+
 /**
- * Returns `kustomization` with the `images:` entry for `name` set to `newName:newTag`.
- * @throws Error when the entry is missing or the reference has no tag
+ * Returns `kustomization` with the `images:` entry for `name` set to `newTag: tag`.
+ * @throws Error when the tag is not a full commit SHA or the entry is missing
  */
-export function setImage(kustomization: string, reference: string, name = IMAGE_NAME): string {
-  const at = reference.lastIndexOf(":");
-  if (at < 0 || reference.includes("@") || at < reference.lastIndexOf("/")) {
-    throw new Error(`expected <repository>:<tag>, got ${reference}`);
-  }
-  const newName = reference.slice(0, at);
-  const newTag = reference.slice(at + 1);
-  if (!/^[\w][\w.-]{0,127}$/.test(newTag) || newTag === "latest") {
-    throw new Error(`tag ${JSON.stringify(newTag)} is not a pinned tag`);
+export function setImage(kustomization: string, tag: string, name = IMAGE_NAME): string {
+  if (!RELEASE_TAG.test(tag)) {
+    throw new Error(`tag ${JSON.stringify(tag)} is not a full commit SHA (the tags CI pushes)`);
   }
   const lines = kustomization.split("\n");
   const start = lines.findIndex((l) => new RegExp(`^\\s*- name: ${name}\\s*$`).test(l));
@@ -34,24 +34,36 @@ export function setImage(kustomization: string, reference: string, name = IMAGE_
     const lineIndent = line.match(/^\s*/)?.[0].length ?? 0;
     if (line.trim() !== "" && lineIndent < indent) break;
     if (/^\s*newName:/.test(line)) {
-      lines[i] = `${" ".repeat(indent)}newName: ${newName}`;
-      seen++;
-    } else if (/^\s*newTag:/.test(line)) {
-      lines[i] = `${" ".repeat(indent)}newTag: ${JSON.stringify(newTag).slice(1, -1)}`;
+      throw new Error(
+        `the ${name} entry must not set newName: the repository comes from stack.env`,
+      );
+    }
+    if (/^\s*newTag:/.test(line)) {
+      lines[i] = `${" ".repeat(indent)}newTag: ${tag}`;
       seen++;
     }
   }
-  if (seen !== 2) throw new Error(`the ${name} entry needs newName and newTag lines`);
+  if (seen !== 1) throw new Error(`the ${name} entry needs exactly one newTag line`);
   return lines.join("\n");
 }
 
+/** The file an environment's release tag lives in. */
+export function releaseFile(overlayDir: string): string {
+  return join(overlayDir, "release", "kustomization.yaml");
+}
+
 if (import.meta.main) {
-  const [dir, reference] = process.argv.slice(2);
-  if (!dir || !reference) {
-    console.error("usage: bun scripts/set-image.ts <overlay dir> <repository>:<tag>");
+  const [dir, tag] = process.argv.slice(2);
+  if (!dir || !tag || process.argv.length > 4) {
+    console.error("usage: bun scripts/set-image.ts <overlay dir> <40-hex commit sha>");
     process.exit(2);
   }
-  const file = join(dir, "kustomization.yaml");
-  writeFileSync(file, setImage(readFileSync(file, "utf8"), reference));
-  console.log(`${file}: ${IMAGE_NAME} → ${reference}`);
+  const file = releaseFile(dir);
+  try {
+    writeFileSync(file, setImage(readFileSync(file, "utf8"), tag));
+  } catch (err) {
+    console.error(`${file}: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  console.log(`${file}: ${IMAGE_NAME} → ${tag}`);
 }

@@ -103,11 +103,12 @@ export class Ingest extends pulumi.ComponentResource {
       },
       parent,
     );
-    const failures = (this.failures = new aws.sqs.Queue(
+    this.failures = new aws.sqs.Queue(
       `${name}-producer-failures`,
       { messageRetentionSeconds: 1_209_600 },
       parent,
-    ));
+    );
+    const failures = this.failures;
     new aws.iam.RolePolicy(
       `${name}-producer-failures`,
       {

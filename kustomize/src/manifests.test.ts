@@ -1,11 +1,23 @@
 /** The Kubernetes manifests: rendered from code, up to date, schema-valid, within policy. */
 import { describe, expect, test } from "bun:test";
 import { staleManifests } from "../../scripts/render-manifests.ts";
-import { check, render, validateAll } from "../../scripts/validate-manifests.ts";
-import { APP, manifests } from "./manifests.ts";
+import {
+  check,
+  type K8sObject,
+  podOf,
+  render,
+  stackOf,
+  validateAll,
+} from "../../scripts/validate-manifests.ts";
+import { APP, PLACEHOLDER } from "./manifests.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: the tests poke into rendered YAML of many shapes.
 type Loose = Record<string, any>;
+
+const find = (objs: K8sObject[], kind: string, name?: string) =>
+  objs.find((o) => o.kind === kind && (!name || o.metadata?.name === name)) as Loose;
+const processorConfig = (objs: K8sObject[]) =>
+  objs.find((o) => o.kind === "ConfigMap" && o.metadata?.name?.startsWith(`${APP.name}-`)) as Loose;
 
 describe("manifests", () => {
   test("the committed YAML is exactly what the code renders", () => {
@@ -16,73 +28,86 @@ describe("manifests", () => {
     const { problems, counts } = await validateAll();
     expect(problems).toEqual([]);
     expect(counts).toEqual({
-      base: 12,
-      "overlays/dev": 12,
-      "overlays/prod": 12,
-      karpenter: 2,
-      argocd: 2,
+      base: 17,
       "base/monitoring": 2,
+      "overlays/dev": 17,
+      "overlays/prod": 17,
+      "platform/dev": 3,
+      "platform/prod": 3,
+      "argocd/dev": 3,
+      "argocd/prod": 3,
     });
   }, 60_000);
 
   test("overlays differ where environments differ: namespace, scaling, resources, role, image", async () => {
     const dev = (await render("overlays/dev")).objects;
     const prod = (await render("overlays/prod")).objects;
-    const find = (objs: typeof dev, kind: string) => objs.find((o) => o.kind === kind) as Loose;
     expect(find(dev, "Deployment").metadata.namespace).toBe("fanda-dev");
     expect(find(prod, "Deployment").metadata.namespace).toBe("fanda");
     expect(find(dev, "ScaledObject").spec.maxReplicaCount).toBe(3);
     expect(find(prod, "ScaledObject").spec).toMatchObject({
       minReplicaCount: 3,
-      maxReplicaCount: APP.partitions,
+      maxReplicaCount: Number(stackOf("overlays/prod")?.partitions),
     });
     expect(find(prod, "Deployment").spec.template.spec.containers[0].resources.limits.memory).toBe(
       "512Mi",
     );
-    expect(
-      find(prod, "ServiceAccount").metadata.annotations["eks.amazonaws.com/role-arn"],
-    ).toContain("fanda-prod");
-    expect(find(prod, "Deployment").spec.template.spec.containers[0].image).toMatch(
-      /^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com\/fanda-processor:[\w.-]+$/,
-    );
+    expect(processorConfig(dev).data.LOG_LEVEL).toBe("debug");
+    expect(processorConfig(prod).data.LOG_LEVEL).toBe("info");
     expect(find(dev, "Deployment").metadata.labels["fanda.dev/environment"]).toBe("dev");
+    for (const [objs, env] of [
+      [dev, "dev"],
+      [prod, "prod"],
+    ] as const) {
+      const stack = stackOf(`overlays/${env}`) ?? {};
+      expect(
+        find(objs, "ServiceAccount", APP.name).metadata.annotations["eks.amazonaws.com/role-arn"],
+      ).toBe(stack.processorRoleArn);
+      expect(find(objs, "Deployment").spec.template.spec.containers[0].image).toStartWith(
+        `${stack.ecrRepository}:`,
+      );
+    }
   });
 
-  test("ArgoCD: dev syncs automatically, prod does not; both ignore KEDA's replica count", () => {
-    const apps = manifests().find((f) => f.path === "argocd/applications.yaml")?.objects as Loose[];
-    const [dev, prod] = apps;
-    expect(dev?.spec.syncPolicy.automated).toEqual({ prune: true, selfHeal: true });
-    expect(prod?.spec.syncPolicy.automated).toBeUndefined();
-    for (const app of apps) {
-      expect(app.spec.ignoreDifferences).toEqual([
-        { group: "apps", kind: "Deployment", jsonPointers: ["/spec/replicas"] },
-      ]);
-    }
+  test("the version the processor reports is the image tag the release sets", async () => {
+    const dev = (await render("overlays/dev")).objects;
+    const d = find(dev, "Deployment");
+    const tag = String(d.spec.template.spec.containers[0].image).split(":").pop();
+    expect(tag).toMatch(/^[0-9a-f]{40}$/);
+    expect(d.spec.template.metadata.labels["app.kubernetes.io/version"]).toBe(tag);
+    expect(d.metadata.labels["app.kubernetes.io/version"]).toBe(tag);
+  });
+
+  test("a config change renames the ConfigMap, so the pods roll", async () => {
+    const dev = (await render("overlays/dev")).objects;
+    const prod = (await render("overlays/prod")).objects;
+    const ref = (objs: K8sObject[]) =>
+      find(objs, "Deployment").spec.template.spec.containers[0].envFrom[0].configMapRef.name;
+    expect(ref(dev)).toMatch(/^fanda-processor-[a-z0-9]{10}$/);
+    expect(ref(dev)).not.toBe(ref(prod));
   });
 
   describe("the checks catch what they are for", () => {
     const base = async () => structuredClone((await render("base")).objects);
+    const env = async (target = "overlays/dev") => structuredClone((await render(target)).objects);
 
     test("a schema violation in a custom resource", async () => {
       const objects = await base();
-      const so = objects.find((o) => o.kind === "ScaledObject") as Loose;
-      so.spec.minReplicaCount = "two";
+      find(objects, "ScaledObject").spec.minReplicaCount = "two";
       expect(check("base", objects).join("\n")).toContain("ScaledObject/fanda-processor: schema");
     });
 
-    test("a Karpenter NodePool from the old v1beta1 shape", () => {
-      const pool = manifests().find((f) => f.path === "karpenter/nodepool.yaml")
-        ?.objects[0] as Loose;
-      const broken = structuredClone(pool);
-      broken.spec.disruption.consolidationPolicy = "WhenUnderutilized"; // v1beta1's name, gone in v1
-      expect(check("karpenter", [broken as never]).join("\n")).toContain(
+    test("a Karpenter NodePool from the old v1beta1 shape", async () => {
+      const objects = await env("platform/dev");
+      find(objects, "NodePool").spec.disruption.consolidationPolicy = "WhenUnderutilized";
+      expect(check("platform/dev", objects).join("\n")).toContain(
         "NodePool/fanda-workloads: schema",
       );
     });
 
     test("a container that runs as root with a writable filesystem, no limits and a latest tag", async () => {
       const objects = await base();
-      const d = objects.find((o) => o.kind === "Deployment") as Loose;
+      const d = find(objects, "Deployment");
       const pod = d.spec.template.spec;
       pod.securityContext.runAsNonRoot = false;
       const c = pod.containers[0];
@@ -104,17 +129,62 @@ describe("manifests", () => {
       }
     });
 
-    test("more consumers than partitions, and a grace period shorter than the drain", async () => {
-      const objects = await base();
-      (objects.find((o) => o.kind === "ScaledObject") as Loose).spec.maxReplicaCount = 12;
-      (
-        objects.find((o) => o.kind === "Deployment") as Loose
-      ).spec.template.spec.terminationGracePeriodSeconds = 10;
-      const problems = check("base", objects).join("\n");
+    test("more consumers than the stack's partitions, and a grace period shorter than the drain", async () => {
+      const objects = await env();
+      find(objects, "ScaledObject").spec.maxReplicaCount = 12;
+      find(objects, "Deployment").spec.template.spec.terminationGracePeriodSeconds = 10;
+      const problems = check("overlays/dev", objects, stackOf("overlays/dev")).join("\n");
       expect(problems).toContain("maxReplicaCount 12 is above the 6 partitions");
       expect(problems).toContain(
         "terminationGracePeriodSeconds 10 is not above the drain time 25s",
       );
+    });
+
+    test("a value an environment did not fill in", async () => {
+      const objects = await env();
+      find(objects, "NetworkPolicy", "fanda-default").spec.egress[1].to[0].ipBlock.cidr =
+        PLACEHOLDER;
+      expect(check("overlays/dev", objects, stackOf("overlays/dev")).join("\n")).toContain(
+        `NetworkPolicy/fanda-default: still has a ${PLACEHOLDER} value`,
+      );
+    });
+
+    test("a pod that mounts the API token, a Job image from elsewhere or with a tag CI never pushes", async () => {
+      const objects = await env();
+      podOf(find(objects, "Job", APP.topics))!.automountServiceAccountToken = true;
+      const replay = podOf(find(objects, "CronJob", APP.replay))!;
+      (replay.containers as Loose[])[0]!.image = "docker.io/someone/fanda:0123";
+      const d = find(objects, "Deployment");
+      d.spec.template.spec.containers[0].image = d.spec.template.spec.containers[0].image.replace(
+        /:[0-9a-f]{40}$/,
+        ":dev",
+      );
+      const problems = check("overlays/dev", objects, stackOf("overlays/dev")).join("\n");
+      expect(problems).toContain("Job/fanda-topics: mounts a Kubernetes API token");
+      expect(problems).toContain(
+        "CronJob/fanda-replay container replay: image is not from the stack's repository",
+      );
+      expect(problems).toContain("container processor: image tag is not a commit SHA");
+      expect(problems).toContain("version label is not the image tag dev");
+    });
+
+    test("replicas set next to KEDA, a ConfigMap without hash, a Secret change that would not roll", async () => {
+      const objects = await env();
+      const d = find(objects, "Deployment");
+      d.spec.replicas = 2;
+      d.spec.template.spec.containers[0].envFrom[0].configMapRef.name = APP.name;
+      delete d.metadata.annotations[APP.reloadAnnotation];
+      const problems = check("overlays/dev", objects, stackOf("overlays/dev")).join("\n");
+      expect(problems).toContain("sets replicas although KEDA owns the count");
+      expect(problems).toContain("ConfigMap fanda-processor has no content hash");
+      expect(problems).toContain("a change of Secret fanda-processor-secrets would not roll");
+    });
+
+    test("an alert that hard-codes a namespace", async () => {
+      const objects = structuredClone((await render("base/monitoring")).objects);
+      const rule = find(objects, "PrometheusRule");
+      rule.spec.groups[0].rules[0].expr = 'up{namespace="fanda"} == 0';
+      expect(check("base/monitoring", objects).join("\n")).toContain("hard-codes a namespace");
     });
   });
 });

@@ -80,8 +80,9 @@ const irsaServiceAccount = (name: string, why: string): V1ServiceAccount => ({
     name,
     labels: labelsOf(name),
     annotations: {
-      // IRSA: the role the stack made for exactly this ServiceAccount (infra/index.ts). ${why}
+      // IRSA: the role the stack made for exactly this ServiceAccount (infra/index.ts).
       "eks.amazonaws.com/role-arn": PLACEHOLDER,
+      "fanda.dev/may": why,
     },
   },
   // IRSA's token is projected by the EKS pod identity webhook; the Kubernetes API token is
