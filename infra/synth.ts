@@ -122,5 +122,10 @@ while (Date.now() - stableSince < 300) {
   }
   await Bun.sleep(20);
 }
-process.stdout.write(JSON.stringify(printOutputs ? resolved : resources));
+// Exit only once stdout has taken everything: exiting right after write() cuts a large output
+// short when stdout is a pipe.
+const text = JSON.stringify(printOutputs ? resolved : resources);
+await new Promise<void>((done, fail) =>
+  process.stdout.write(text, (err) => (err ? fail(err) : done())),
+);
 process.exit(0);
