@@ -8,8 +8,9 @@ import { join } from "node:path";
 import { runCommand } from "../scripts/local.ts";
 import { subnetCidrs } from "./components/network.ts";
 import { irsaTrust } from "./components/platform.ts";
-import { parseInfraConfig } from "./config.ts";
+import { derive, parseInfraConfig } from "./config.ts";
 import {
+  externalSecretsPolicy,
   mskArns,
   type PolicyDocument,
   processorPolicy,
@@ -118,12 +119,42 @@ describe.each(["dev", "prod"])("%s stack", (stack) => {
     expect(producer?.Statement.flatMap((s) => s.Action)).not.toContain("kafka-cluster:ReadData");
   });
 
-  test("IRSA: the processor's role trusts only its ServiceAccount", () => {
-    const role = of(stack, "aws:iam/role:Role").find((r) => r.name === "fanda-processor");
+  test("IRSA: each workload and add-on role trusts exactly one ServiceAccount", () => {
+    const namespace = stack === "dev" ? "fanda-dev" : "fanda";
+    const expected: Record<string, string> = {
+      "fanda-processor": `${namespace}:fanda-processor`,
+      "fanda-replay": `${namespace}:fanda-replay`,
+      "fanda-topics": `${namespace}:fanda-topics`,
+      "fanda-keda": "keda:keda-operator",
+      "fanda-external-secrets": "external-secrets:external-secrets",
+      "fanda-karpenter": "kube-system:karpenter",
+    };
+    for (const [name, subject] of Object.entries(expected)) {
+      const role = of(stack, "aws:iam/role:Role").find((r) => r.name === name);
+      const trust = JSON.parse(role?.inputs.assumeRolePolicy ?? "{}");
+      expect(trust.Statement).toHaveLength(1);
+      const conditions = Object.values(trust.Statement[0].Condition.StringEquals);
+      expect(conditions).toContain(`system:serviceaccount:${subject}`);
+      expect(conditions).toContain("sts.amazonaws.com");
+    }
+  });
+
+  test("CI's deploy role is trusted only by this repository's environment of the same stage", () => {
+    const role = of(stack, "aws:iam/role:Role").find((r) => r.name === "fanda-deploy");
     const trust = JSON.parse(role?.inputs.assumeRolePolicy ?? "{}");
-    expect(JSON.stringify(trust.Statement[0].Condition)).toContain(
-      "system:serviceaccount:fanda:fanda-processor",
+    expect(trust.Statement[0].Condition.StringEquals).toEqual({
+      "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+      "token.actions.githubusercontent.com:sub": `repo:fanda-notifications/fanda:environment:${stack === "dev" ? "dev" : "production"}`,
+    });
+  });
+
+  test("account-wide names carry the environment, so dev and prod can share an account", () => {
+    for (const s of of(stack, "aws:secretsmanager/secret:Secret"))
+      expect(s.inputs.name).toStartWith(`fanda/${stack}/`);
+    expect(one(stack, "aws:ecr/repository:Repository").inputs.name).toBe(
+      `fanda/${stack}/processor`,
     );
+    expect(one(stack, "eks:index:Cluster").inputs.name).toBe(`fanda-${stack}`);
   });
 
   test("S3: versioned, encrypted, public access blocked, ObjectCreated to the Lambda", () => {
@@ -207,7 +238,8 @@ describe.each(["dev", "prod"])("%s stack", (stack) => {
     expect(endpoints.some((s: string) => s.endsWith(".s3"))).toBe(true);
     expect(endpoints.some((s: string) => s.endsWith(".secretsmanager"))).toBe(true);
     const privates = of(stack, "aws:ec2/subnet:Subnet").filter((s) => s.name.includes("private"));
-    for (const s of privates) expect(s.inputs.tags["karpenter.sh/discovery"]).toBe("fanda");
+    for (const s of privates)
+      expect(s.inputs.tags["karpenter.sh/discovery"]).toBe(`fanda-${stack}`);
   });
 
   test("EKS: API authentication mode (access entries), OIDC for IRSA, a system node group", () => {
@@ -259,10 +291,28 @@ describe("configuration", () => {
     cacheReplicas: 2,
     lambdaReservedConcurrency: 200,
     sesDomain: "fanda.example.com",
+    namespace: "fanda",
+    repository: "fanda-notifications/fanda",
+    partitions: 6,
+    slackChannel: "#fanda-uploads",
+    emailTo: "ops@example.com, oncall@example.com",
   };
 
   test("accepts a valid prod stack", () => {
     expect(parseInfraConfig(valid).env).toBe("prod");
+  });
+
+  test("derives replication from the broker count: RF at most the brokers, min ISR below RF", () => {
+    const two = derive(parseInfraConfig({ ...valid, azCount: 2 }));
+    expect(two).toMatchObject({ brokers: 2, replicationFactor: 2, minInsyncReplicas: 1 });
+    const six = derive(parseInfraConfig({ ...valid, mskBrokersPerAz: 2 }));
+    expect(six).toMatchObject({ brokers: 6, replicationFactor: 3, minInsyncReplicas: 2 });
+    expect(derive(parseInfraConfig(valid))).toMatchObject({
+      clusterName: "fanda-prod",
+      prefix: "fanda/prod",
+      sesFrom: "fanda@fanda.example.com",
+      repoUrl: "https://github.com/fanda-notifications/fanda.git",
+    });
   });
 
   test.each([
@@ -274,6 +324,11 @@ describe("configuration", () => {
     [{ dbInstanceClass: "m5.large" }, "fanda:dbInstanceClass"],
     [{ cacheReplicas: 0 }, "fanda:cacheReplicas: Multi-AZ Redis needs at least one replica"],
     [{ env: "staging" }, "fanda:env: expected dev or prod"],
+    [{ namespace: "Fanda_Prod" }, "fanda:namespace: expected a Kubernetes namespace name"],
+    [{ repository: "https://github.com/x/y" }, "fanda:repository: expected a GitHub repository"],
+    [{ partitions: 0 }, "fanda:partitions"],
+    [{ slackChannel: "fanda uploads" }, "fanda:slackChannel"],
+    [{ emailTo: "ops@example.com, nobody" }, "fanda:emailTo: expected comma-separated email"],
   ])("refuses %p", (over, message) => {
     expect(() => parseInfraConfig({ ...valid, ...over })).toThrow(message);
   });
@@ -281,36 +336,49 @@ describe("configuration", () => {
 
 describe("building blocks", () => {
   test("MSK IAM ARNs are derived from the cluster ARN", () => {
-    expect(mskArns("arn:aws:kafka:eu-west-1:123456789012:cluster/fanda/abc-1", "t", "g")).toEqual({
+    const arns = mskArns("arn:aws:kafka:eu-west-1:123456789012:cluster/fanda/abc-1", "t", "g");
+    expect(arns).toMatchObject({
       cluster: "arn:aws:kafka:eu-west-1:123456789012:cluster/fanda/abc-1",
       topic: "arn:aws:kafka:eu-west-1:123456789012:topic/fanda/abc-1/t",
       dlq: "arn:aws:kafka:eu-west-1:123456789012:topic/fanda/abc-1/t.dlq",
       group: "arn:aws:kafka:eu-west-1:123456789012:group/fanda/abc-1/g",
     });
+    expect(arns.groupsLike("fanda-replay-")).toBe(
+      "arn:aws:kafka:eu-west-1:123456789012:group/fanda/abc-1/fanda-replay-*",
+    );
     expect(() => mskArns("arn:aws:s3:::bucket", "t", "g")).toThrow(/not an MSK cluster ARN/);
   });
 
-  test("the producer may write the topic and nothing else on Kafka", () => {
+  test("the producer may write the topic (idempotently) and nothing else on Kafka", () => {
     const p = producerPolicy("arn:aws:kafka:r:1:cluster/c/u", "t");
     expect(p.Statement.flatMap((s) => s.Action).sort()).toEqual([
       "kafka-cluster:Connect",
       "kafka-cluster:DescribeCluster",
       "kafka-cluster:DescribeTopic",
       "kafka-cluster:WriteData",
+      "kafka-cluster:WriteDataIdempotently",
     ]);
   });
 
-  test("the processor's policy serialises the same way every time", () => {
-    const args = {
+  test("policies serialise the same way every time, whatever order their inputs come in", () => {
+    expect(stableJson(externalSecretsPolicy(["b", "a"]))).toBe(
+      stableJson(externalSecretsPolicy(["a", "b"])),
+    );
+    expect(stableJson({ b: 1, a: [{ d: 1, c: 2 }] })).toBe('{"a":[{"c":2,"d":1}],"b":1}');
+  });
+
+  test("the processor reads no secrets itself (External Secrets does) and sends mail from its identity only", () => {
+    const p = processorPolicy({
       clusterArn: "arn:aws:kafka:r:1:cluster/c/u",
       topic: "t",
       group: "g",
-      sesIdentityArn: "ses",
-      secretArns: ["b", "a"],
-    };
-    expect(stableJson(processorPolicy(args))).toBe(
-      stableJson(processorPolicy({ ...args, secretArns: ["a", "b"] })),
-    );
+      sesIdentityArn: "arn:aws:ses:r:1:identity/x",
+    });
+    const actions = p.Statement.flatMap((s) => s.Action);
+    expect(actions.some((a) => a.startsWith("secretsmanager:"))).toBe(false);
+    expect(p.Statement.find((s) => s.Sid === "SendEmail")?.Resource).toEqual([
+      "arn:aws:ses:r:1:identity/x",
+    ]);
   });
 
   test("subnets are /20s, private first, and a VPC too small is refused", () => {

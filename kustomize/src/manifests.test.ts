@@ -151,9 +151,13 @@ describe("manifests", () => {
 
     test("a pod that mounts the API token, a Job image from elsewhere or with a tag CI never pushes", async () => {
       const objects = await env();
-      podOf(find(objects, "Job", APP.topics))!.automountServiceAccountToken = true;
-      const replay = podOf(find(objects, "CronJob", APP.replay))!;
-      (replay.containers as Loose[])[0]!.image = "docker.io/someone/fanda:0123";
+      find(objects, "Job", APP.topics).spec.template.spec.automountServiceAccountToken = true;
+      const replay = find(objects, "CronJob", APP.replay);
+      replay.spec.jobTemplate.spec.template.spec.containers[0].image =
+        "docker.io/someone/fanda:0123";
+      expect(podOf(replay as K8sObject)?.containers?.[0]?.image).toBe(
+        "docker.io/someone/fanda:0123",
+      );
       const d = find(objects, "Deployment");
       d.spec.template.spec.containers[0].image = d.spec.template.spec.containers[0].image.replace(
         /:[0-9a-f]{40}$/,

@@ -73,9 +73,9 @@ export function cidrContains(outer: string, inner: string): boolean {
 
 const mskCluster = (l: Layers) => ofType(l, "aws:msk/cluster:Cluster")[0];
 const mskTopicArn = (l: Layers, topic: string) =>
-  l.stack.mskClusterArn.replace(":cluster/", ":topic/") + `/${topic}`;
+  `${l.stack.mskClusterArn.replace(":cluster/", ":topic/")}/${topic}`;
 const mskGroupArn = (l: Layers, group: string) =>
-  l.stack.mskClusterArn.replace(":cluster/", ":group/") + `/${group}`;
+  `${l.stack.mskClusterArn.replace(":cluster/", ":group/")}/${group}`;
 
 /** Every check, in the order an operator would meet the failures. */
 export const CHECKS: Check[] = [
