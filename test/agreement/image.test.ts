@@ -1,0 +1,81 @@
+/**
+ * The image and the manifests agree: every script a container in the manifests runs is copied
+ * into the release stage of processor/Dockerfile, together with every module it imports. A Job
+ * whose script is missing from the image fails only in the cluster, at its first run.
+ */
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { podOf, render } from "../../scripts/validate-manifests.ts";
+
+const ROOT = join(import.meta.dir, "..", "..");
+
+/** The paths the release stage copies from the build context (files or folders). */
+export function copiedPaths(dockerfile: string): string[] {
+  const lines = dockerfile.split("\n").map((l) => l.trim());
+  const release = lines.slice(lines.findIndex((l) => /^FROM .* AS release$/.test(l)));
+  return release
+    .filter((l) => l.startsWith("COPY ") && !l.includes("--from"))
+    .flatMap((l) => l.split(/\s+/).slice(1, -1))
+    .map((p) => p.replace(/\/$/, ""));
+}
+
+/** A file and every relative module it imports, transitively (paths relative to the root). */
+export function importClosure(entry: string): string[] {
+  const transpiler = new Bun.Transpiler({ loader: "ts" });
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    const rel = relative(ROOT, file);
+    if (seen.has(rel)) return;
+    seen.add(rel);
+    for (const imp of transpiler.scanImports(readFileSync(file, "utf8"))) {
+      if (!imp.path.startsWith(".")) continue;
+      const target = resolve(dirname(file), imp.path);
+      if (existsSync(target)) visit(target);
+    }
+  };
+  visit(join(ROOT, entry));
+  return [...seen].sort();
+}
+
+/** Files of `closure` no COPY covers. */
+export function missingFromImage(closure: string[], copied: string[]): string[] {
+  return closure.filter((f) => !copied.some((c) => f === c || f.startsWith(`${c}/`)));
+}
+
+describe("the image holds what the manifests run", async () => {
+  const dockerfile = readFileSync(join(ROOT, "processor", "Dockerfile"), "utf8");
+  const copied = copiedPaths(dockerfile);
+  const { objects } = await render("base");
+  const entries = objects.flatMap((o) =>
+    (podOf(o)?.containers ?? []).map((c) => ({
+      where: `${o.kind}/${o.metadata?.name}`,
+      script: String((c.args as string[] | undefined)?.[0] ?? "processor/src/main.ts"),
+    })),
+  );
+
+  test("the manifests run the processor and the two Job scripts", () => {
+    expect(entries.map((e) => e.script).sort()).toEqual([
+      "processor/src/main.ts",
+      "scripts/replay.ts",
+      "scripts/topics.ts",
+    ]);
+  });
+
+  test.each(entries.map((e) => [e.where, e.script]))(
+    "%s: %s and its imports are in the image",
+    (_, script) => {
+      expect(missingFromImage(importClosure(script), copied)).toEqual([]);
+    },
+  );
+
+  test("the check notices a script the Dockerfile does not copy", () => {
+    const without = copied.filter((c) => c !== "scripts/topics.ts");
+    expect(missingFromImage(importClosure("scripts/topics.ts"), without)).toEqual([
+      "scripts/topics.ts",
+    ]);
+    expect(
+      missingFromImage(importClosure("scripts/replay.ts"), ["scripts/replay.ts"]).length,
+    ).toBeGreaterThan(3);
+  });
+});
