@@ -232,6 +232,23 @@ describe("each check names the broken variant it exists for", () => {
     expect(problems).toContain("no role trusts Karpenter's controller kube-system/karpenter");
   });
 
+  test("add-ons: a role that trusts another ServiceAccount than the chart creates", () => {
+    const l = get("dev");
+    const role = resource(l, "aws:iam/role:Role", "fanda-external-secrets");
+    role.inputs.assumeRolePolicy = role.inputs.assumeRolePolicy.replace(
+      "external-secrets:external-secrets",
+      "external-secrets:eso",
+    );
+    expect(run("each add-on", l)).toContain(
+      "external-secrets: no role trusts external-secrets/external-secrets",
+    );
+    const renamed = get("dev");
+    renamed.stack.kedaServiceAccount = "keda/keda";
+    expect(run("each add-on", renamed)).toContain(
+      "kedaServiceAccount: the stack trusts keda/keda, the chart creates keda-operator",
+    );
+  });
+
   test("processor settings: a sender outside the verified domain, another topic for the Job", () => {
     const l = get("dev");
     const cm = l.overlay.find(

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { installs } from "../../scripts/bootstrap-cluster.ts";
 import type { K8sObject } from "../../scripts/validate-manifests.ts";
 import { allows, type IamPolicy } from "./kafka-access.ts";
 import type { Layers } from "./stacks.ts";
@@ -433,6 +434,31 @@ export const CHECKS: Check[] = [
             .some((r) => String(r).endsWith(`:${l.stack.karpenterInterruptionQueue}`))
         )
           problems.push("Karpenter may not read its interruption queue");
+      }
+      return problems;
+    },
+  },
+  {
+    name: "each add-on is installed under the ServiceAccount its role trusts, with that role",
+    run(l) {
+      const problems: string[] = [];
+      let planned: ReturnType<typeof installs>;
+      try {
+        planned = installs(l.stack);
+      } catch (err) {
+        return [(err as Error).message];
+      }
+      for (const i of planned.filter((x) => x.identity)) {
+        const { serviceAccount, roleArn } = i.identity as {
+          serviceAccount: string;
+          roleArn: string;
+        };
+        const role = roleFor(l, i.namespace, serviceAccount);
+        if (!role) problems.push(`${i.release}: no role trusts ${i.namespace}/${serviceAccount}`);
+        else if (role.arn !== roleArn)
+          problems.push(
+            `${i.release}: annotated with ${roleArn}, but ${role.arn} is the role that trusts it`,
+          );
       }
       return problems;
     },
