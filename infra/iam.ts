@@ -43,14 +43,16 @@ export const REPLAY_GROUP_PREFIX = "fanda-replay-";
 // (kafkajs `idempotent: true`) calls InitProducerId, which MSK authorizes as
 // WriteDataIdempotently on the cluster. test/agreement checks these against what the code calls.
 
-/** Connecting to (and describing) the cluster itself, which every client needs. */
+/**
+ * Connecting to the cluster, which every client needs (and idempotent writes, for producers).
+ * No client calls DescribeCluster: kafkajs's describeCluster() is a Metadata request.
+ */
 function connectStatement(clusterArn: string, idempotentWrites = false): Statement {
   return {
     Sid: "ConnectToCluster",
     Effect: "Allow",
     Action: [
       "kafka-cluster:Connect",
-      "kafka-cluster:DescribeCluster",
       ...(idempotentWrites ? ["kafka-cluster:WriteDataIdempotently"] : []),
     ],
     Resource: [clusterArn],
@@ -160,7 +162,13 @@ export function topicsPolicy(clusterArn: string, topic: string): PolicyDocument 
       {
         Sid: "CreateTopics",
         Effect: "Allow",
-        Action: ["kafka-cluster:CreateTopic", "kafka-cluster:DescribeTopic"],
+        // CreateTopics answers with the new topics' configuration, which Kafka authorizes as
+        // DESCRIBE_CONFIGS on the topic (recorded in test/agreement/kafka-access.json).
+        Action: [
+          "kafka-cluster:CreateTopic",
+          "kafka-cluster:DescribeTopic",
+          "kafka-cluster:DescribeTopicDynamicConfiguration",
+        ],
         Resource: [arns.topic, arns.dlq],
       },
     ],

@@ -353,7 +353,6 @@ describe("building blocks", () => {
     const p = producerPolicy("arn:aws:kafka:r:1:cluster/c/u", "t");
     expect(p.Statement.flatMap((s) => s.Action).sort()).toEqual([
       "kafka-cluster:Connect",
-      "kafka-cluster:DescribeCluster",
       "kafka-cluster:DescribeTopic",
       "kafka-cluster:WriteData",
       "kafka-cluster:WriteDataIdempotently",

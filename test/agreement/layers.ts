@@ -22,6 +22,13 @@ export interface Check {
   run(layers: Layers): string[];
 }
 
+/** A stack.env value; a missing key is a disagreement of its own, reported by name. */
+function val(l: Layers, key: string): string {
+  const v = l.stack[key];
+  if (v === undefined) throw new Error(`stack.env has no ${key}`);
+  return v;
+}
+
 const ofType = (l: Layers, type: string) => l.resources.filter((r) => r.type === type);
 const kinds = (objs: K8sObject[], kind: string) => objs.filter((o) => o.kind === kind) as Loose[];
 
@@ -74,9 +81,9 @@ export function cidrContains(outer: string, inner: string): boolean {
 
 const mskCluster = (l: Layers) => ofType(l, "aws:msk/cluster:Cluster")[0];
 const mskTopicArn = (l: Layers, topic: string) =>
-  `${l.stack.mskClusterArn.replace(":cluster/", ":topic/")}/${topic}`;
+  `${val(l, "mskClusterArn").replace(":cluster/", ":topic/")}/${topic}`;
 const mskGroupArn = (l: Layers, group: string) =>
-  `${l.stack.mskClusterArn.replace(":cluster/", ":group/")}/${group}`;
+  `${val(l, "mskClusterArn").replace(":cluster/", ":group/")}/${group}`;
 
 /** Every check, in the order an operator would meet the failures. */
 export const CHECKS: Check[] = [
@@ -131,7 +138,11 @@ export const CHECKS: Check[] = [
         problems.push(
           `MSK admits ${mskPorts.join(",")} but stack.env says port ${l.stack.kafkaPort}`,
         );
-      if (!l.stack.kafkaBrokers.split(",").every((b) => b.endsWith(`:${l.stack.kafkaPort}`)))
+      if (
+        !val(l, "kafkaBrokers")
+          .split(",")
+          .every((b) => b.endsWith(`:${l.stack.kafkaPort}`))
+      )
         problems.push(`brokers ${l.stack.kafkaBrokers} are not all on port ${l.stack.kafkaPort}`);
       const vpc = ofType(l, "aws:ec2/vpc:Vpc")[0]?.inputs.cidrBlock as string;
       const egress = kinds(l.overlay, "NetworkPolicy").flatMap(
@@ -190,12 +201,12 @@ export const CHECKS: Check[] = [
       );
       if (auth?.spec.podIdentity?.provider !== "aws")
         problems.push("the trigger does not authenticate with the aws pod identity");
-      const [ns, sa] = l.stack.kedaServiceAccount.split("/") as [string, string];
+      const [ns, sa] = val(l, "kedaServiceAccount").split("/") as [string, string];
       const role = roleFor(l, ns, sa);
       if (!role) problems.push(`no role trusts KEDA's operator ${ns}/${sa}`);
       else {
         for (const [action, arn] of [
-          ["kafka-cluster:Connect", l.stack.mskClusterArn],
+          ["kafka-cluster:Connect", val(l, "mskClusterArn")],
           ["kafka-cluster:DescribeTopic", mskTopicArn(l, m.topic ?? "")],
           ["kafka-cluster:DescribeGroup", mskGroupArn(l, m.consumerGroup ?? "")],
         ] as const)
@@ -286,7 +297,7 @@ export const CHECKS: Check[] = [
         if (!allowed.includes(es.metadata.namespace))
           problems.push(`the store does not serve namespace ${es.metadata.namespace}`);
       }
-      const [ns, sa] = l.stack.externalSecretsServiceAccount.split("/") as [string, string];
+      const [ns, sa] = val(l, "externalSecretsServiceAccount").split("/") as [string, string];
       const role = roleFor(l, ns, sa);
       if (!role) problems.push(`no role trusts External Secrets' controller ${ns}/${sa}`);
       else
@@ -416,7 +427,7 @@ export const CHECKS: Check[] = [
         );
       if (cluster?.name !== l.stack.clusterName)
         problems.push(`the cluster is not named ${l.stack.clusterName}`);
-      const [ns, sa] = l.stack.karpenterServiceAccount.split("/") as [string, string];
+      const [ns, sa] = val(l, "karpenterServiceAccount").split("/") as [string, string];
       const role = roleFor(l, ns, sa);
       if (!role) problems.push(`no role trusts Karpenter's controller ${ns}/${sa}`);
       else {
