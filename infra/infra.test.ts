@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { runCommand } from "../scripts/local.ts";
+import { runCommand } from "../scripts/run.ts";
 import { subnetCidrs } from "./components/network.ts";
 import { irsaTrust } from "./components/platform.ts";
 import { derive, parseInfraConfig } from "./config.ts";

@@ -13,6 +13,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { runCommand } from "./run.ts";
 
 const ROOT = join(import.meta.dir, "..");
 
@@ -68,14 +69,9 @@ export function parseStackEnv(text: string): Record<string, string> {
 }
 
 async function run(cmd: string[], cwd: string): Promise<string> {
-  const proc = Bun.spawn(cmd, { cwd, stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  if (code !== 0) throw new Error(`${cmd.join(" ")} failed (exit ${code}): ${err.trim()}`);
-  return out;
+  const r = await runCommand(cmd, { cwd });
+  if (r.code !== 0) throw new Error(`${cmd.join(" ")} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
 }
 
 /** The stack outputs, from the Pulumi CLI, a file, or the offline mock program. */

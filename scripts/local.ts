@@ -4,6 +4,9 @@ import { tmpdir } from "node:os";
 import { type Kafka, logLevel as KafkaLogLevel } from "kafkajs";
 import { createKafka } from "../producer/src/kafka.ts";
 import { createLogger } from "../producer/src/log.ts";
+import { type RunResult, runCommand } from "./run.ts";
+
+export { type RunResult, runCommand };
 
 /** The local stack's bootstrap servers: KAFKA_BROKERS, or scripts/stack's listener. */
 export const LOCAL_BROKERS = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
@@ -125,30 +128,4 @@ export async function startPrivateRedis(
     rmSync(dir, { recursive: true, force: true });
   };
   return { port, url: `redis://127.0.0.1:${port}`, kill, start, stop };
-}
-
-/** What a finished command printed and how it exited. */
-export interface RunResult {
-  stdout: string;
-  stderr: string;
-  code: number;
-}
-
-/** Runs a command to the end, collecting its output. */
-export async function runCommand(
-  cmd: string[],
-  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
-): Promise<RunResult> {
-  const proc = Bun.spawn(cmd, {
-    ...(options.cwd ? { cwd: options.cwd } : {}),
-    ...(options.env ? { env: options.env } : {}),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { stdout, stderr, code };
 }

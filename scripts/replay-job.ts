@@ -11,6 +11,7 @@
  * Needs kubectl with access to the namespace. Waits for the Job and prints its log.
  */
 import { parseArgs } from "node:util";
+import { runCommand } from "./run.ts";
 
 /** The replay template's name and container (kustomize/src/manifests.ts). */
 export const TEMPLATE = "fanda-replay";
@@ -51,18 +52,9 @@ export function replayJob(cronJob: Loose, replayArgs: string[], now = new Date()
 }
 
 async function kubectl(args: string[], input?: string): Promise<string> {
-  const proc = Bun.spawn(["kubectl", ...args], {
-    stdin: input === undefined ? "ignore" : new Blob([input]),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  if (code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${err.trim()}`);
-  return out;
+  const r = await runCommand(["kubectl", ...args], input === undefined ? {} : { input });
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr.trim()}`);
+  return r.stdout;
 }
 
 if (import.meta.main) {

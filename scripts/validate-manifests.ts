@@ -26,7 +26,7 @@ import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { APP, PLACEHOLDER } from "../kustomize/src/manifests.ts";
 import { ENVIRONMENTS, parseStackEnv, stackEnvPath } from "./env-sync.ts";
-import { runCommand } from "./local.ts";
+import { runCommand } from "./run.ts";
 import { RELEASE_TAG } from "./set-image.ts";
 
 const KUSTOMIZE = join(import.meta.dir, "..", "kustomize");

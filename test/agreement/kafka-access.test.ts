@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { runCommand } from "../../scripts/local.ts";
+import { runCommand } from "../../scripts/run.ts";
 import {
   type Allowance,
   type AuthorizerDecision,

@@ -9,7 +9,7 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Environment, parseStackEnv, renderStackEnv } from "../../scripts/env-sync.ts";
-import { runCommand } from "../../scripts/local.ts";
+import { runCommand } from "../../scripts/run.ts";
 import { type K8sObject, renderDir } from "../../scripts/validate-manifests.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");

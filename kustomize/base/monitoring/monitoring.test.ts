@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createMetrics } from "../../../processor/src/metrics.ts";
-import { runCommand } from "../../../scripts/local.ts";
+import { runCommand } from "../../../scripts/run.ts";
 import { render } from "../../../scripts/validate-manifests.ts";
 
 const here = import.meta.dir;
