@@ -191,7 +191,14 @@ describe.each(["dev", "prod"])("%s stack", (stack) => {
       one(stack, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs
         .destinationConfig.onFailure.destination,
     ).toBeTruthy();
-    expect(one(stack, "aws:cloudwatch/metricAlarm:MetricAlarm").inputs.metricName).toBe("Errors");
+    const alarms = of(stack, "aws:cloudwatch/metricAlarm:MetricAlarm").map((a) => a.inputs);
+    expect(alarms.map((a) => `${a.namespace} ${a.metricName}`).sort()).toEqual([
+      "AWS/Lambda Errors",
+      "AWS/SQS ApproximateNumberOfMessagesVisible",
+    ]);
+    expect(alarms.find((a) => a.namespace === "AWS/SQS")?.dimensions.QueueName).toBe(
+      "fanda-producer-failures",
+    );
   });
 
   test("databases: private, encrypted, reachable from the EKS nodes only", () => {

@@ -189,6 +189,26 @@ export class Ingest extends pulumi.ComponentResource {
       },
       parent,
     );
+    // Records waiting in the on-failure queue are uploads without a notification until someone
+    // redrives them (docs/runbooks/lambda-redrive.md); they expire after 14 days.
+    new aws.cloudwatch.MetricAlarm(
+      `${name}-producer-failures-waiting`,
+      {
+        namespace: "AWS/SQS",
+        metricName: "ApproximateNumberOfMessagesVisible",
+        dimensions: { QueueName: failures.name },
+        statistic: "Maximum",
+        period: 300,
+        evaluationPeriods: 1,
+        threshold: 0,
+        comparisonOperator: "GreaterThanThreshold",
+        alarmDescription:
+          "Uploads the producer Lambda gave up on are waiting: redrive them (docs/runbooks/lambda-redrive.md)",
+        treatMissingData: "notBreaching",
+        ...(args.alarmTopicArn ? { alarmActions: [args.alarmTopicArn] } : {}),
+      },
+      parent,
+    );
     this.registerOutputs({ bucket: this.bucket.bucket, lambda: this.lambda.name });
   }
 }
