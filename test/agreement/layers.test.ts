@@ -249,6 +249,24 @@ describe("each check names the broken variant it exists for", () => {
     );
   });
 
+  test("monitoring: a ServiceMonitor Prometheus does not select, scrapes admitted from elsewhere", () => {
+    const l = get("prod");
+    obj(l.overlay, "ServiceMonitor").metadata.labels.release = "prometheus";
+    obj(
+      l.overlay,
+      "NetworkPolicy",
+      "fanda-processor-metrics",
+    ).spec.ingress[0].from[0].namespaceSelector.matchLabels["kubernetes.io/metadata.name"] =
+      "observability";
+    const problems = run("the monitoring stack", l);
+    expect(problems).toContain(
+      "ServiceMonitor/fanda-processor: label release=prometheus, Prometheus selects release=kube-prometheus-stack",
+    );
+    expect(problems).toContain(
+      "the processor admits scrapes from observability, Prometheus runs in monitoring",
+    );
+  });
+
   test("processor settings: a sender outside the verified domain, another topic for the Job", () => {
     const l = get("dev");
     const cm = l.overlay.find(

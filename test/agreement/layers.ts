@@ -475,6 +475,35 @@ export const CHECKS: Check[] = [
     },
   },
   {
+    name: "the monitoring stack the bootstrap installs finds the processor's monitors and may scrape it",
+    run(l) {
+      const problems: string[] = [];
+      const prometheus = installs(l.stack).find((i) => i.chart === "kube-prometheus-stack");
+      if (!prometheus) return ["the bootstrap installs no kube-prometheus-stack"];
+      // The chart's Prometheus selects ServiceMonitors and PrometheusRules by `release: <release>`.
+      for (const o of l.overlay.filter((x) =>
+        ["ServiceMonitor", "PrometheusRule"].includes(x.kind),
+      ))
+        if (o.metadata?.labels?.release !== prometheus.release)
+          problems.push(
+            `${o.kind}/${o.metadata?.name}: label release=${o.metadata?.labels?.release}, Prometheus selects release=${prometheus.release}`,
+          );
+      const scrape = kinds(l.overlay, "NetworkPolicy")
+        .flatMap((p) => (p.spec.ingress ?? []) as Loose[])
+        .filter((r) => (r.ports ?? []).some((p: Loose) => p.port === 8080));
+      const from = scrape.flatMap((r) =>
+        (r.from ?? []).map(
+          (f: Loose) => f.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"],
+        ),
+      );
+      if (!from.includes(prometheus.namespace))
+        problems.push(
+          `the processor admits scrapes from ${from.join(", ") || "nowhere"}, Prometheus runs in ${prometheus.namespace}`,
+        );
+      return problems;
+    },
+  },
+  {
     name: "the processor's settings match what the stack built",
     run(l) {
       const problems: string[] = [];
