@@ -21,10 +21,10 @@
  * explains.
  */
 import mysql from "mysql2/promise";
+import type { Notification } from "../core/contract.ts";
+import { createPublisher, dlqTopicOf, ensureTopics } from "../core/kafka.ts";
+import { createLogger } from "../core/log.ts";
 import { replayDlq } from "../processor/src/replay.ts";
-import type { Notification } from "../producer/src/contract.ts";
-import { createPublisher, dlqTopicOf, ensureTopics } from "../producer/src/kafka.ts";
-import { createLogger } from "../producer/src/log.ts";
 import { toNotification } from "../producer/src/s3-event.ts";
 import { checkOptions, orExit, parseOptions } from "./bench/args.ts";
 import { freePort, localKafka, localProcessorEnv, startPrivateRedis } from "./local.ts";

@@ -2,8 +2,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { type Kafka, logLevel as KafkaLogLevel } from "kafkajs";
-import { createKafka } from "../producer/src/kafka.ts";
-import { createLogger } from "../producer/src/log.ts";
+import { createKafka } from "../core/kafka.ts";
+import { createLogger } from "../core/log.ts";
 import { type RunResult, runCommand } from "./run.ts";
 
 export { type RunResult, runCommand };

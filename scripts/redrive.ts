@@ -18,12 +18,12 @@ import { parseArgs } from "node:util";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
+import { type Env, envBoolean, envLogLevel, parseEnv } from "../core/env.ts";
+import { ConfigError } from "../core/errors.ts";
+import { createKafka, createPublisher, type Publisher } from "../core/kafka.ts";
+import { createLogger, type LogSink } from "../core/log.ts";
 import { createCategorizer } from "../producer/src/category.ts";
 import { loadProducerConfig } from "../producer/src/config.ts";
-import { type Env, envBoolean, envLogLevel, parseEnv } from "../producer/src/env.ts";
-import { ConfigError } from "../producer/src/errors.ts";
-import { createKafka, createPublisher, type Publisher } from "../producer/src/kafka.ts";
-import { createLogger, type LogSink } from "../producer/src/log.ts";
 import {
   createKafkaTarget,
   createLambdaTarget,

@@ -9,13 +9,13 @@
  * Reasons: delivery-failed, unknown-schema-version, invalid-message (the first two by default).
  */
 import { parseArgs } from "node:util";
+import { createKafka, createPublisher } from "../core/kafka.ts";
+import { createLogger } from "../core/log.ts";
 import { createMysqlLog, createSqliteLog } from "../processor/src/audit.ts";
 import { loadProcessorConfig } from "../processor/src/config.ts";
 import type { DeadLetterReason } from "../processor/src/dlq.ts";
 import { ConfigError } from "../processor/src/errors.ts";
 import { replayDlq, replayLog } from "../processor/src/replay.ts";
-import { createKafka, createPublisher } from "../producer/src/kafka.ts";
-import { createLogger } from "../producer/src/log.ts";
 
 const REASONS: DeadLetterReason[] = [
   "delivery-failed",

@@ -9,15 +9,15 @@
 import { parseArgs } from "node:util";
 import { logLevel } from "kafkajs";
 import { z } from "zod";
-import { parseEnv } from "../producer/src/env.ts";
+import { parseEnv } from "../core/env.ts";
 import {
   checkKafkaEnv,
   createKafka,
   ensureTopics,
   kafkaEnvShape,
   kafkaSettingsFrom,
-} from "../producer/src/kafka.ts";
-import { createLogger } from "../producer/src/log.ts";
+} from "../core/kafka.ts";
+import { createLogger } from "../core/log.ts";
 
 const { values } = parseArgs({
   options: {

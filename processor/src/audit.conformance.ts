@@ -1,6 +1,6 @@
 /** The behaviour every {@link DeliveryLog} must have, run against SQLite and MySQL. */
 import { describe, expect, test } from "bun:test";
-import type { Notification } from "../../producer/src/contract.ts";
+import type { Notification } from "../../core/contract.ts";
 import type { DeliveryLog, DeliveryRecord } from "./audit.ts";
 
 const notification = (eventId: string, key = "reports/positive/실적 q3.pdf"): Notification => ({

@@ -10,7 +10,7 @@
  */
 import { createRequire } from "node:module";
 import mysql from "mysql2/promise";
-import type { Notification } from "../../producer/src/contract.ts";
+import type { Notification } from "../../core/contract.ts";
 import { ConfigError, createHealthGate, FandaError } from "./errors.ts";
 
 /** One channel's final outcome for one event. */

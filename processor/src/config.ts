@@ -12,14 +12,14 @@ import {
   envUrl,
   parseEnv,
   splitList,
-} from "../../producer/src/env.ts";
+} from "../../core/env.ts";
 import {
   checkKafkaEnv,
   type KafkaSettings,
   kafkaEnvShape,
   kafkaSettingsFrom,
-} from "../../producer/src/kafka.ts";
-import type { LogLevel } from "../../producer/src/log.ts";
+} from "../../core/kafka.ts";
+import type { LogLevel } from "../../core/log.ts";
 import { isEmailAddress } from "./channels/email.ts";
 import {
   CHANNEL_NAMES,

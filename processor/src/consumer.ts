@@ -25,8 +25,8 @@ import {
   decodeNotification,
   type Notification,
   UnknownSchemaVersionError,
-} from "../../producer/src/contract.ts";
-import type { Logger } from "../../producer/src/log.ts";
+} from "../../core/contract.ts";
+import type { Logger } from "../../core/log.ts";
 import type { DeliveryLog, DeliveryRecord } from "./audit.ts";
 import type { ChannelOutcome, Dispatcher } from "./dispatch.ts";
 import type { DeadLetter, DeadLetterQueue } from "./dlq.ts";

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import type { Notification } from "../../producer/src/contract.ts";
-import { createLogger } from "../../producer/src/log.ts";
-import type { Channel, SendContext } from "./channels/index.ts";
+import type { Notification } from "../../core/contract.ts";
+import { createLogger } from "../../core/log.ts";
+import type { Channel, SendContext } from "./channels/channel.ts";
 import { createDispatcher } from "./dispatch.ts";
 import { ChannelError } from "./errors.ts";
 

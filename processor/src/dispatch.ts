@@ -12,9 +12,9 @@
  *   The outcome is not final: the consumer pauses the partition and tries again later, so an
  *   outage slows consumption instead of dead-lettering everything.
  */
-import type { Notification } from "../../producer/src/contract.ts";
-import type { Logger } from "../../producer/src/log.ts";
-import type { Channel } from "./channels/index.ts";
+import type { Notification } from "../../core/contract.ts";
+import type { Logger } from "../../core/log.ts";
+import type { Channel } from "./channels/channel.ts";
 import { ChannelError, ConfigError, toFandaError } from "./errors.ts";
 import type { Route } from "./routing.ts";
 

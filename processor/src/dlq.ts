@@ -3,7 +3,7 @@
  * `<topic>.dlq` with the reason in headers, so nothing is lost and it can be replayed.
  */
 import { type IHeaders, type Kafka, type KafkaMessage, Partitioners, type Producer } from "kafkajs";
-import { dlqTopicOf } from "../../producer/src/kafka.ts";
+import { dlqTopicOf } from "../../core/kafka.ts";
 import { toFandaError } from "./errors.ts";
 
 /** Header names the DLQ adds to the original message's headers. */

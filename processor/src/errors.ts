@@ -2,14 +2,14 @@
  * Processor errors. The base taxonomy ({@link FandaError}: `retriable`, `operation`, `cause`)
  * is shared with the producer; these add what delivery needs to know.
  */
-import { FandaError } from "../../producer/src/errors.ts";
+import { FandaError } from "../../core/errors.ts";
 
 export {
   ConfigError,
   FandaError,
   InvalidInputError,
   toFandaError,
-} from "../../producer/src/errors.ts";
+} from "../../core/errors.ts";
 
 /** A channel could not deliver. `retriable` decides whether dispatch tries again. */
 export class ChannelError extends FandaError {

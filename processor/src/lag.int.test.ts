@@ -1,7 +1,7 @@
 /** Consumer lag against the real broker: high watermark minus the group's committed offset. */
 import { afterAll, expect, test } from "bun:test";
-import { dlqTopicOf, ensureTopics } from "../../producer/src/kafka.ts";
-import { createLogger } from "../../producer/src/log.ts";
+import { dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
+import { createLogger } from "../../core/log.ts";
 import { localKafka } from "../../scripts/local.ts";
 import { createLagMonitor } from "./lag.ts";
 import { createMetrics } from "./metrics.ts";

@@ -6,7 +6,7 @@
  * its own partitions, so `sum` across pods is the group's lag.
  */
 import type { Admin, Kafka } from "kafkajs";
-import type { Logger } from "../../producer/src/log.ts";
+import type { Logger } from "../../core/log.ts";
 import { ConfigError } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 

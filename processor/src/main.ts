@@ -9,8 +9,8 @@
  * restarts the pod.
  */
 import { setMaxListeners } from "node:events";
-import { createKafka, ensureTopics } from "../../producer/src/kafka.ts";
-import { createLogger, defaultSink, type Logger } from "../../producer/src/log.ts";
+import { createKafka, ensureTopics } from "../../core/kafka.ts";
+import { createLogger, defaultSink, type Logger } from "../../core/log.ts";
 import { createMysqlLog, createSqliteLog, type DeliveryLog } from "./audit.ts";
 import { createChannels } from "./channels/index.ts";
 import { loadProcessorConfig, type ProcessorConfig } from "./config.ts";

@@ -134,3 +134,19 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
   };
 }
+
+/**
+ * Every series name `metrics` exports (histograms with their _bucket, _sum and _count), sorted:
+ * what alert rules and dashboards may query. kustomize/base/monitoring/exported-metrics.json is
+ * this list for a processor with default metrics (metrics.test.ts keeps it current).
+ */
+export async function exportedNames(metrics: Metrics): Promise<string[]> {
+  const names = new Set<string>();
+  for (const m of await metrics.registry.getMetricsAsJSON()) {
+    names.add(m.name);
+    if (String(m.type) === "histogram") {
+      for (const s of ["_bucket", "_sum", "_count"]) names.add(`${m.name}${s}`);
+    }
+  }
+  return [...names].sort();
+}

@@ -3,7 +3,7 @@
  * wrong without a log query. Fed by the logger's sink, so everything that is logged at
  * warn or error lands here, already free of secrets like every log line.
  */
-import type { LogLevel, LogSink } from "../../producer/src/log.ts";
+import type { LogLevel, LogSink } from "../../core/log.ts";
 
 /** One remembered log record. */
 export interface RecentEntry {

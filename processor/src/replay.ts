@@ -7,9 +7,9 @@
  * when the replay started, so a replay never chases its own output or runs forever.
  */
 import type { IHeaders, Kafka } from "kafkajs";
-import { decodeNotification, messageKey } from "../../producer/src/contract.ts";
-import { dlqTopicOf, type Publisher } from "../../producer/src/kafka.ts";
-import type { Logger } from "../../producer/src/log.ts";
+import { decodeNotification, messageKey } from "../../core/contract.ts";
+import { dlqTopicOf, type Publisher } from "../../core/kafka.ts";
+import type { Logger } from "../../core/log.ts";
 import type { DeliveryLog } from "./audit.ts";
 import { type DeadLetterReason, DLQ_HEADERS } from "./dlq.ts";
 import { ConfigError, toFandaError } from "./errors.ts";

@@ -10,7 +10,7 @@
  * ```
  */
 import { z } from "zod";
-import { categorySchema } from "../../producer/src/contract.ts";
+import { categorySchema } from "../../core/contract.ts";
 import { ConfigError } from "./errors.ts";
 
 /** Where one category goes. */

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Notification } from "../../producer/src/contract.ts";
+import type { Notification } from "../../core/contract.ts";
 import { loadTemplates } from "./templates.ts";
 
 const templates = loadTemplates();

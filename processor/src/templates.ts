@@ -14,7 +14,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Notification } from "../../producer/src/contract.ts";
+import type { Notification } from "../../core/contract.ts";
 import { ConfigError } from "./errors.ts";
 
 /** Every placeholder a template may use. */

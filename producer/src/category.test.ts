@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
+import { ConfigError } from "../../core/errors.ts";
 import { createCategorizer, DEFAULT_CATEGORY_RULES, parseCategoryRules } from "./category.ts";
-import { ConfigError } from "./errors.ts";
 
 describe("createCategorizer", () => {
   const categorize = createCategorizer();

@@ -3,8 +3,8 @@
  * case-sensitive as S3 keys are. The seed's rules are the default.
  */
 import { z } from "zod";
-import { categorySchema } from "./contract.ts";
-import { ConfigError } from "./errors.ts";
+import { categorySchema } from "../../core/contract.ts";
+import { ConfigError } from "../../core/errors.ts";
 
 /** One rule: keys starting with `prefix` get `category`. */
 export interface CategoryRule {

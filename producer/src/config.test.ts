@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
+import { ConfigError } from "../../core/errors.ts";
 import { loadProducerConfig } from "./config.ts";
-import { ConfigError } from "./errors.ts";
 
 function issuesOf(env: Record<string, string>): string[] {
   try {

@@ -2,11 +2,16 @@
  * Producer configuration (local ingest and Lambda), parsed once from the environment.
  */
 import { z } from "zod";
+import { type Env, envBoolean, envLogLevel, envPort, parseEnv } from "../../core/env.ts";
+import { ConfigError } from "../../core/errors.ts";
+import {
+  checkKafkaEnv,
+  type KafkaSettings,
+  kafkaEnvShape,
+  kafkaSettingsFrom,
+} from "../../core/kafka.ts";
+import type { LogLevel } from "../../core/log.ts";
 import { type CategoryRule, DEFAULT_CATEGORY_RULES, parseCategoryRules } from "./category.ts";
-import { type Env, envBoolean, envLogLevel, envPort, parseEnv } from "./env.ts";
-import { ConfigError } from "./errors.ts";
-import { checkKafkaEnv, type KafkaSettings, kafkaEnvShape, kafkaSettingsFrom } from "./kafka.ts";
-import type { LogLevel } from "./log.ts";
 
 /** Everything the producer reads from its environment. */
 export interface ProducerConfig {

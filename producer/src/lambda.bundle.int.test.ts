@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { logLevel } from "kafkajs";
+import { dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
 import { LOCAL_BROKERS as brokers, localKafka, runCommand } from "../../scripts/local.ts";
 import { waitFor } from "../../scripts/wait.ts";
 import sqsLambda from "./fixtures/sqs-lambda.json";
-import { dlqTopicOf, ensureTopics } from "./kafka.ts";
 
 const topic = `fanda-lambda-${crypto.randomUUID().slice(0, 8)}`;
 const outdir = mkdtempSync(join(tmpdir(), "fanda-lambda-"));

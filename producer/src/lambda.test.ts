@@ -1,11 +1,11 @@
 import { describe, expect, test } from "bun:test";
+import type { Notification } from "../../core/contract.ts";
+import { FandaError, InvalidInputError } from "../../core/errors.ts";
+import { createLogger } from "../../core/log.ts";
 import { createCategorizer } from "./category.ts";
-import type { Notification } from "./contract.ts";
-import { FandaError, InvalidInputError } from "./errors.ts";
 import put from "./fixtures/s3-put.json";
 import sqsLambda from "./fixtures/sqs-lambda.json";
 import { createHandler, type ProducerRuntime } from "./lambda.ts";
-import { createLogger } from "./log.ts";
 
 function setup(fail?: Error) {
   const batches: { notifications: readonly Notification[]; traceId?: string }[] = [];

@@ -12,11 +12,12 @@
  * The Kafka producer is created and connected once per container, on the first invocation,
  * and reused; a failed connect fails that invocation and is tried again on the next.
  */
+
+import type { Notification } from "../../core/contract.ts";
+import { createKafka, createPublisher, type Publisher } from "../../core/kafka.ts";
+import { createLogger, type Logger } from "../../core/log.ts";
 import { createCategorizer } from "./category.ts";
 import { loadProducerConfig, type ProducerConfig } from "./config.ts";
-import type { Notification } from "./contract.ts";
-import { createKafka, createPublisher, type Publisher } from "./kafka.ts";
-import { createLogger, type Logger } from "./log.ts";
 import { isSqsEvent, parseS3Event, parseSqsRecords, toNotification } from "./s3-event.ts";
 
 /** The part of the Lambda context the handler reads. */

@@ -4,18 +4,18 @@
  * producer's own publisher, and read back.
  */
 import { describe, expect, test } from "bun:test";
+import { HEADERS, type Notification } from "../../core/contract.ts";
+import { dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
+import { createLogger } from "../../core/log.ts";
 import { LOCAL_BROKERS, localKafka } from "../../scripts/local.ts";
 import { main } from "../../scripts/redrive.ts";
 import { waitFor } from "../../scripts/wait.ts";
 import { createCategorizer } from "./category.ts";
-import { HEADERS, type Notification } from "./contract.ts";
 import onFailure from "./fixtures/lambda-on-failure.json";
 import eventAge from "./fixtures/lambda-on-failure-event-age.json";
 import kafkaFailure from "./fixtures/lambda-on-failure-kafka.json";
 import testEvent from "./fixtures/s3-test-event.json";
-import { dlqTopicOf, ensureTopics } from "./kafka.ts";
 import { createHandler } from "./lambda.ts";
-import { createLogger } from "./log.ts";
 import { createMemoryQueue } from "./redrive.ts";
 
 const records = [onFailure, kafkaFailure, eventAge];

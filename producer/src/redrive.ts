@@ -23,9 +23,9 @@ import {
   type ReceiveMessageCommandOutput,
 } from "@aws-sdk/client-sqs";
 import { z } from "zod";
-import { ConfigError, FandaError, InvalidInputError, toFandaError } from "./errors.ts";
+import { ConfigError, FandaError, InvalidInputError, toFandaError } from "../../core/errors.ts";
+import type { Logger } from "../../core/log.ts";
 import { createHandler, type ProducerRuntime } from "./lambda.ts";
-import type { Logger } from "./log.ts";
 import { eventIdOf, isSqsEvent, type ParsedS3Event, parseS3Event } from "./s3-event.ts";
 
 /** A queue message is not a redrivable invocation record; it is left in the queue. */

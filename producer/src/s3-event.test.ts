@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { InvalidInputError } from "./errors.ts";
+import { InvalidInputError } from "../../core/errors.ts";
 import ebCreated from "./fixtures/eventbridge-created.json";
 import ebDeleted from "./fixtures/eventbridge-deleted.json";
 import multi from "./fixtures/s3-multi.json";

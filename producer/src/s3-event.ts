@@ -9,8 +9,8 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { type Notification, SCHEMA_VERSION } from "./contract.ts";
-import { InvalidInputError } from "./errors.ts";
+import { type Notification, SCHEMA_VERSION } from "../../core/contract.ts";
+import { InvalidInputError } from "../../core/errors.ts";
 
 /** One object-level event, key fully decoded. */
 export interface S3ObjectEvent {

@@ -1,13 +1,13 @@
 import { describe, expect, test } from "bun:test";
+import type { Notification } from "../../core/contract.ts";
+import { FandaError } from "../../core/errors.ts";
+import { createLogger } from "../../core/log.ts";
 import { createCategorizer } from "./category.ts";
-import type { Notification } from "./contract.ts";
-import { FandaError } from "./errors.ts";
 import ebCreated from "./fixtures/eventbridge-created.json";
 import multi from "./fixtures/s3-multi.json";
 import put from "./fixtures/s3-put.json";
 import snsLambda from "./fixtures/sns-lambda.json";
 import sqsLambda from "./fixtures/sqs-lambda.json";
-import { createLogger } from "./log.ts";
 import { createIngestApp } from "./server.ts";
 
 function setup(publish?: (ns: readonly Notification[]) => Promise<void>) {

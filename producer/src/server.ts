@@ -6,11 +6,11 @@
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { ConfigError, InvalidInputError, toFandaError } from "../../core/errors.ts";
+import { createKafka, createPublisher, type Publisher } from "../../core/kafka.ts";
+import { createLogger, type Logger } from "../../core/log.ts";
 import { createCategorizer } from "./category.ts";
 import { loadProducerConfig } from "./config.ts";
-import { ConfigError, InvalidInputError, toFandaError } from "./errors.ts";
-import { createKafka, createPublisher, type Publisher } from "./kafka.ts";
-import { createLogger, type Logger } from "./log.ts";
 import { parseS3Event, toNotification } from "./s3-event.ts";
 
 /** Options of {@link createIngestApp}. */

@@ -12,8 +12,8 @@
  * Plus the broker's ceiling for this client: a kafkajs sendBatch loop of 100 messages each.
  */
 import { logLevel } from "kafkajs";
-import { encodeNotification, messageKey } from "../../producer/src/contract.ts";
-import { dlqTopicOf, ensureTopics } from "../../producer/src/kafka.ts";
+import { encodeNotification, messageKey } from "../../core/contract.ts";
+import { dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
 import { parseS3Event, toNotification } from "../../producer/src/s3-event.ts";
 import { LOCAL_BROKERS as brokers, freePort, localKafka } from "../local.ts";
 import { s3PutEvent } from "../upload.ts";

@@ -29,8 +29,8 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import mysql from "mysql2/promise";
-import type { Notification } from "../../producer/src/contract.ts";
-import { createPublisher, dlqTopicOf, ensureTopics } from "../../producer/src/kafka.ts";
+import type { Notification } from "../../core/contract.ts";
+import { createPublisher, dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
 import { toNotification } from "../../producer/src/s3-event.ts";
 import {
   LOCAL_BROKERS as brokers,

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import type { Notification } from "../../../producer/src/contract.ts";
-import { createLogger } from "../../../producer/src/log.ts";
+import type { Notification } from "../../../core/contract.ts";
+import { createLogger } from "../../../core/log.ts";
 import { CHANNEL_NAMES, createChannels } from "./index.ts";
 
 const logger = createLogger({ sink: () => {} });

@@ -1,49 +1,18 @@
 /**
  * Channels are plugins behind one interface, listed in one explicit registry.
- * A channel turns a {@link Notification} into one delivery at one provider and says, by
+ * A channel (./channel.ts) turns a notification into one delivery at one provider and says, by
  * throwing a {@link ChannelError}, whether a failure is worth retrying.
  */
-import type { Notification } from "../../../producer/src/contract.ts";
-import type { Logger } from "../../../producer/src/log.ts";
+import type { Logger } from "../../../core/log.ts";
 import { ConfigError } from "../errors.ts";
 import { loadTemplates, type Templates } from "../templates.ts";
+import type { Channel } from "./channel.ts";
 import { createEmailChannel } from "./email.ts";
 import { createLogChannel } from "./log.ts";
 import { createSlackChannel } from "./slack.ts";
 import { createWebhookChannel } from "./webhook.ts";
 
-/** What a provider returned for one delivery. */
-export interface DeliveryReceipt {
-  /** Provider's id of the delivered message (Slack ts, SES MessageId, HTTP request id). */
-  providerId?: string;
-}
-
-/** What a send gets besides the notification. */
-export interface SendContext {
-  /** Aborted when the send must give up (hard shutdown). */
-  signal: AbortSignal;
-  /** This category's settings for the channel, from the routing rules (may be empty). */
-  target: Record<string, unknown>;
-}
-
-/** One delivery channel. */
-export interface Channel {
-  readonly name: string;
-  /**
-   * Delivers one notification.
-   * @throws ChannelError with `retriable` set by what the provider answered
-   */
-  send(notification: Notification, context: SendContext): Promise<DeliveryReceipt>;
-  /**
-   * Checks credentials and reads provider settings once at start-up (Slack auth.test, SES
-   * GetAccount); a failure stops the processor with the reason.
-   */
-  connect?(): Promise<void>;
-  /** Provider-specific state for /readyz and the status page (rates, waits). */
-  status?(): Record<string, unknown>;
-  /** Releases connections; called once at shutdown. */
-  close(): Promise<void>;
-}
+export type { Channel, DeliveryReceipt, SendContext } from "./channel.ts";
 
 /** The processor's Slack settings (SLACK_*). */
 export interface SlackSettings {

@@ -1,7 +1,7 @@
 /** The Slack channel against scripts/slack-server.ts, over real HTTP on a free port. */
 import { afterEach, describe, expect, test } from "bun:test";
-import type { Notification } from "../../../producer/src/contract.ts";
-import { createLogger } from "../../../producer/src/log.ts";
+import type { Notification } from "../../../core/contract.ts";
+import { createLogger } from "../../../core/log.ts";
 import { type SlackServer, startSlackServer } from "../../../scripts/slack-server.ts";
 import { createDispatcher } from "../dispatch.ts";
 import { ChannelError } from "../errors.ts";

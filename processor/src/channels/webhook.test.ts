@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import type { Notification } from "../../../producer/src/contract.ts";
+import type { Notification } from "../../../core/contract.ts";
 import { channelErrorOf } from "./testing.ts";
 import { createWebhookChannel, webhookSignature } from "./webhook.ts";
 

@@ -8,8 +8,9 @@ import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import type { Kafka } from "kafkajs";
 import mysql from "mysql2/promise";
-import type { Notification } from "../../producer/src/contract.ts";
-import { createPublisher, dlqTopicOf, ensureTopics } from "../../producer/src/kafka.ts";
+import type { Notification } from "../../core/contract.ts";
+import { createPublisher, dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
+import { DLQ_HEADERS } from "../../processor/src/dlq.ts";
 import { toNotification } from "../../producer/src/s3-event.ts";
 import {
   buildProcessorForNode,
@@ -24,7 +25,6 @@ import {
 import { type Sink, startSink } from "../../scripts/sink.ts";
 import { startSlackServer } from "../../scripts/slack-server.ts";
 import { waitFor } from "../../scripts/wait.ts";
-import { DLQ_HEADERS } from "./dlq.ts";
 
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const mysqlServer = process.env.MYSQL_SERVER_URL ?? "mysql://root@127.0.0.1:3306";

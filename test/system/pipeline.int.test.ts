@@ -8,26 +8,21 @@ import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Kafka, logLevel } from "kafkajs";
+import { decodeNotification } from "../../core/contract.ts";
+import { createKafka, createPublisher, dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
+import { createLogger } from "../../core/log.ts";
+import { createSqliteLog } from "../../processor/src/audit.ts";
+import { loadProcessorConfig } from "../../processor/src/config.ts";
+import { DLQ_HEADERS } from "../../processor/src/dlq.ts";
+import { type RunningProcessor, startProcessor } from "../../processor/src/main.ts";
+import { replayDlq, replayLog } from "../../processor/src/replay.ts";
 import { createCategorizer } from "../../producer/src/category.ts";
-import { decodeNotification } from "../../producer/src/contract.ts";
 import putEvent from "../../producer/src/fixtures/s3-put.json";
-import {
-  createKafka,
-  createPublisher,
-  dlqTopicOf,
-  ensureTopics,
-} from "../../producer/src/kafka.ts";
-import { createLogger } from "../../producer/src/log.ts";
 import { eventIdOf } from "../../producer/src/s3-event.ts";
 import { createIngestApp } from "../../producer/src/server.ts";
 import { type Sink, startSink } from "../../scripts/sink.ts";
 import { s3PutEvent } from "../../scripts/upload.ts";
 import { waitFor } from "../../scripts/wait.ts";
-import { createSqliteLog } from "./audit.ts";
-import { loadProcessorConfig } from "./config.ts";
-import { DLQ_HEADERS } from "./dlq.ts";
-import { type RunningProcessor, startProcessor } from "./main.ts";
-import { replayDlq, replayLog } from "./replay.ts";
 
 const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
 const run = crypto.randomUUID().slice(0, 8);
