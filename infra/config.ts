@@ -28,6 +28,12 @@ const schema = z
     lambdaReservedConcurrency: z.number().int().min(1).max(1000),
     sesDomain: z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/, "expected a domain name"),
     alarmEmail: z.email({ error: "expected an email address" }).optional(),
+    adminPrincipalArn: z
+      .string()
+      .regex(
+        /^arn:aws:iam::\d{12}:(role|user)\/[\w+=,.@/-]+$/,
+        "expected the ARN of an IAM role or user that administers the cluster",
+      ),
     namespace: z
       .string()
       .regex(

@@ -428,6 +428,13 @@ export function karpenterControllerPolicy(options: {
         Resource: [profile],
       },
       {
+        // Garbage collection of instance profiles lists them; listing has no resource scope.
+        Sid: "ListInstanceProfiles",
+        Effect: "Allow",
+        Action: ["iam:ListInstanceProfiles"],
+        Resource: ["*"],
+      },
+      {
         Sid: "DiscoverApiServer",
         Effect: "Allow",
         Action: ["eks:DescribeCluster"],

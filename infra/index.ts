@@ -73,6 +73,7 @@ export function fanda(raw: unknown, codePath = "../producer/dist") {
     version: config.eksVersion,
     systemNodeType: config.systemNodeType,
     clusterName: d.clusterName,
+    adminPrincipalArn: config.adminPrincipalArn,
   });
   const producerSg = new aws.ec2.SecurityGroup("fanda-producer-client", {
     vpcId: network.vpc.id,

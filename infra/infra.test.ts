@@ -249,12 +249,38 @@ describe.each(["dev", "prod"])("%s stack", (stack) => {
       expect(s.inputs.tags["karpenter.sh/discovery"]).toBe(`fanda-${stack}`);
   });
 
-  test("EKS: API authentication mode (access entries), OIDC for IRSA, a system node group", () => {
-    expect(one(stack, "eks:index:Cluster").inputs).toMatchObject({
+  test("EKS: API authentication mode with an admin access entry, OIDC for IRSA, a system node group", () => {
+    const cluster = one(stack, "eks:index:Cluster").inputs;
+    expect(cluster).toMatchObject({
       authenticationMode: "API",
       createOidcProvider: true,
+      skipDefaultSecurityGroups: true,
+      vpcCniOptions: { enableNetworkPolicy: true },
+    });
+    expect(cluster.accessEntries.admin).toEqual({
+      principalArn: "arn:aws:iam::123456789012:role/fanda-admin",
+      accessPolicies: {
+        admin: {
+          policyArn: "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+          accessScope: { type: "cluster" },
+        },
+      },
     });
     expect(of(stack, "eks:index:ManagedNodeGroup")).toHaveLength(1);
+  });
+
+  test("Karpenter: its nodes share the cluster's security group (tagged for discovery), interruptions reach its queue", () => {
+    expect(one(stack, "aws:ec2/tag:Tag").inputs).toEqual({
+      resourceId: "sg-0eksnodes",
+      key: "karpenter.sh/discovery",
+      value: `fanda-${stack}`,
+    });
+    const policy = JSON.parse(one(stack, "aws:sqs/queuePolicy:QueuePolicy").inputs.policy);
+    expect(policy.Statement[0]).toMatchObject({
+      Principal: { Service: ["events.amazonaws.com", "sqs.amazonaws.com"] },
+      Action: "sqs:SendMessage",
+    });
+    expect(of(stack, "aws:cloudwatch/eventTarget:EventTarget")).toHaveLength(4);
   });
 });
 
@@ -298,6 +324,7 @@ describe("configuration", () => {
     cacheReplicas: 2,
     lambdaReservedConcurrency: 200,
     sesDomain: "fanda.example.com",
+    adminPrincipalArn: "arn:aws:iam::123456789012:role/platform-admin",
     namespace: "fanda",
     repository: "fanda-notifications/fanda",
     partitions: 6,
@@ -331,6 +358,7 @@ describe("configuration", () => {
     [{ dbInstanceClass: "m5.large" }, "fanda:dbInstanceClass"],
     [{ cacheReplicas: 0 }, "fanda:cacheReplicas: Multi-AZ Redis needs at least one replica"],
     [{ env: "staging" }, "fanda:env: expected dev or prod"],
+    [{ adminPrincipalArn: "platform-admin" }, "fanda:adminPrincipalArn: expected the ARN"],
     [{ namespace: "Fanda_Prod" }, "fanda:namespace: expected a Kubernetes namespace name"],
     [{ repository: "https://github.com/x/y" }, "fanda:repository: expected a GitHub repository"],
     [{ partitions: 0 }, "fanda:partitions"],

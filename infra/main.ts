@@ -21,6 +21,7 @@ const raw = {
   cacheReplicas: cfg.requireNumber("cacheReplicas"),
   lambdaReservedConcurrency: cfg.requireNumber("lambdaReservedConcurrency"),
   sesDomain: cfg.require("sesDomain"),
+  adminPrincipalArn: cfg.require("adminPrincipalArn"),
   namespace: cfg.require("namespace"),
   repository: cfg.require("repository"),
   partitions: cfg.requireNumber("partitions"),

@@ -241,6 +241,25 @@ export function check(target: string, objects: K8sObject[], stack?: Record<strin
         `${where(o)}: sets replicas although KEDA owns the count (sync would reset it)`,
       );
   }
+  // A PreSync hook runs before the sync applies anything else: on the first sync, what it
+  // needs must be a PreSync hook of an earlier wave too, or inline.
+  const HOOK = "argocd.argoproj.io/hook";
+  const wave = (o: K8sObject) =>
+    Number(o.metadata?.annotations?.["argocd.argoproj.io/sync-wave"] ?? 0);
+  for (const o of objects.filter((x) => x.metadata?.annotations?.[HOOK] === "PreSync")) {
+    const pod = podOf(o);
+    if (!pod) continue;
+    const sa = objects.find(
+      (x) => x.kind === "ServiceAccount" && x.metadata?.name === pod.serviceAccountName,
+    );
+    if (!sa || sa.metadata?.annotations?.[HOOK] !== "PreSync" || !(wave(sa) < wave(o)))
+      problems.push(
+        `${where(o)}: PreSync hook runs as ${String(pod.serviceAccountName)}, which is not a PreSync hook of an earlier wave (it would not exist on the first sync)`,
+      );
+    for (const c of pod.containers ?? [])
+      if (((c.envFrom ?? []) as unknown[]).length > 0)
+        problems.push(`${where(o)}: PreSync hook reads envFrom, which the same sync creates later`);
+  }
   for (const o of objects.filter((x) => x.kind === "ScaledObject")) {
     const min = Number(o.spec?.minReplicaCount ?? 0);
     const max = Number(o.spec?.maxReplicaCount ?? 100);

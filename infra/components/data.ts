@@ -102,13 +102,15 @@ export class Data extends pulumi.ComponentResource {
       },
       parent,
     );
+    // getRandomPassword answers anew on every run: the first token is kept (here and on the
+    // cluster), or each `pulumi up` would rotate it under the running processors.
     new aws.secretsmanager.SecretVersion(
       `${name}-redis-auth`,
       {
         secretId: this.cacheAuthSecret.id,
         secretString: token.randomPassword,
       },
-      parent,
+      { parent: this, ignoreChanges: ["secretString"] },
     );
     const cacheSubnets = new aws.elasticache.SubnetGroup(
       `${name}-redis`,
@@ -132,7 +134,7 @@ export class Data extends pulumi.ComponentResource {
         securityGroupIds: [cacheSg.id],
         port: 6379,
       },
-      parent,
+      { parent: this, ignoreChanges: ["authToken"] },
     );
     this.endpointsSecret = new aws.secretsmanager.Secret(
       `${name}-endpoints`,

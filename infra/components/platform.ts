@@ -19,7 +19,13 @@ export interface PlatformArgs {
   systemNodeType: string;
   /** EKS cluster name: also the Karpenter discovery tag and part of the node role's name. */
   clusterName: string;
+  /** An IAM role or user that administers the cluster (kubectl, Helm, Argo CD bootstrap). */
+  adminPrincipalArn: string;
 }
+
+/** EKS's managed policy for full cluster administration through an access entry. */
+export const EKS_ADMIN_POLICY =
+  "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
 
 /** An IRSA trust policy for one ServiceAccount. */
 export function irsaTrust(
@@ -102,10 +108,30 @@ export class Platform extends pulumi.ComponentResource {
         endpointPublicAccess: true,
         instanceRoles: [nodeRole],
         tags: discovery,
-        // Karpenter's EC2NodeClass selects the node security group by this tag.
-        nodeSecurityGroupTags: discovery,
+        // One security group for every node: the one EKS creates for the cluster, which managed
+        // node groups always carry. Karpenter's nodes select it by tag (below), and MSK, RDS and
+        // Redis admit it: whichever node a pod lands on reaches the data stores and CoreDNS.
+        skipDefaultSecurityGroups: true,
         // Without this the VPC CNI does not enforce NetworkPolicy objects at all.
         vpcCniOptions: { enableNetworkPolicy: true },
+        // Without an access entry only the principal that created the cluster could use it.
+        accessEntries: {
+          admin: {
+            principalArn: args.adminPrincipalArn,
+            accessPolicies: {
+              admin: { policyArn: EKS_ADMIN_POLICY, accessScope: { type: "cluster" } },
+            },
+          },
+        },
+      },
+      parent,
+    );
+    new aws.ec2.Tag(
+      `${name}-nodes-discovery`,
+      {
+        resourceId: this.cluster.nodeSecurityGroupId,
+        key: "karpenter.sh/discovery",
+        value: args.clusterName,
       },
       parent,
     );
@@ -125,6 +151,28 @@ export class Platform extends pulumi.ComponentResource {
       {
         messageRetentionSeconds: 300,
         sqsManagedSseEnabled: true,
+      },
+      parent,
+    );
+    // EventBridge may deliver to the queue only for its own rules in this account.
+    new aws.sqs.QueuePolicy(
+      `${name}-karpenter-interruptions`,
+      {
+        queueUrl: this.karpenterQueue.url,
+        policy: this.karpenterQueue.arn.apply((arn) =>
+          stableJson({
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Sid: "EventBridgeDelivers",
+                Effect: "Allow",
+                Principal: { Service: ["events.amazonaws.com", "sqs.amazonaws.com"] },
+                Action: "sqs:SendMessage",
+                Resource: arn,
+              },
+            ],
+          }),
+        ),
       },
       parent,
     );

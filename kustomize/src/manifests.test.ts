@@ -184,6 +184,20 @@ describe("manifests", () => {
       expect(problems).toContain("a change of Secret fanda-processor-secrets would not roll");
     });
 
+    test("a PreSync hook that needs what the sync creates after it", async () => {
+      const objects = await env();
+      const sa = find(objects, "ServiceAccount", APP.topics);
+      delete sa.metadata.annotations["argocd.argoproj.io/hook"];
+      find(objects, "Job", APP.topics).spec.template.spec.containers[0].envFrom = [
+        { configMapRef: { name: APP.name } },
+      ];
+      const problems = check("overlays/dev", objects, stackOf("overlays/dev")).join("\n");
+      expect(problems).toContain(
+        "Job/fanda-topics: PreSync hook runs as fanda-topics, which is not a PreSync hook of an earlier wave",
+      );
+      expect(problems).toContain("Job/fanda-topics: PreSync hook reads envFrom");
+    });
+
     test("an alert that hard-codes a namespace", async () => {
       const objects = structuredClone((await render("base/monitoring")).objects);
       const rule = find(objects, "PrometheusRule");

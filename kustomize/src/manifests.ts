@@ -73,7 +73,11 @@ export interface ManifestFile {
   comment: string;
 }
 
-const irsaServiceAccount = (name: string, why: string): V1ServiceAccount => ({
+const irsaServiceAccount = (
+  name: string,
+  why: string,
+  hook: Record<string, string> = {},
+): V1ServiceAccount => ({
   apiVersion: "v1",
   kind: "ServiceAccount",
   metadata: {
@@ -83,6 +87,7 @@ const irsaServiceAccount = (name: string, why: string): V1ServiceAccount => ({
       // IRSA: the role the stack made for exactly this ServiceAccount (infra/index.ts).
       "eks.amazonaws.com/role-arn": PLACEHOLDER,
       "fanda.dev/may": why,
+      ...hook,
     },
   },
   // IRSA's token is projected by the EKS pod identity webhook; the Kubernetes API token is
@@ -153,7 +158,8 @@ const externalSecret: ExternalSecret = {
   kind: "ExternalSecret",
   metadata: { name: APP.name, labels },
   spec: {
-    refreshInterval: "1h",
+    // RDS rotates its password in place: new connections fail until the Secret follows.
+    refreshInterval: "5m",
     secretStoreRef: { kind: "ClusterSecretStore", name: SECRET_STORE },
     target: {
       name: APP.secret,
@@ -635,7 +641,13 @@ export function manifests(): ManifestFile[] {
       objects: [
         irsaServiceAccount(APP.name, "Reads the topic, writes the DLQ, sends email."),
         irsaServiceAccount(APP.replay, "Reads the DLQ, writes the topic."),
-        irsaServiceAccount(APP.topics, "Creates the topic and its DLQ."),
+        // A PreSync hook itself, one wave before the Job: hooks run before the sync applies
+        // anything else, so a normal ServiceAccount would not exist yet on the first sync.
+        irsaServiceAccount(APP.topics, "Creates the topic and its DLQ.", {
+          "argocd.argoproj.io/hook": "PreSync",
+          "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
+          "argocd.argoproj.io/sync-wave": "-1",
+        }),
       ],
       comment: "Identities of the processor and its Jobs; each has its own IRSA role.",
     },

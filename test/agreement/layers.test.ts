@@ -223,12 +223,14 @@ describe("each check names the broken variant it exists for", () => {
     const nc = obj(l.platform, "EC2NodeClass");
     nc.spec.role = "KarpenterNodeRole-fanda";
     nc.spec.subnetSelectorTerms[0].tags["karpenter.sh/discovery"] = "fanda";
+    resource(l, "aws:ec2/tag:Tag").inputs.value = "fanda";
     l.resources = l.resources.filter(
       (r) => !(r.type === "aws:iam/role:Role" && r.name === "fanda-karpenter"),
     );
     const problems = run("Karpenter", l);
     expect(problems).toContain("EC2NodeClass role KarpenterNodeRole-fanda is not the stack's");
     expect(problems).toContain("EC2NodeClass selects subnets tagged fanda");
+    expect(problems).toContain("selects security groups by a tag the group the data stores admit");
     expect(problems).toContain("no role trusts Karpenter's controller kube-system/karpenter");
   });
 

@@ -418,12 +418,20 @@ export const CHECKS: Check[] = [
           `EC2NodeClass selects subnets tagged ${tag(nc?.spec.subnetSelectorTerms)}; the stack tags ${[...subnetTags]}`,
         );
       const cluster = ofType(l, "eks:index:Cluster")[0]?.inputs;
+      // The nodes' security group (the EKS cluster's, which MSK, RDS and Redis admit) must carry
+      // the tag the EC2NodeClass selects by, or Karpenter's nodes get a group nothing admits.
+      const sgTag = ofType(l, "aws:ec2/tag:Tag").find(
+        (t) => t.inputs.key === "karpenter.sh/discovery",
+      )?.inputs;
+      const admitted = ofType(l, "aws:ec2/securityGroup:SecurityGroup")
+        .filter((g) => ["fanda-mysql", "fanda-redis"].includes(g.name))
+        .map((g) => g.inputs.ingress?.[0]?.securityGroups?.[0]);
       if (
-        cluster?.nodeSecurityGroupTags?.["karpenter.sh/discovery"] !==
-        tag(nc?.spec.securityGroupSelectorTerms)
+        sgTag?.value !== tag(nc?.spec.securityGroupSelectorTerms) ||
+        !admitted.every((g) => g === sgTag?.resourceId)
       )
         problems.push(
-          "EC2NodeClass selects security groups by a tag the node security group does not carry",
+          "EC2NodeClass selects security groups by a tag the group the data stores admit does not carry",
         );
       if (cluster?.name !== l.stack.clusterName)
         problems.push(`the cluster is not named ${l.stack.clusterName}`);
