@@ -252,7 +252,9 @@ export function check(target: string, objects: K8sObject[], stack?: Record<strin
     const sa = objects.find(
       (x) => x.kind === "ServiceAccount" && x.metadata?.name === pod.serviceAccountName,
     );
-    if (!sa || sa.metadata?.annotations?.[HOOK] !== "PreSync" || !(wave(sa) < wave(o)))
+    const earlierHook =
+      sa !== undefined && sa.metadata?.annotations?.[HOOK] === "PreSync" && wave(sa) < wave(o);
+    if (!earlierHook)
       problems.push(
         `${where(o)}: PreSync hook runs as ${String(pod.serviceAccountName)}, which is not a PreSync hook of an earlier wave (it would not exist on the first sync)`,
       );
