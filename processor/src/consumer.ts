@@ -17,26 +17,27 @@
  * partition is paused with a growing delay: Kafka hands the unresolved rest to us again
  * later, and the idempotency store makes the replay send only what did not finish. So an
  * outage slows consumption; nothing is dropped, and nothing is committed ahead of its outcome.
+ *
+ * This file is the batch runner (fetch, pause/resume, heartbeats, commit scheduling); its
+ * collaborators are in consumer/: the message handler (decode, route, send, settle, outcome),
+ * the offset ledger (what may be committed, and the records to write first) and the
+ * store-retry policy for marks after a send.
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
-import {
-  decodeNotification,
-  type Notification,
-  UnknownSchemaVersionError,
-} from "../../core/contract.ts";
+import type { Consumer, EachBatchPayload, Kafka } from "kafkajs";
+import type { Notification } from "../../core/contract.ts";
 import type { Logger } from "../../core/log.ts";
 import type { DeliveryLog, DeliveryRecord } from "./audit.ts";
-import type { ChannelOutcome, Dispatcher } from "./dispatch.ts";
-import type { DeadLetter, DeadLetterQueue } from "./dlq.ts";
-import { ConfigError, InvalidInputError, toFandaError } from "./errors.ts";
-import type { ClaimState, DeliveryKey, IdempotencyStore } from "./idempotency.ts";
+import { createMessageHandler, deliveryKey, type Item, type Reason } from "./consumer/handler.ts";
+import { createOffsetLedger } from "./consumer/ledger.ts";
+import { createSettler } from "./consumer/store-retry.ts";
+import type { Dispatcher } from "./dispatch.ts";
+import type { DeadLetterQueue } from "./dlq.ts";
+import { ConfigError, toFandaError } from "./errors.ts";
+import type { ClaimState, IdempotencyStore } from "./idempotency.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Route, Router } from "./routing.ts";
-
-/** How long a `done`/release mark after a send is retried through a Redis outage. */
-const SETTLE_RETRY_MS = 30_000;
 
 /** What the consumer is doing, for health and readiness. */
 export interface ConsumerState {
@@ -98,26 +99,6 @@ export interface ConsumerOptions {
   fromBeginning?: boolean;
 }
 
-type Reason =
-  | "channel-down"
-  | "claimed-elsewhere"
-  | "store-unavailable"
-  | "dlq-unavailable"
-  | "audit-unavailable"
-  | "shutdown";
-
-interface Item {
-  message: KafkaMessage;
-  notification?: Notification;
-  route?: Route;
-  /** Claim state per routed channel, same order as route.channels. */
-  claims?: ClaimState[];
-  /** Set once the outcome is final. */
-  final: boolean;
-  /** Why not final. */
-  reason?: Reason;
-}
-
 /** Runs `work` over `items` with at most `limit` running at once. */
 async function eachLimited<T>(
   items: readonly T[],
@@ -164,6 +145,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
   const abortSignal = options.abortSignal ?? new AbortController().signal;
   const state: ConsumerState = { running: false, joined: false, partitions: [], paused: [] };
   const pauseStreak = new Map<number, number>();
+  const ledger = createOffsetLedger();
   const consumer: Consumer = options.kafka.consumer({
     groupId: options.groupId,
     allowAutoTopicCreation: false,
@@ -183,12 +165,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     state.joined = true;
     state.partitions = [...(e.payload.memberAssignment[options.topic] ?? [])].sort((a, b) => a - b);
     // Never commit for a partition another member now owns: its progress is its own.
-    for (const p of [...resolved.keys()]) {
-      if (!state.partitions.includes(p)) {
-        resolved.delete(p);
-        committed.delete(p);
-      }
-    }
+    ledger.assign(state.partitions);
     log.info("joined group", { groupId: options.groupId, partitions: state.partitions });
   });
   consumer.on(consumer.events.REBALANCING, () => {
@@ -211,166 +188,17 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     options.onFatal?.(error);
   });
 
-  const keyOf = (n: Notification, channel: string): DeliveryKey => ({
-    eventId: n.eventId,
-    channel,
+  const handler = createMessageHandler({
+    route: options.route,
+    dispatch,
+    store,
+    dlq: options.dlq,
+    settle: createSettler({ store, logger: log, abortSignal }),
+    metrics,
+    logger: log,
+    failOpen: options.failOpen ?? false,
+    abortSignal,
   });
-
-  // One deadline per outage, shared by every settle waiting on it: a batch's sends give up
-  // together SETTLE_RETRY_MS after the store first failed, not one after another.
-  let outageGiveUpAt: number | undefined;
-  /**
-   * Store calls after a send, retried through a Redis outage of up to SETTLE_RETRY_MS: the
-   * send cannot be undone, and a `done` mark that is lost is a resend waiting to happen. The
-   * message's outcome (so its commit) waits meanwhile, as the next claims would anyway.
-   */
-  const settle = async (op: "complete" | "release", keys: DeliveryKey[]) => {
-    if (keys.length === 0) return;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await store[op](keys);
-        outageGiveUpAt = undefined;
-        return;
-      } catch (err) {
-        outageGiveUpAt ??= Date.now() + SETTLE_RETRY_MS;
-        if (Date.now() >= outageGiveUpAt || abortSignal.aborted) {
-          // The outcome stands; at worst a later redelivery sends these again.
-          log.error(`idempotency ${op} failed; a redelivery may resend`, { keys, err });
-          return;
-        }
-        await sleep(Math.min(2000, 100 * 2 ** attempt), undefined, { signal: abortSignal }).catch(
-          () => {},
-        );
-      }
-    }
-  };
-
-  /** Dead-letters one message; false when the DLQ could not take it (outcome not final). */
-  const deadLetter = async (letter: DeadLetter): Promise<boolean> => {
-    try {
-      await options.dlq.send([letter]);
-    } catch (err) {
-      log.error("dead-lettering failed; the message stays uncommitted", {
-        partition: letter.partition,
-        offset: letter.message.offset,
-        err,
-      });
-      return false;
-    }
-    metrics.deadLetters.inc({ reason: letter.reason });
-    log.warn("dead-lettered", {
-      topic: letter.topic,
-      partition: letter.partition,
-      offset: letter.message.offset,
-      reason: letter.reason,
-      error: letter.error,
-    });
-    return true;
-  };
-
-  const handle = async (
-    topic: string,
-    partition: number,
-    item: Item,
-    records: DeliveryRecord[],
-  ) => {
-    const n = item.notification;
-    const route = item.route;
-    const claims = item.claims;
-    if (!n || !route || !claims) return;
-    const toSend: string[] = [];
-    route.channels.forEach((channel, i) => {
-      const claim = claims[i];
-      if (claim === "claimed") toSend.push(channel);
-      else if (claim === "done") {
-        metrics.duplicatesSkipped.inc({ channel });
-        // A crash between the send and its batch's log write would leave no row; this one
-        // (0 attempts, never overwriting an existing row's details) closes that gap.
-        const now = new Date();
-        records.push({
-          notification: n,
-          channel,
-          status: "delivered",
-          attempts: 0,
-          firstAttemptAt: now,
-          finishedAt: now,
-        });
-      }
-    });
-    const busy = claims.some((c) => c === "busy");
-    if (toSend.length > 0 && !options.failOpen && !store.healthy()) {
-      // Redis went away after this batch was claimed: a send now could not be marked done,
-      // so leave it for the redelivery (our claims lapse; nothing was sent).
-      item.reason = "store-unavailable";
-      return;
-    }
-    const outcomes: ChannelOutcome[] =
-      toSend.length > 0
-        ? await dispatch(n, { channels: toSend, targets: route.targets }, abortSignal)
-        : [];
-    const delivered = outcomes.filter((o) => o.status === "delivered");
-    const failed = outcomes.filter((o) => o.status === "failed");
-    const deferred = outcomes.filter((o) => o.status === "deferred");
-    await Promise.all([
-      settle(
-        "complete",
-        delivered.map((o) => keyOf(n, o.channel)),
-      ),
-      settle(
-        "release",
-        [...failed, ...deferred].map((o) => keyOf(n, o.channel)),
-      ),
-    ]);
-    const finishedAt = new Date();
-    for (const o of outcomes) {
-      const labels = { channel: o.channel, category: n.category };
-      metrics.sendSeconds.observe({ channel: o.channel, outcome: o.status }, o.durationMs / 1000);
-      if (o.status === "delivered") metrics.notifications.inc(labels);
-      if (o.status === "failed") metrics.failures.inc(labels);
-      if (o.status !== "deferred") {
-        records.push({
-          notification: n,
-          channel: o.channel,
-          status: o.status,
-          attempts: o.attempts,
-          firstAttemptAt: o.firstAttemptAt,
-          finishedAt,
-          ...(o.status === "delivered" && o.providerId ? { providerId: o.providerId } : {}),
-          ...(o.status === "failed" ? { lastError: o.error.message } : {}),
-        });
-      }
-    }
-    if (deferred.length > 0 || busy) {
-      item.reason = abortSignal.aborted
-        ? "shutdown"
-        : deferred.length > 0
-          ? "channel-down"
-          : "claimed-elsewhere";
-      return;
-    }
-    if (failed.length > 0) {
-      const taken = await deadLetter({
-        topic,
-        partition,
-        message: item.message,
-        reason: "delivery-failed",
-        error: failed.map((o) => (o.status === "failed" ? o.error.message : "")).join("; "),
-        errorClass: failed[0]?.status === "failed" ? failed[0].error.name : "Error",
-        failedChannels: failed.map((o) => o.channel),
-        attempts: failed.map((o) => o.attempts),
-      });
-      if (!taken) {
-        item.reason = "dlq-unavailable";
-        return;
-      }
-    } else {
-      metrics.endToEndSeconds.observe(
-        { category: n.category },
-        Math.max(0, (Date.now() - Date.parse(n.uploadTime)) / 1000),
-      );
-    }
-    item.final = true;
-  };
 
   /** Writes records, waiting out a database outage (consumption holds meanwhile). */
   const writeRecords = async (records: DeliveryRecord[], isRunning: () => boolean) => {
@@ -390,27 +218,23 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
   // records of every offset it commits are written. Records are pushed before their
   // offsets are resolved, so a snapshot of the resolved offsets taken first is covered by
   // the records taken right after it.
-  let buffered: DeliveryRecord[] = [];
   let lastCommitAt = Date.now();
   let committing: Promise<boolean> = Promise.resolve(true);
-  /** Next offset to read, per partition, as resolved by this member (final outcomes only). */
-  const resolved = new Map<number, bigint>();
-  const committed = new Map<number, bigint>();
-  const uncommitted = () => [...resolved].filter(([p, o]) => (committed.get(p) ?? -1n) < o);
 
   /** Writes buffered records, then commits the offsets resolved before them. One at a time. */
   let flushing = false;
   const flushAndCommit = (isRunning: () => boolean): Promise<boolean> => {
     flushing = true;
     committing = committing.then(async () => {
-      const offsets = uncommitted();
-      const records = buffered;
-      buffered = [];
+      const snapshot = ledger.uncommitted();
+      const records = ledger.take();
       const started = performance.now();
       if (records.length > 0 && !(await writeRecords(records, isRunning))) {
-        buffered = [...records, ...buffered];
+        ledger.restore(records);
         return false;
       }
+      // A rebalance during the write may have moved partitions away: not ours to commit.
+      const offsets = ledger.committable(snapshot);
       metrics.batchPhaseSeconds.observe({ phase: "log" }, (performance.now() - started) / 1000);
       if (offsets.length === 0) return true;
       const commitStarted = performance.now();
@@ -428,7 +252,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
         log.warn("commit failed; will retry", { err });
         return true;
       }
-      for (const [partition, offset] of offsets) committed.set(partition, offset);
+      ledger.committed(offsets);
       metrics.batchPhaseSeconds.observe(
         { phase: "commit" },
         (performance.now() - commitStarted) / 1000,
@@ -463,32 +287,12 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     };
     try {
       // 1. decode; poison goes to the DLQ and is final.
-      for (const item of items) {
-        try {
-          item.notification = decodeNotification(item.message.value);
-          item.route = options.route(item.notification.category);
-        } catch (err) {
-          if (!(err instanceof InvalidInputError)) throw err;
-          const taken = await deadLetter({
-            topic,
-            partition,
-            message: item.message,
-            reason:
-              err instanceof UnknownSchemaVersionError
-                ? "unknown-schema-version"
-                : "invalid-message",
-            error: err.message,
-            errorClass: err.name,
-          });
-          if (taken) item.final = true;
-          else item.reason = "dlq-unavailable";
-        }
-      }
+      for (const item of items) await handler.decode(topic, partition, item);
       phase("decode");
       // 2. claim every delivery of the batch at once.
       const pending = items.filter((i) => i.notification && i.route);
       const keys = pending.flatMap((i) =>
-        (i.route as Route).channels.map((ch) => keyOf(i.notification as Notification, ch)),
+        (i.route as Route).channels.map((ch) => deliveryKey(i.notification as Notification, ch)),
       );
       let states: ClaimState[] | undefined;
       try {
@@ -526,21 +330,21 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
         await eachLimited([...byKey.values()], concurrency, async (sequence) => {
           for (const item of sequence) {
             if (!payload.isRunning() || payload.isStale()) return;
-            await handle(topic, partition, item, records);
+            await handler.handle(topic, partition, item, records);
             if (!item.final) return;
           }
         });
       }
       phase("deliver");
       // 4. the final prefix's offsets, after its records are buffered.
-      buffered.push(...records);
+      ledger.buffer(records);
       for (const item of items) {
         if (!item.final) {
           reason ??= item.reason ?? "shutdown";
           break;
         }
         resolveOffset(item.message.offset);
-        resolved.set(partition, BigInt(item.message.offset) + 1n);
+        ledger.resolve(partition, item.message.offset);
       }
     } finally {
       clearInterval(beat);
@@ -549,12 +353,12 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       // consumer is stopping (what reached a final outcome must not be redone), and when the
       // buffer is far behind (the database is slow or down: that is backpressure).
       const mustWait =
-        reason !== undefined || !payload.isRunning() || buffered.length >= flushRecords * 5;
+        reason !== undefined || !payload.isRunning() || ledger.buffered() >= flushRecords * 5;
       if (mustWait) {
         if (!(await flushAndCommit(payload.isRunning))) reason ??= "audit-unavailable";
       } else if (
         !flushing &&
-        (Date.now() - lastCommitAt >= commitIntervalMs || buffered.length >= flushRecords)
+        (Date.now() - lastCommitAt >= commitIntervalMs || ledger.buffered() >= flushRecords)
       ) {
         void flushAndCommit(payload.isRunning);
       }
@@ -591,7 +395,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       state.running = true;
       ticker = setInterval(
         () => {
-          if (state.running && (uncommitted().length > 0 || buffered.length > 0)) {
+          if (state.running && (ledger.uncommitted().length > 0 || ledger.buffered() > 0)) {
             void flushAndCommit(() => state.running);
           }
         },
