@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { logLevel } from "kafkajs";
-import { waitFor } from "../scripts/wait.ts";
+import { waitFor } from "../test/support/wait.ts";
 import {
   createKafka,
   createPublisher,

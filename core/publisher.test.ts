@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import type { Kafka, Message, ProducerRecord } from "kafkajs";
+import { aNotification } from "../test/support/notifications.ts";
 import type { Notification } from "./contract.ts";
 import { FandaError } from "./errors.ts";
 import { createPublisher } from "./kafka.ts";
@@ -19,18 +20,13 @@ function fakeKafka() {
   return { kafka: { producer: () => producer } as unknown as Kafka, sends };
 }
 
-const n = (i: number): Notification => ({
-  schemaVersion: 1,
-  eventId: i.toString(16).padStart(32, "0"),
-  fileName: `f${i}.pdf`,
-  bucketName: "bucket",
-  objectKey: `k/f${i}.pdf`,
-  uploadTime: "2026-11-27T09:15:30.123Z",
-  s3Url: `s3://bucket/k/f${i}.pdf`,
-  category: "general",
-  sequencer: "01",
-  eventName: "ObjectCreated:Put",
-});
+const n = (i: number): Notification =>
+  aNotification({
+    eventId: i.toString(16).padStart(32, "0"),
+    bucket: "bucket",
+    key: `k/f${i}.pdf`,
+    category: "general",
+  });
 const keys = (messages: Message[]) => messages.map((m) => String(m.key));
 const tick = () => new Promise((r) => setTimeout(r, 0));
 

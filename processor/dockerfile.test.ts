@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { runCommand } from "../scripts/local.ts";
+import { runCommand } from "../test/support/local.ts";
 
 const root = join(import.meta.dir, "..");
 const dockerfile = readFileSync(join(import.meta.dir, "Dockerfile"), "utf8");

@@ -26,8 +26,13 @@ import { createPublisher, dlqTopicOf, ensureTopics } from "../core/kafka.ts";
 import { createLogger } from "../core/log.ts";
 import { replayDlq } from "../processor/src/replay.ts";
 import { toNotification } from "../producer/src/s3-event.ts";
+import {
+  freePort,
+  localKafka,
+  localProcessorEnv,
+  startPrivateRedis,
+} from "../test/support/local.ts";
 import { checkOptions, orExit, parseOptions } from "./bench/args.ts";
-import { freePort, localKafka, localProcessorEnv, startPrivateRedis } from "./local.ts";
 
 const values = orExit(() =>
   parseOptions({

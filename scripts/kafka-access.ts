@@ -40,9 +40,9 @@ import {
   saveRecord,
   toRequirements,
 } from "../test/agreement/kafka-access.ts";
-import { freePort, LOCAL_BROKERS, localKafka, runCommand } from "./local.ts";
+import { freePort, LOCAL_BROKERS, localKafka, runCommand } from "../test/support/local.ts";
+import { waitFor } from "../test/support/wait.ts";
 import { s3PutEvent } from "./upload.ts";
-import { waitFor } from "./wait.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const TOPIC = "fanda-notifications";

@@ -8,7 +8,7 @@
  * requests fail with that status (for retry and dead-letter tests).
  */
 import { parseArgs } from "node:util";
-import { waitFor } from "./wait.ts";
+import { waitFor } from "../test/support/wait.ts";
 
 /** One request the sink received. */
 export interface Received {

@@ -1,20 +1,11 @@
 /** The behaviour every {@link DeliveryLog} must have, run against SQLite and MySQL. */
 import { describe, expect, test } from "bun:test";
 import type { Notification } from "../../core/contract.ts";
+import { aNotification } from "../../test/support/notifications.ts";
 import type { DeliveryLog, DeliveryRecord } from "./audit.ts";
 
-const notification = (eventId: string, key = "reports/positive/실적 q3.pdf"): Notification => ({
-  schemaVersion: 1,
-  eventId,
-  fileName: key.slice(key.lastIndexOf("/") + 1),
-  bucketName: "fanda-uploads",
-  objectKey: key,
-  uploadTime: "2026-11-27T09:15:30.123Z",
-  s3Url: `s3://fanda-uploads/${key}`,
-  category: "positive",
-  sequencer: "01",
-  eventName: "ObjectCreated:Put",
-});
+const notification = (eventId: string, key = "reports/positive/실적 q3.pdf"): Notification =>
+  aNotification({ eventId, key });
 
 const id = () => crypto.randomUUID().replace(/-/g, "");
 const at = (s: number) => new Date(Date.UTC(2026, 10, 27, 10, 0, s));

@@ -3,8 +3,8 @@
  * suite, and a private redis-server on a free port for the restart test.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { type PrivateRedis, startPrivateRedis } from "../../scripts/local.ts";
-import { waitFor } from "../../scripts/wait.ts";
+import { type PrivateRedis, startPrivateRedis } from "../../test/support/local.ts";
+import { waitFor } from "../../test/support/wait.ts";
 import { idempotencyConformance } from "./idempotency.conformance.ts";
 import { createRedisStore, StoreUnavailableError } from "./idempotency.ts";
 

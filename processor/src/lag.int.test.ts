@@ -2,7 +2,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
 import { createLogger } from "../../core/log.ts";
-import { localKafka } from "../../scripts/local.ts";
+import { localKafka } from "../../test/support/local.ts";
 import { createLagMonitor } from "./lag.ts";
 import { createMetrics } from "./metrics.ts";
 

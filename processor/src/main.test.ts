@@ -1,7 +1,7 @@
 /** The entry points as an operator runs them: exit codes and messages for bad configuration. */
 import { describe, expect, test } from "bun:test";
-import { runCommand } from "../../scripts/local.ts";
 import { startSlackServer } from "../../scripts/slack-server.ts";
+import { runCommand } from "../../test/support/local.ts";
 
 /** Runs `bun <args>` with only PATH and `env`, as a fresh process sees it. */
 const run = (args: string[], env: Record<string, string>) =>

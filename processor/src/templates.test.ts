@@ -3,32 +3,21 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Notification } from "../../core/contract.ts";
+import { aNotification } from "../../test/support/notifications.ts";
 import { loadTemplates } from "./templates.ts";
 
 const templates = loadTemplates();
 
-const base: Notification = {
-  schemaVersion: 1,
+const fields = {
   eventId: "0123456789abcdef0123456789abcdef",
-  fileName: "Q3 실적 보고서.pdf",
-  bucketName: "fanda-uploads",
-  objectKey: "reports/positive/Q3 실적 보고서.pdf",
-  uploadTime: "2026-11-27T09:15:30.123Z",
-  s3Url: "s3://fanda-uploads/reports/positive/Q3 실적 보고서.pdf",
-  category: "positive",
   size: 482113,
   eTag: "d41d8cd98f00b204e9800998ecf8427e",
   sequencer: "0055AED6DCD90281E5",
-  eventName: "ObjectCreated:Put",
 };
+const base = aNotification({ ...fields, key: "reports/positive/Q3 실적 보고서.pdf" });
 
-const withKey = (key: string, category = "general"): Notification => ({
-  ...base,
-  category,
-  objectKey: key,
-  fileName: key.slice(key.lastIndexOf("/") + 1),
-  s3Url: `s3://fanda-uploads/${key}`,
-});
+const withKey = (key: string, category = "general"): Notification =>
+  aNotification({ ...fields, key, category });
 
 describe("slack digest", () => {
   test("counts by category, lists the first ten with their category's line, counts the rest", () => {

@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { logLevel } from "kafkajs";
 import { dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
-import { LOCAL_BROKERS as brokers, localKafka, runCommand } from "../../scripts/local.ts";
-import { waitFor } from "../../scripts/wait.ts";
+import { LOCAL_BROKERS as brokers, localKafka, runCommand } from "../../test/support/local.ts";
+import { waitFor } from "../../test/support/wait.ts";
 import sqsLambda from "./fixtures/sqs-lambda.json";
 
 const topic = `fanda-lambda-${crypto.randomUUID().slice(0, 8)}`;

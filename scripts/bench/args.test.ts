@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { runCommand } from "../local.ts";
+import { runCommand } from "../../test/support/local.ts";
 import { checkOptions, parseOptions, UsageError } from "./args.ts";
 
 describe("checkOptions", () => {

@@ -7,8 +7,8 @@
  *
  *   bun scripts/bench/bare-delivery.ts --topic T --url U --events N [--channels 2]
  */
-import { localKafka } from "../local.ts";
-import { waitFor } from "../wait.ts";
+import { localKafka } from "../../test/support/local.ts";
+import { waitFor } from "../../test/support/wait.ts";
 import { checkOptions, orExit, parseOptions } from "./args.ts";
 
 const values = orExit(() =>

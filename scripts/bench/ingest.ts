@@ -15,9 +15,9 @@ import { logLevel } from "kafkajs";
 import { encodeNotification, messageKey } from "../../core/contract.ts";
 import { dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
 import { parseS3Event, toNotification } from "../../producer/src/s3-event.ts";
-import { LOCAL_BROKERS as brokers, freePort, localKafka } from "../local.ts";
+import { LOCAL_BROKERS as brokers, freePort, localKafka } from "../../test/support/local.ts";
+import { waitFor } from "../../test/support/wait.ts";
 import { s3PutEvent } from "../upload.ts";
-import { waitFor } from "../wait.ts";
 import { checkOptions, orExit, parseOptions } from "./args.ts";
 import { ms, summarize } from "./stats.ts";
 

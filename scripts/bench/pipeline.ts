@@ -40,9 +40,9 @@ import {
   localProcessorEnv,
   PROCESSOR_TEMPLATES_DIR,
   runCommand,
-} from "../local.ts";
+} from "../../test/support/local.ts";
+import { waitFor } from "../../test/support/wait.ts";
 import { startSlackServer } from "../slack-server.ts";
-import { waitFor } from "../wait.ts";
 import { checkOptions, orExit, parseOptions } from "./args.ts";
 import { latencySvg } from "./plot.ts";
 import { ms, summarize } from "./stats.ts";

@@ -50,14 +50,14 @@ describe("import rules", () => {
     });
 
     test("a kustomize test that loads runtime code through a script", () => {
-      const v = broken([{ from: "scripts/env-sync.ts", to: "scripts/local.ts" }])(
+      const v = broken([{ from: "scripts/env-sync.ts", to: "test/support/local.ts" }])(
         "infra/ and kustomize/",
       );
       expect(
         v.some(
           (p) =>
             p.startsWith("kustomize/src/manifests.test.ts -> ") &&
-            p.includes("scripts/local.ts -> core/"),
+            p.includes("test/support/local.ts -> core/"),
         ),
       ).toBe(true);
     });

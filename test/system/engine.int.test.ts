@@ -12,6 +12,8 @@ import type { Notification } from "../../core/contract.ts";
 import { createPublisher, dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
 import { DLQ_HEADERS } from "../../processor/src/dlq.ts";
 import { toNotification } from "../../producer/src/s3-event.ts";
+import { type Sink, startSink } from "../../scripts/sink.ts";
+import { startSlackServer } from "../../scripts/slack-server.ts";
 import {
   buildProcessorForNode,
   freePort,
@@ -21,10 +23,8 @@ import {
   type PrivateRedis,
   runCommand,
   startPrivateRedis,
-} from "../../scripts/local.ts";
-import { type Sink, startSink } from "../../scripts/sink.ts";
-import { startSlackServer } from "../../scripts/slack-server.ts";
-import { waitFor } from "../../scripts/wait.ts";
+} from "../support/local.ts";
+import { waitFor } from "../support/wait.ts";
 
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const mysqlServer = process.env.MYSQL_SERVER_URL ?? "mysql://root@127.0.0.1:3306";

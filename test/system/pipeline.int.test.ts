@@ -22,7 +22,7 @@ import { eventIdOf } from "../../producer/src/s3-event.ts";
 import { createIngestApp } from "../../producer/src/server.ts";
 import { type Sink, startSink } from "../../scripts/sink.ts";
 import { s3PutEvent } from "../../scripts/upload.ts";
-import { waitFor } from "../../scripts/wait.ts";
+import { waitFor } from "../support/wait.ts";
 
 const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
 const run = crypto.randomUUID().slice(0, 8);

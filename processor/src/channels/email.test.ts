@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import sesLocal from "aws-ses-v2-local";
 import type { Notification } from "../../../core/contract.ts";
 import { LOCAL_SES_ACCOUNT } from "../../../scripts/ses-local.ts";
+import { aNotification } from "../../../test/support/notifications.ts";
 import { loadTemplates } from "../templates.ts";
 import { createEmailChannel, isEmailAddress, type SesApi } from "./email.ts";
 import { channelErrorOf } from "./testing.ts";
@@ -43,21 +44,13 @@ afterAll(() => {
   }
 });
 
-let seq = 0;
-const notification = (over: Partial<Notification> = {}): Notification => ({
-  schemaVersion: 1,
-  eventId: (seq++).toString(16).padStart(32, "0"),
-  fileName: "incident.csv",
-  bucketName: "fanda-uploads",
-  objectKey: "reports/negative/incident.csv",
-  uploadTime: "2026-11-27T09:15:30.123Z",
-  s3Url: "s3://fanda-uploads/reports/negative/incident.csv",
-  category: "negative",
-  size: 2048,
-  sequencer: "01",
-  eventName: "ObjectCreated:Put",
-  ...over,
-});
+const notification = (over: Partial<Notification> = {}): Notification =>
+  aNotification({
+    key: "reports/negative/incident.csv",
+    category: "negative",
+    size: 2048,
+    ...over,
+  });
 
 const channel = (over: Partial<Parameters<typeof createEmailChannel>[0]> = {}) =>
   createEmailChannel({

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import type { Notification } from "../../../core/contract.ts";
 import { createLogger } from "../../../core/log.ts";
 import { type SlackServer, startSlackServer } from "../../../scripts/slack-server.ts";
+import { aNotification } from "../../../test/support/notifications.ts";
 import { createDispatcher } from "../dispatch.ts";
 import { ChannelError } from "../errors.ts";
 import { loadTemplates, type Templates } from "../templates.ts";
@@ -23,21 +24,8 @@ function server(options: Parameters<typeof startSlackServer>[0] = {}) {
   return s;
 }
 
-let seq = 0;
-const notification = (over: Partial<Notification> = {}): Notification => ({
-  schemaVersion: 1,
-  eventId: (seq++).toString(16).padStart(32, "0"),
-  fileName: "q3.pdf",
-  bucketName: "fanda-uploads",
-  objectKey: "reports/positive/q3.pdf",
-  uploadTime: "2026-11-27T09:15:30.123Z",
-  s3Url: "s3://fanda-uploads/reports/positive/q3.pdf",
-  category: "positive",
-  size: 1024,
-  sequencer: "01",
-  eventName: "ObjectCreated:Put",
-  ...over,
-});
+const notification = (over: Partial<Notification> = {}): Notification =>
+  aNotification({ size: 1024, ...over });
 
 /**
  * A channel that allows more than Slack's test server does (so the server has to say 429),

@@ -1,25 +1,15 @@
 import { describe, expect, test } from "bun:test";
 import type { KafkaMessage } from "kafkajs";
-import { encodeNotification, type Notification, SCHEMA_VERSION } from "../../../core/contract.ts";
+import { encodeNotification } from "../../../core/contract.ts";
 import { createLogger } from "../../../core/log.ts";
+import { aNotification } from "../../../test/support/notifications.ts";
 import type { DeliveryRecord } from "../audit.ts";
 import type { ChannelOutcome } from "../dispatch.ts";
 import type { DeadLetter } from "../dlq.ts";
 import { createMetrics } from "../metrics.ts";
 import { createMessageHandler, type Item } from "./handler.ts";
 
-const notification: Notification = {
-  schemaVersion: SCHEMA_VERSION,
-  eventId: "0123456789abcdef0123456789abcdef",
-  fileName: "a.pdf",
-  bucketName: "uploads",
-  objectKey: "reports/positive/a.pdf",
-  uploadTime: "2026-12-01T10:00:00.000Z",
-  s3Url: "s3://uploads/reports/positive/a.pdf",
-  category: "positive",
-  sequencer: "0A",
-  eventName: "ObjectCreated:Put",
-};
+const notification = aNotification({ eventId: "0123456789abcdef0123456789abcdef" });
 const message = (value: Buffer | string): KafkaMessage =>
   ({ offset: "7", key: Buffer.from("k"), value: Buffer.from(value), headers: {} }) as KafkaMessage;
 const at = new Date("2026-12-01T10:00:01.000Z");

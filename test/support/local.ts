@@ -2,9 +2,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { type Kafka, logLevel as KafkaLogLevel } from "kafkajs";
-import { createKafka } from "../core/kafka.ts";
-import { createLogger } from "../core/log.ts";
-import { type RunResult, runCommand } from "./run.ts";
+import { createKafka } from "../../core/kafka.ts";
+import { createLogger } from "../../core/log.ts";
+import { type RunResult, runCommand } from "../../scripts/run.ts";
 
 export { type RunResult, runCommand };
 
@@ -36,7 +36,7 @@ export function localKafka(
 }
 
 /** Where the processor's templates are, for a processor run from a bundle outside the tree. */
-export const PROCESSOR_TEMPLATES_DIR = `${import.meta.dir}/../processor/templates`;
+export const PROCESSOR_TEMPLATES_DIR = `${import.meta.dir}/../../processor/templates`;
 
 /**
  * Bundles the processor for Node (`bun build --target=node`) into `outfile`.
@@ -46,7 +46,7 @@ export const PROCESSOR_TEMPLATES_DIR = `${import.meta.dir}/../processor/template
 export async function buildProcessorForNode(outfile: string): Promise<string> {
   const built = await runCommand(
     ["bun", "build", "processor/src/main.ts", "--target=node", `--outfile=${outfile}`],
-    { cwd: `${import.meta.dir}/..` },
+    { cwd: `${import.meta.dir}/../..` },
   );
   if (built.code !== 0) throw new Error(`bun build --target=node failed:\n${built.stderr}`);
   return outfile;
