@@ -11,8 +11,8 @@
 import { parseArgs } from "node:util";
 import { createKafka, createPublisher } from "../core/kafka.ts";
 import { createLogger } from "../core/log.ts";
-import { createMysqlLog, createSqliteLog } from "../processor/src/audit.ts";
 import { loadProcessorConfig } from "../processor/src/config.ts";
+import { createMysqlLog, createSqliteLog } from "../processor/src/delivery-log/index.ts";
 import type { DeadLetterReason } from "../processor/src/dlq.ts";
 import { ConfigError } from "../processor/src/errors.ts";
 import { replayDlq, replayLog } from "../processor/src/replay.ts";
@@ -88,12 +88,12 @@ try {
           },
         })
       : await (async () => {
-          const audit = config.mysqlUrl
+          const deliveryLog = config.mysqlUrl
             ? createMysqlLog({ url: config.mysqlUrl })
             : createSqliteLog({ path: config.sqlitePath });
           try {
             return await replayLog({
-              audit,
+              deliveryLog,
               publisher,
               logger,
               dryRun: values["dry-run"],
@@ -104,7 +104,7 @@ try {
               },
             });
           } finally {
-            await audit.close();
+            await deliveryLog.close();
           }
         })();
   console.log(

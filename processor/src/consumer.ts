@@ -28,10 +28,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Notification } from "../../core/contract.ts";
 import type { Logger } from "../../core/log.ts";
-import type { DeliveryLog, DeliveryRecord } from "./audit.ts";
 import { createMessageHandler, deliveryKey, type Item, type Reason } from "./consumer/handler.ts";
 import { createOffsetLedger } from "./consumer/ledger.ts";
 import { createSettler } from "./consumer/store-retry.ts";
+import type { DeliveryLog, DeliveryRecord } from "./delivery-log/index.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import type { DeadLetterQueue } from "./dlq.ts";
 import { ConfigError, toFandaError } from "./errors.ts";
@@ -71,7 +71,7 @@ export interface ConsumerOptions {
   dispatch: Dispatcher;
   route: Router;
   store: IdempotencyStore;
-  audit: DeliveryLog;
+  deliveryLog: DeliveryLog;
   dlq: Pick<DeadLetterQueue, "send">;
   logger: Logger;
   metrics: Metrics;
@@ -141,7 +141,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
   if (issues.length > 0) throw new ConfigError("consumer", issues);
 
   const log = options.logger.child("consumer");
-  const { metrics, store, audit, dispatch } = options;
+  const { metrics, store, deliveryLog, dispatch } = options;
   const abortSignal = options.abortSignal ?? new AbortController().signal;
   const state: ConsumerState = { running: false, joined: false, partitions: [], paused: [] };
   const pauseStreak = new Map<number, number>();
@@ -204,7 +204,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
   const writeRecords = async (records: DeliveryRecord[], isRunning: () => boolean) => {
     for (let attempt = 1; ; attempt++) {
       try {
-        await audit.write(records);
+        await deliveryLog.write(records);
         return true;
       } catch (err) {
         if (abortSignal.aborted || !isRunning()) return false;

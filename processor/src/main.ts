@@ -11,10 +11,10 @@
 import { setMaxListeners } from "node:events";
 import { createKafka, ensureTopics } from "../../core/kafka.ts";
 import { createLogger, defaultSink, type Logger } from "../../core/log.ts";
-import { createMysqlLog, createSqliteLog, type DeliveryLog } from "./audit.ts";
 import { createChannels } from "./channels/index.ts";
 import { loadProcessorConfig, type ProcessorConfig } from "./config.ts";
 import { createNotificationConsumer } from "./consumer.ts";
+import { createMysqlLog, createSqliteLog, type DeliveryLog } from "./delivery-log/index.ts";
 import { createDispatcher } from "./dispatch.ts";
 import { createDeadLetterQueue } from "./dlq.ts";
 import { ConfigError } from "./errors.ts";
@@ -61,7 +61,7 @@ function idempotencyStore(config: ProcessorConfig): IdempotencyStore {
 }
 
 /** Builds the delivery log the configuration asks for. */
-function deliveryLog(config: ProcessorConfig): DeliveryLog {
+function openDeliveryLog(config: ProcessorConfig): DeliveryLog {
   return config.mysqlUrl
     ? createMysqlLog({ url: config.mysqlUrl })
     : createSqliteLog({ path: config.sqlitePath });
@@ -106,8 +106,8 @@ export async function startProcessor(
   });
   // Credentials and provider limits are checked before consuming anything.
   await Promise.all(channels.map((c) => c.connect?.()));
-  const audit = deliveryLog(config);
-  await audit.migrate();
+  const log = openDeliveryLog(config);
+  await log.migrate();
   const store = idempotencyStore(config);
   const kafka = createKafka(config.kafka, { logger });
   if (config.createTopics) {
@@ -137,7 +137,7 @@ export async function startProcessor(
     dispatch,
     route,
     store,
-    audit,
+    deliveryLog: log,
     dlq,
     logger,
     metrics,
@@ -192,7 +192,7 @@ export async function startProcessor(
   throughput.start();
   const dependencies = () => ({
     idempotency: { kind: store.kind, healthy: store.healthy() },
-    deliveryLog: { kind: audit.kind, healthy: audit.healthy() },
+    deliveryLog: { kind: log.kind, healthy: log.healthy() },
     channels: Object.fromEntries(
       Object.entries(dispatch.health()).map(([name, health]) => {
         const provider = channels.find((c) => c.name === name)?.status?.();
@@ -250,7 +250,7 @@ export async function startProcessor(
     groupId: config.groupId,
     channels: config.channels,
     idempotency: store.kind,
-    deliveryLog: audit.kind,
+    deliveryLog: log.kind,
   });
 
   let stopped: Promise<void> | undefined;
@@ -273,7 +273,7 @@ export async function startProcessor(
         await dlq.disconnect().catch((err) => logger.warn("dlq disconnect failed", { err }));
         await Promise.all(channels.map((c) => c.close()));
         await store.close().catch((err) => logger.warn("idempotency store close failed", { err }));
-        await audit.close().catch((err) => logger.warn("delivery log close failed", { err }));
+        await log.close().catch((err) => logger.warn("delivery log close failed", { err }));
         await server.stop();
         logger.info("stopped");
       }

@@ -10,7 +10,7 @@ import type { IHeaders, Kafka } from "kafkajs";
 import { decodeNotification, messageKey } from "../../core/contract.ts";
 import { dlqTopicOf, type Publisher } from "../../core/kafka.ts";
 import type { Logger } from "../../core/log.ts";
-import type { DeliveryLog } from "./audit.ts";
+import type { DeliveryLog } from "./delivery-log/index.ts";
 import { type DeadLetterReason, DLQ_HEADERS } from "./dlq.ts";
 import { ConfigError, toFandaError } from "./errors.ts";
 
@@ -159,7 +159,7 @@ export async function replayDlq(options: {
  * Each event is published once, however many of its channels failed.
  */
 export async function replayLog(options: {
-  audit: Pick<DeliveryLog, "failed">;
+  deliveryLog: Pick<DeliveryLog, "failed">;
   publisher: Pick<Publisher, "publishRaw">;
   logger: Logger;
   filter?: { since?: Date; eventId?: string; limit?: number };
@@ -167,7 +167,7 @@ export async function replayLog(options: {
 }): Promise<ReplayReport> {
   let failed: Awaited<ReturnType<DeliveryLog["failed"]>>;
   try {
-    failed = await options.audit.failed(options.filter ?? {});
+    failed = await options.deliveryLog.failed(options.filter ?? {});
   } catch (err) {
     throw toFandaError("replay: reading the delivery log", err);
   }

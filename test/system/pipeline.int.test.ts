@@ -11,8 +11,8 @@ import { type Kafka, logLevel } from "kafkajs";
 import { decodeNotification } from "../../core/contract.ts";
 import { createKafka, createPublisher, dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
 import { createLogger } from "../../core/log.ts";
-import { createSqliteLog } from "../../processor/src/audit.ts";
 import { loadProcessorConfig } from "../../processor/src/config.ts";
+import { createSqliteLog } from "../../processor/src/delivery-log/index.ts";
 import { DLQ_HEADERS } from "../../processor/src/dlq.ts";
 import { type RunningProcessor, startProcessor } from "../../processor/src/main.ts";
 import { replayDlq, replayLog } from "../../processor/src/replay.ts";
@@ -299,7 +299,7 @@ describe("pipeline: S3 event → ingest → Kafka → processor → channels", (
       });
       expect(failed.channel).toBe("webhook");
       const report = await replayLog({
-        audit,
+        deliveryLog: audit,
         publisher,
         logger,
         filter: { eventId: failed.notification.eventId },

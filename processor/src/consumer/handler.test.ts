@@ -3,7 +3,7 @@ import type { KafkaMessage } from "kafkajs";
 import { encodeNotification } from "../../../core/contract.ts";
 import { createLogger } from "../../../core/log.ts";
 import { aNotification } from "../../../test/support/notifications.ts";
-import type { DeliveryRecord } from "../audit.ts";
+import type { DeliveryRecord } from "../delivery-log/index.ts";
 import type { ChannelOutcome } from "../dispatch.ts";
 import type { DeadLetter } from "../dlq.ts";
 import { createMetrics } from "../metrics.ts";

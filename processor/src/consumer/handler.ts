@@ -12,7 +12,7 @@ import {
   UnknownSchemaVersionError,
 } from "../../../core/contract.ts";
 import type { Logger } from "../../../core/log.ts";
-import type { DeliveryRecord } from "../audit.ts";
+import type { DeliveryRecord } from "../delivery-log/index.ts";
 import type { ChannelOutcome, Dispatcher } from "../dispatch.ts";
 import type { DeadLetter, DeadLetterQueue } from "../dlq.ts";
 import { InvalidInputError } from "../errors.ts";

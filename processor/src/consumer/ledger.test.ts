@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { DeliveryRecord } from "../audit.ts";
+import type { DeliveryRecord } from "../delivery-log/index.ts";
 import { createOffsetLedger } from "./ledger.ts";
 
 const record = (id: string) => ({ channel: id }) as unknown as DeliveryRecord;

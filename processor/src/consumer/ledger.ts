@@ -8,7 +8,7 @@
  * - a partition this member no longer owns is never committed, not even from a snapshot taken
  *   before the rebalance that moved it (its progress is its new owner's).
  */
-import type { DeliveryRecord } from "../audit.ts";
+import type { DeliveryRecord } from "../delivery-log/index.ts";
 
 /** Partition → next offset to read, as it would be committed. */
 export type OffsetSnapshot = [partition: number, offset: bigint][];

@@ -1,8 +1,8 @@
 /** The behaviour every {@link DeliveryLog} must have, run against SQLite and MySQL. */
 import { describe, expect, test } from "bun:test";
-import type { Notification } from "../../core/contract.ts";
-import { aNotification } from "../../test/support/notifications.ts";
-import type { DeliveryLog, DeliveryRecord } from "./audit.ts";
+import type { Notification } from "../../../core/contract.ts";
+import { aNotification } from "../../../test/support/notifications.ts";
+import type { DeliveryLog, DeliveryRecord } from "./index.ts";
 
 const notification = (eventId: string, key = "reports/positive/실적 q3.pdf"): Notification =>
   aNotification({ eventId, key });

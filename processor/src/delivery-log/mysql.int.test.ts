@@ -1,8 +1,8 @@
 /** The MySQL delivery log against the machine's MariaDB, in a database of its own per run. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import mysql from "mysql2/promise";
-import { deliveryLogConformance } from "./audit.conformance.ts";
-import { AuditUnavailableError, createMysqlLog, type DeliveryLog } from "./audit.ts";
+import { deliveryLogConformance } from "./conformance.ts";
+import { createMysqlLog, type DeliveryLog, DeliveryLogUnavailableError } from "./index.ts";
 
 const server = process.env.MYSQL_SERVER_URL ?? "mysql://root@127.0.0.1:3306";
 const database = `fanda_test_${crypto.randomUUID().slice(0, 8)}`;
@@ -42,7 +42,7 @@ test("an unreachable database is a retriable error and unhealthy", async () => {
   const log = createMysqlLog({ url: "mysql://root@127.0.0.1:1/nowhere" });
   logs.push(log);
   const err = await log.migrate().catch((e: unknown) => e);
-  expect(err).toBeInstanceOf(AuditUnavailableError);
-  expect((err as AuditUnavailableError).retriable).toBe(true);
+  expect(err).toBeInstanceOf(DeliveryLogUnavailableError);
+  expect((err as DeliveryLogUnavailableError).retriable).toBe(true);
   expect(log.healthy()).toBe(false);
 });

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
-import { deliveryLogConformance } from "./audit.conformance.ts";
-import { createMysqlLog, createSqliteLog } from "./audit.ts";
+import { deliveryLogConformance } from "./conformance.ts";
+import { createMysqlLog, createSqliteLog } from "./index.ts";
 
 deliveryLogConformance("sqlite", async () => {
   const log = createSqliteLog({ path: ":memory:" });
