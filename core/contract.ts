@@ -3,7 +3,7 @@
  *
  * Key: `<bucket>/<decoded key>` so that one object's events stay in order on one partition.
  * Value: UTF-8 JSON of {@link Notification}. Headers: {@link HEADERS}.
- * The seed's field names (fileName, bucketName, uploadTime, s3Url, category) are kept as they
+ * The original message's field names (fileName, bucketName, uploadTime, s3Url, category) are kept as they
  * are; the rest is what delivery needs (a stable idempotency id, the S3 record's facts).
  */
 import { z } from "zod";
@@ -22,7 +22,7 @@ export const HEADERS = {
 /** Content type of the message value. */
 export const CONTENT_TYPE = "application/json";
 
-/** A category name: the seed's are `positive`, `negative`, `general`; rules may add others. */
+/** A category name: the built-in ones are `positive`, `negative`, `general`; rules may add others. */
 export const categorySchema = z
   .string()
   .regex(/^[a-z][a-z0-9_-]{0,62}$/, "a lower-case slug such as 'positive' or 'general'");

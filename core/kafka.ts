@@ -31,7 +31,7 @@ import { type Env, envOptionalBoolean, splitList } from "./env.ts";
 import { ConfigError, FandaError, toFandaError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 
-/** Kafka auth modes, see DESIGN.md. */
+/** Kafka auth modes: plaintext (local), SCRAM-SHA-512, OAUTHBEARER (local tests), MSK IAM. */
 export const KAFKA_AUTH_MODES = ["plaintext", "iam", "scram", "oauthbearer"] as const;
 
 const brokerSchema = z

@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { encodeS3Key } from "../producer/src/s3-event.ts";
 
-/** Sample keys, one per seed category. */
+/** Sample keys, one per built-in category. */
 export const SAMPLE_KEYS = [
   "reports/positive/2026 Q3 실적 보고서.pdf",
   "reports/negative/incident review #42.docx",

@@ -13,7 +13,7 @@ function issuesOf(env: Record<string, string>): string[] {
 }
 
 describe("loadProcessorConfig", () => {
-  test("the seed's default channels, slack and email, name the settings they need", () => {
+  test("the default channels, slack and email, name the settings they need", () => {
     expect(issuesOf({})).toEqual([
       "SLACK_BOT_TOKEN: is required when ENABLED_CHANNELS includes slack",
       "SES_FROM: is required when ENABLED_CHANNELS includes email",

@@ -92,7 +92,7 @@ const positiveInt = (name: string, def: number, max = 3_600_000) =>
     .max(max, `expected at most ${max}`)
     .default(def);
 
-/** The seed's channels. */
+/** The default channels. */
 const DEFAULT_CHANNELS = "slack,email";
 
 const schema = z.object({

@@ -90,7 +90,7 @@ describe("processor HTTP", () => {
     expect(res.status).toBe(200);
   });
 
-  test("/metrics serves the seed's metric names in Prometheus text format", async () => {
+  test("/metrics serves the required metric names in Prometheus text format", async () => {
     const res = await app({}).request("/metrics");
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/plain");

@@ -18,7 +18,7 @@ afterAll(async () => {
   await admin.disconnect();
 });
 
-test("reports lag per assigned partition and their sum, in the seed's metric names", async () => {
+test("reports lag per assigned partition and their sum, in the required metric names", async () => {
   await ensureTopics(kafka, topic, { partitions: 2 });
   const producer = kafka.producer();
   await producer.connect();

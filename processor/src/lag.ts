@@ -1,5 +1,5 @@
 /**
- * Consumer lag, the seed's `kafka_consumer_lag{topic,partition}` and `kafka_consumer_lag_sum`:
+ * Consumer lag, the required `kafka_consumer_lag{topic,partition}` and `kafka_consumer_lag_sum`:
  * for each partition assigned to this processor, the high watermark minus the group's
  * committed offset (the low watermark when nothing is committed yet). Refreshed on an
  * interval with the admin client, so a scrape never waits on Kafka; each pod reports only

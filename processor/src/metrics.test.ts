@@ -21,7 +21,7 @@ describe("exported metric names", () => {
     expect(committed).toEqual(names);
   });
 
-  test("include the seed's names and every histogram's series", async () => {
+  test("include the required names and every histogram's series", async () => {
     const names = await exportedNames(createMetrics({ defaultMetrics: false }));
     for (const n of ["notification_total", "notification_failed_total", "kafka_consumer_lag"])
       expect(names).toContain(n);

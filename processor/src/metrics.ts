@@ -1,5 +1,5 @@
 /**
- * Every Prometheus metric of the processor, in one registry. The seed's names
+ * Every Prometheus metric of the processor, in one registry. The required names
  * (`notification_total`, `notification_failed_total`) are kept so its alerts keep working.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";

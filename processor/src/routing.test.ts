@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { createRouter, parseRoutingRules } from "./routing.ts";
 
 describe("routing", () => {
-  test("without rules every category goes to every enabled channel (the seed)", () => {
+  test("without rules every category goes to every enabled channel (the default)", () => {
     const route = createRouter({ enabled: ["log", "webhook"] });
     for (const c of ["positive", "negative", "general", "other"]) {
       expect(route(c)).toEqual({ channels: ["log", "webhook"], targets: {} });

@@ -2,7 +2,7 @@
  * Routing: which channels a category goes to, and per channel what target (a Slack channel,
  * email recipients, …). Rules come from ROUTING_RULES (JSON) or ROUTING_FILE (a JSON file),
  * validated at start-up against the enabled channels. Without rules, every category goes to
- * every enabled channel: the seed's behaviour.
+ * every enabled channel: the default behaviour.
  *
  * ```json
  * { "categories": { "negative": { "channels": ["slack", "email"], "targets": { "slack": { "channel": "#incidents" } } } },

@@ -51,7 +51,7 @@ describe("slack digest", () => {
 });
 
 describe("templates", () => {
-  test("ship one per seed category, plus the default", () => {
+  test("ship one per built-in category, plus the default", () => {
     expect(templates.categories()).toEqual(["general", "negative", "positive"]);
   });
 

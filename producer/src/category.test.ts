@@ -13,7 +13,7 @@ describe("createCategorizer", () => {
     ["Reports/Positive/q3.pdf", "general"],
     ["uploads/a.png", "general"],
     ["", "general"],
-  ])("%s is %s (seed rules, case-sensitive)", (key, category) => {
+  ])("%s is %s (built-in rules, case-sensitive)", (key, category) => {
     expect(categorize(key)).toBe(category);
   });
 
@@ -55,7 +55,7 @@ describe("createCategorizer", () => {
     }
   });
 
-  test("the default rules are the seed's", () => {
+  test("the default rules are the built-in ones", () => {
     expect(DEFAULT_CATEGORY_RULES).toEqual([
       { prefix: "reports/positive/", category: "positive" },
       { prefix: "reports/negative/", category: "negative" },

@@ -1,6 +1,6 @@
 /**
  * Classifies an object by its key: an ordered list of prefix rules, first match wins,
- * case-sensitive as S3 keys are. The seed's rules are the default.
+ * case-sensitive as S3 keys are. The built-in rules are the default.
  */
 import { z } from "zod";
 import { categorySchema } from "../../core/contract.ts";
@@ -12,7 +12,7 @@ export interface CategoryRule {
   category: string;
 }
 
-/** The seed's rules: `reports/positive/` → positive, `reports/negative/` → negative. */
+/** The built-in rules: `reports/positive/` → positive, `reports/negative/` → negative. */
 export const DEFAULT_CATEGORY_RULES: readonly CategoryRule[] = Object.freeze([
   { prefix: "reports/positive/", category: "positive" },
   { prefix: "reports/negative/", category: "negative" },

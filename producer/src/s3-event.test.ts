@@ -176,7 +176,7 @@ describe("toNotification", () => {
     expect(fileNameOf(key)).toBe(name);
   });
 
-  test("builds the seed's fields plus the delivery fields", () => {
+  test("builds the original message fields plus the delivery fields", () => {
     const [object] = parseS3Event(put).objects;
     if (!object) throw new Error("fixture has no object");
     const n = toNotification(object, "positive");

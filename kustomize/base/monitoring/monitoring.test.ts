@@ -98,7 +98,7 @@ async function exported(): Promise<Set<string>> {
 }
 
 describe("alert rules", () => {
-  test("are a PrometheusRule with the seed's four alerts and the on-call additions", () => {
+  test("are a PrometheusRule with the four required alerts and the on-call additions", () => {
     expect(rule.kind).toBe("PrometheusRule");
     expect(alerts.map((a) => a.alert)).toEqual([
       "MessageProcessingDelay",
