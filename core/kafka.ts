@@ -16,6 +16,7 @@ import {
   type Message,
   Partitioners,
   type Producer,
+  type ProducerConfig,
   type SASLOptions,
 } from "kafkajs";
 import { z } from "zod";
@@ -350,6 +351,18 @@ interface Pending {
 }
 
 /**
+ * The settings of every producer Fanda runs (the publisher, the DLQ): idempotent (MSK IAM:
+ * WriteDataIdempotently), one request in flight (kafkajs keeps order per partition only so),
+ * the default partitioner (one key, one partition), never creating topics by accident.
+ */
+export const IDEMPOTENT_PRODUCER: ProducerConfig = {
+  idempotent: true,
+  maxInFlightRequests: 1,
+  createPartitioner: Partitioners.DefaultPartitioner,
+  allowAutoTopicCreation: false,
+};
+
+/**
  * Creates the idempotent notification publisher (acks from all in-sync replicas,
  * key `<bucket>/<key>`, contract headers).
  *
@@ -369,13 +382,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   if (!Number.isInteger(maxBatch) || maxBatch < 1) {
     throw new ConfigError("publisher", ["maxBatchMessages: expected an integer >= 1"]);
   }
-  const producer: Producer = options.kafka.producer({
-    idempotent: true,
-    // Idempotence keeps order per partition only with one request in flight in kafkajs.
-    maxInFlightRequests: 1,
-    createPartitioner: Partitioners.DefaultPartitioner,
-    allowAutoTopicCreation: false,
-  });
+  const producer: Producer = options.kafka.producer(IDEMPOTENT_PRODUCER);
   const queue: Pending[] = [];
   let flushing = false;
 

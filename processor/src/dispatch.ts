@@ -17,6 +17,7 @@ import type { Logger } from "../../core/log.ts";
 import type { Channel } from "./channels/channel.ts";
 import { ChannelError, ConfigError, toFandaError } from "./errors.ts";
 import type { Route } from "./routing.ts";
+import { abortableSleep } from "./text.ts";
 
 interface OutcomeBase {
   channel: string;
@@ -75,20 +76,6 @@ export interface Dispatcher {
   /** Per-channel health, for readiness and the status page. */
   health(): Record<string, ChannelHealth>;
 }
-
-const abortableSleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 
 /**
  * Creates the dispatcher.

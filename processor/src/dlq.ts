@@ -2,8 +2,8 @@
  * Dead letters: a message that cannot reach a final "delivered" goes, unchanged, to
  * `<topic>.dlq` with the reason in headers, so nothing is lost and it can be replayed.
  */
-import { type IHeaders, type Kafka, type KafkaMessage, Partitioners, type Producer } from "kafkajs";
-import { dlqTopicOf } from "../../core/kafka.ts";
+import type { IHeaders, Kafka, KafkaMessage, Producer } from "kafkajs";
+import { dlqTopicOf, IDEMPOTENT_PRODUCER } from "../../core/kafka.ts";
 import { toFandaError } from "./errors.ts";
 
 /** Header names the DLQ adds to the original message's headers. */
@@ -53,12 +53,7 @@ export interface DeadLetterQueue {
  */
 export function createDeadLetterQueue(options: { kafka: Kafka; topic: string }): DeadLetterQueue {
   const target = dlqTopicOf(options.topic);
-  const producer: Producer = options.kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    createPartitioner: Partitioners.DefaultPartitioner,
-    allowAutoTopicCreation: false,
-  });
+  const producer: Producer = options.kafka.producer(IDEMPOTENT_PRODUCER);
   return {
     connect: () => producer.connect(),
     disconnect: () => producer.disconnect(),

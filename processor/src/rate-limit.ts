@@ -5,6 +5,7 @@
  * fetches nothing new. `block(ms)` holds every sender for a while, as a 429's Retry-After asks.
  */
 import { ConfigError } from "./errors.ts";
+import { abortableSleep } from "./text.ts";
 
 /** A rate limiter. */
 export interface RateLimiter {
@@ -28,20 +29,6 @@ export interface RateLimiterOptions {
   onWait?: (ms: number) => void;
 }
 
-const sleepFor = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-
 /**
  * Creates a rate limiter.
  * @throws ConfigError for a non-positive rate or burst
@@ -58,7 +45,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   if (issues.length > 0) throw new ConfigError("rate limiter", issues);
   const interval = 1000 / options.rate;
   const now = options.now ?? Date.now;
-  const sleep = options.sleep ?? sleepFor;
+  const sleep = options.sleep ?? abortableSleep;
   // Theoretical arrival time of the next send; a send may go `tolerance` ms ahead of it.
   let tat = 0;
   const tolerance = (burst - 1) * interval;

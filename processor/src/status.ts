@@ -8,6 +8,7 @@ import type { ChannelHealth } from "./dispatch.ts";
 import type { DependencyState } from "./http.ts";
 import type { PartitionLag } from "./lag.ts";
 import type { RecentEntry } from "./recent.ts";
+import { escapeHtml } from "./text.ts";
 
 /** Everything the page shows. */
 export interface StatusSnapshot {
@@ -28,13 +29,7 @@ export interface StatusSnapshot {
   recent: RecentEntry[];
 }
 
-const esc = (v: unknown) =>
-  String(v ?? "")
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&#39;");
+const esc = (v: unknown) => escapeHtml(String(v ?? ""));
 
 const badge = (ok: boolean, yes: string, no: string) =>
   `<span class="badge ${ok ? "ok" : "bad"}">${esc(ok ? yes : no)}</span>`;

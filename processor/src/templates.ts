@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Notification } from "../../core/contract.ts";
 import { ConfigError } from "./errors.ts";
+import { escapeHtml } from "./text.ts";
 
 /** Every placeholder a template may use. */
 export const PLACEHOLDERS = [
@@ -68,14 +69,6 @@ export const DIGEST_LINES = 10;
 export const DEFAULT_TEMPLATES_DIR = fileURLToPath(new URL("../templates", import.meta.url));
 
 const PLACEHOLDER = /\{\{\s*([A-Za-z][A-Za-z0-9]*)\s*\}\}/g;
-
-const escapeHtml = (s: string) =>
-  s
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&#39;");
 
 /** Slack's mrkdwn control characters, per its "escaping text" guide. */
 const escapeMrkdwn = (s: string) =>

@@ -40,7 +40,7 @@ export function importGraph(files = sourceFiles()): Edge[] {
 /** Test code and test support: not part of what runs in production. */
 export const isTest = (f: string) =>
   /\.(test|int\.test|browser\.test|conformance)\.ts$/.test(f) ||
-  /(^|\/)(fixtures|testing)(\/|\.ts$)/.test(f) ||
+  /(^|\/)(fixtures|testing|conformance)(\/|\.ts$)/.test(f) ||
   f.startsWith("test/");
 
 /** What runs in production: core, the producer and the processor, minus their tests. */
