@@ -25,7 +25,7 @@ import { createMetrics } from "./metrics.ts";
 import { createRecent } from "./recent.ts";
 import { createRouter } from "./routing.ts";
 import { isEntryPoint, serveHttp } from "./runtime.ts";
-import { createRateWindow } from "./status.ts";
+import { createStatusReport } from "./status-report.ts";
 import { loadTemplates } from "./templates.ts";
 import { startWatchdog } from "./watchdog.ts";
 
@@ -171,68 +171,25 @@ export async function startProcessor(
     5000,
   );
   stallGauge.unref?.();
-  const sumOf = async (
-    metric: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> },
-    key?: string,
-  ) => {
-    const byLabel = new Map<string, number>();
-    let total = 0;
-    for (const v of (await metric.get()).values) {
-      total += v.value;
-      if (key) {
-        const label = String(v.labels[key]);
-        byLabel.set(label, (byLabel.get(label) ?? 0) + v.value);
-      }
-    }
-    return { total, byLabel };
-  };
-  const throughput = createRateWindow({
-    total: async () => (await sumOf(metrics.notifications)).total,
-  });
-  throughput.start();
-  const dependencies = () => ({
-    idempotency: { kind: store.kind, healthy: store.healthy() },
-    deliveryLog: { kind: log.kind, healthy: log.healthy() },
-    channels: Object.fromEntries(
-      Object.entries(dispatch.health()).map(([name, health]) => {
-        const provider = channels.find((c) => c.name === name)?.status?.();
-        return [name, provider ? { ...health, provider } : health];
-      }),
-    ),
+  const report = createStatusReport({
+    version,
+    startedAt,
+    topic: config.kafka.topic,
+    groupId: config.groupId,
+    metrics,
+    consumerState: consumer.state,
+    lag,
+    recent,
+    store,
+    deliveryLog: log,
+    dispatch,
+    channels,
   });
   const app = createHttpApp({
     consumerState: consumer.state,
-    dependencies,
+    dependencies: report.dependencies,
     watchdog,
-    status: async ({ ready, reasons }) => {
-      const [delivered, failed, dead] = await Promise.all([
-        sumOf(metrics.notifications, "channel"),
-        sumOf(metrics.failures, "channel"),
-        sumOf(metrics.deadLetters, "reason"),
-      ]);
-      const deps = dependencies();
-      return {
-        version,
-        startedAt,
-        now: new Date().toISOString(),
-        ready,
-        reasons,
-        topic: config.kafka.topic,
-        groupId: config.groupId,
-        consumer: consumer.state(),
-        lag: lag.last(),
-        throughput: throughput.rates(),
-        channels: Object.entries(deps.channels).map(([name, health]) => ({
-          name,
-          delivered: delivered.byLabel.get(name) ?? 0,
-          failed: failed.byLabel.get(name) ?? 0,
-          health,
-        })),
-        deadLetters: Object.fromEntries(dead.byLabel),
-        dependencies: { idempotency: deps.idempotency, deliveryLog: deps.deliveryLog },
-        recent: recent.entries(),
-      };
-    },
+    status: report.snapshot,
     registry: metrics.registry,
     draining: () => draining,
     idempotencyFailOpen: config.idempotencyFailOpen,
@@ -268,7 +225,7 @@ export async function startProcessor(
         clearTimeout(timer);
         watchdog.stop();
         clearInterval(stallGauge);
-        throughput.stop();
+        report.stop();
         await lag.stop();
         await dlq.disconnect().catch((err) => logger.warn("dlq disconnect failed", { err }));
         await Promise.all(channels.map((c) => c.close()));
