@@ -82,3 +82,12 @@ export const envUrl = () =>
 export const envLogLevel = z
   .enum(["debug", "info", "warn", "error"], { error: "expected debug, info, warn or error" })
   .default("info");
+
+/** A whole number of at least 1 (and at most `max`), with a default. */
+export const envPositiveInt = (name: string, defaultValue: number, max = 3_600_000) =>
+  z.coerce
+    .number({ error: `expected a whole number (${name})` })
+    .int("expected a whole number")
+    .min(1, "expected at least 1")
+    .max(max, `expected at most ${max}`)
+    .default(defaultValue);

@@ -27,7 +27,7 @@ describe("loadProcessorConfig", () => {
       AWS_REGION: "ap-northeast-2",
     });
     expect(c.channels).toEqual(["slack", "email"]);
-    expect(c.slack).toEqual({
+    expect(c.channelSettings.slack).toEqual({
       token: "xoxb-123-abc",
       defaultChannel: "#uploads",
       ratePerSecond: 1,
@@ -35,7 +35,7 @@ describe("loadProcessorConfig", () => {
       digest: true,
       digestMax: 100,
     });
-    expect(c.email).toEqual({
+    expect(c.channelSettings.email).toEqual({
       from: "fanda@example.com",
       defaultTo: ["ops@example.com", "oncall@example.com"],
       region: "ap-northeast-2",
@@ -55,7 +55,7 @@ describe("loadProcessorConfig", () => {
       host: "0.0.0.0",
       port: 8080,
       channels: ["log"],
-      webhookTimeoutMs: 5000,
+      channelSettings: { log: {} },
       maxAttempts: 5,
       retryBaseMs: 200,
       retryMaxMs: 30000,
@@ -71,7 +71,10 @@ describe("loadProcessorConfig", () => {
       WEBHOOK_URL: "https://hooks.example.com/x",
     });
     expect(c.channels).toEqual(["webhook", "log"]);
-    expect(c.webhookUrl).toBe("https://hooks.example.com/x");
+    expect(c.channelSettings.webhook).toEqual({
+      url: "https://hooks.example.com/x",
+      timeoutMs: 5000,
+    });
   });
 
   test.each([

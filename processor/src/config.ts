@@ -9,7 +9,7 @@ import {
   envBoolean,
   envLogLevel,
   envPort,
-  envUrl,
+  envPositiveInt,
   parseEnv,
   splitList,
 } from "../../core/env.ts";
@@ -20,12 +20,12 @@ import {
   kafkaSettingsFrom,
 } from "../../core/kafka.ts";
 import type { LogLevel } from "../../core/log.ts";
-import { isEmailAddress } from "./channels/email.ts";
+import type { ChannelPlugin } from "./channels/channel.ts";
 import {
   CHANNEL_NAMES,
+  CHANNEL_PLUGINS,
   type ChannelName,
-  type EmailSettings,
-  type SlackSettings,
+  type ChannelSettings,
 } from "./channels/index.ts";
 import { ConfigError } from "./errors.ts";
 import { createRouter, parseRoutingRules, type RoutingRules } from "./routing.ts";
@@ -40,11 +40,8 @@ export interface ProcessorConfig {
   host: string;
   port: number;
   channels: ChannelName[];
-  webhookUrl?: string;
-  webhookTimeoutMs: number;
-  webhookSecret?: string;
-  slack: SlackSettings & Required<Pick<SlackSettings, "digest" | "digestMax">>;
-  email: EmailSettings;
+  /** Every channel's settings, as its plugin read them (channels/<name>/index.ts). */
+  channelSettings: ChannelSettings;
   /** Folder with slack/ and email/ templates. */
   templatesDir?: string;
   /** Attempts per channel for retriable errors, first attempt included. */
@@ -84,13 +81,8 @@ export interface ProcessorConfig {
   logLevel: LogLevel;
 }
 
-const positiveInt = (name: string, def: number, max = 3_600_000) =>
-  z.coerce
-    .number({ error: `expected a whole number (${name})` })
-    .int("expected a whole number")
-    .min(1, "expected at least 1")
-    .max(max, `expected at most ${max}`)
-    .default(def);
+const positiveInt = envPositiveInt;
+const plugins = Object.values(CHANNEL_PLUGINS) as ChannelPlugin<unknown>[];
 
 /** The default channels. */
 const DEFAULT_CHANNELS = "slack,email";
@@ -119,43 +111,6 @@ const schema = z.object({
       }
       return [...new Set(names)] as ChannelName[];
     }),
-  WEBHOOK_URL: envUrl().optional(),
-  WEBHOOK_TIMEOUT_MS: positiveInt("WEBHOOK_TIMEOUT_MS", 5000, 120_000),
-  WEBHOOK_SECRET: z.string().min(16, "expected at least 16 characters").optional(),
-  SLACK_BOT_TOKEN: z
-    .string()
-    .regex(/^xox[a-z]-\S+$/, "expected a Slack bot token (xoxb-…)")
-    .optional(),
-  SLACK_API_URL: z
-    .url({ protocol: /^https?$/, error: "expected an http(s) URL ending with /api/" })
-    .refine((u) => u.endsWith("/"), "must end with / (e.g. https://slack.com/api/)")
-    .optional(),
-  SLACK_DEFAULT_CHANNEL: z
-    .string()
-    .regex(/^[#@]?[\w.-]{1,80}$/, "expected a channel name or id")
-    .optional(),
-  SLACK_RATE_PER_SECOND: z.coerce
-    .number({ error: "expected a number" })
-    .positive("expected > 0")
-    .max(10_000, "expected at most 10000")
-    .default(1),
-  SLACK_BURST: positiveInt("SLACK_BURST", 3, 10_000),
-  SLACK_DIGEST: envBoolean(true),
-  SLACK_DIGEST_MAX: positiveInt("SLACK_DIGEST_MAX", 100, 1000).refine(
-    (v) => v >= 2,
-    "expected at least 2",
-  ),
-  SES_FROM: z.string().optional(),
-  EMAIL_TO: z.string().optional(),
-  SES_CONFIGURATION_SET: z
-    .string()
-    .regex(/^[\w-]{1,64}$/, "expected a configuration set name")
-    .optional(),
-  SES_ENDPOINT: envUrl().optional(),
-  SES_MAX_SEND_RATE: z.coerce
-    .number({ error: "expected a number" })
-    .positive("expected > 0")
-    .optional(),
   TEMPLATES_DIR: z.string().optional(),
   DELIVERY_MAX_ATTEMPTS: positiveInt("DELIVERY_MAX_ATTEMPTS", 5, 100),
   RETRY_BASE_MS: positiveInt("RETRY_BASE_MS", 200),
@@ -206,12 +161,13 @@ const schema = z.object({
   LOG_LEVEL: envLogLevel,
 });
 
+/** The processor's variables plus each channel's own (SLACK_*, SES_*, WEBHOOK_*), from its plugin. */
+const fullSchema = schema.extend(Object.assign({}, ...plugins.map((p) => p.env)));
+
 function checkProcessorEnv(raw: Env): string[] {
   const issues: string[] = [];
   const channels = splitList((raw.ENABLED_CHANNELS ?? DEFAULT_CHANNELS).toLowerCase());
-  if (channels.includes("webhook") && !raw.WEBHOOK_URL) {
-    issues.push("WEBHOOK_URL: is required when ENABLED_CHANNELS includes webhook");
-  }
+  for (const p of plugins) issues.push(...p.check(raw, channels.includes(p.name)));
   const base = Number(raw.RETRY_BASE_MS ?? 200);
   const max = Number(raw.RETRY_MAX_MS ?? 30_000);
   if (Number.isFinite(base) && Number.isFinite(max) && max < base) {
@@ -227,19 +183,6 @@ function checkProcessorEnv(raw: Env): string[] {
   if (Number.isFinite(claim) && Number.isFinite(done) && done < claim) {
     issues.push("IDEMPOTENCY_DONE_TTL_MS: must be >= IDEMPOTENCY_CLAIM_TTL_MS");
   }
-  if (channels.includes("slack") && !raw.SLACK_BOT_TOKEN) {
-    issues.push("SLACK_BOT_TOKEN: is required when ENABLED_CHANNELS includes slack");
-  }
-  if (channels.includes("email")) {
-    if (!raw.SES_FROM) issues.push("SES_FROM: is required when ENABLED_CHANNELS includes email");
-    if (!raw.AWS_REGION)
-      issues.push("AWS_REGION: is required when ENABLED_CHANNELS includes email");
-  }
-  if (raw.SES_FROM && !isEmailAddress(raw.SES_FROM))
-    issues.push("SES_FROM: expected an email address");
-  for (const to of splitList(raw.EMAIL_TO ?? "")) {
-    if (!isEmailAddress(to)) issues.push(`EMAIL_TO: ${JSON.stringify(to)} is not an email address`);
-  }
   if (raw.ROUTING_RULES && raw.ROUTING_FILE) {
     issues.push("ROUTING_FILE: set either ROUTING_RULES or ROUTING_FILE, not both");
   }
@@ -249,7 +192,7 @@ function checkProcessorEnv(raw: Env): string[] {
   return issues;
 }
 
-/** Routing targets the channels will read: email recipients must be addresses. */
+/** Routing targets, checked by the plugin of each channel they are for. */
 function checkRoutingTargets(rules: RoutingRules) {
   const issues: string[] = [];
   const routes = [
@@ -257,22 +200,11 @@ function checkRoutingTargets(rules: RoutingRules) {
     ...(rules.default ? [["default", rules.default] as const] : []),
   ];
   for (const [name, route] of routes) {
-    const to = route.targets.email?.to;
-    if (to === undefined) continue;
-    if (!Array.isArray(to) || to.length === 0) {
-      issues.push(`routing ${name}.targets.email.to: expected a non-empty list of addresses`);
-    } else {
-      for (const a of to) {
-        if (typeof a !== "string" || !isEmailAddress(a)) {
-          issues.push(
-            `routing ${name}.targets.email.to: ${JSON.stringify(a)} is not an email address`,
-          );
-        }
-      }
-    }
-    const channel = route.targets.slack?.channel;
-    if (channel !== undefined && (typeof channel !== "string" || channel.length === 0)) {
-      issues.push(`routing ${name}.targets.slack.channel: expected a channel name`);
+    for (const [channel, target] of Object.entries(route.targets)) {
+      const plugin = Object.hasOwn(CHANNEL_PLUGINS, channel)
+        ? (CHANNEL_PLUGINS[channel as ChannelName] as ChannelPlugin<unknown>)
+        : undefined;
+      if (plugin?.checkTarget) issues.push(...plugin.checkTarget(target, name));
     }
   }
   if (issues.length > 0) throw new ConfigError("processor", issues);
@@ -301,7 +233,11 @@ function loadRouting(
  * @throws ConfigError naming every invalid variable
  */
 export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
-  const e = parseEnv(schema, env, "processor", [checkKafkaEnv, checkProcessorEnv]);
+  // Typed by the processor's own schema; the channels' variables are read by their plugins.
+  const e = parseEnv(fullSchema, env, "processor", [checkKafkaEnv, checkProcessorEnv]) as z.output<
+    typeof schema
+  > &
+    Record<string, unknown>;
   const routing = loadRouting(e.ROUTING_RULES, e.ROUTING_FILE);
   if (routing) {
     createRouter({ enabled: e.ENABLED_CHANNELS, rules: routing });
@@ -314,26 +250,12 @@ export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
     host: e.HOST,
     port: e.PORT,
     channels: e.ENABLED_CHANNELS,
-    ...(e.WEBHOOK_URL ? { webhookUrl: e.WEBHOOK_URL } : {}),
-    webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
-    ...(e.WEBHOOK_SECRET ? { webhookSecret: e.WEBHOOK_SECRET } : {}),
-    slack: {
-      ratePerSecond: e.SLACK_RATE_PER_SECOND,
-      burst: e.SLACK_BURST,
-      digest: e.SLACK_DIGEST,
-      digestMax: e.SLACK_DIGEST_MAX,
-      ...(e.SLACK_BOT_TOKEN ? { token: e.SLACK_BOT_TOKEN } : {}),
-      ...(e.SLACK_API_URL ? { apiUrl: e.SLACK_API_URL } : {}),
-      ...(e.SLACK_DEFAULT_CHANNEL ? { defaultChannel: e.SLACK_DEFAULT_CHANNEL } : {}),
-    },
-    email: {
-      defaultTo: splitList(e.EMAIL_TO ?? ""),
-      ...(e.SES_FROM ? { from: e.SES_FROM } : {}),
-      ...(e.SES_CONFIGURATION_SET ? { configurationSet: e.SES_CONFIGURATION_SET } : {}),
-      ...(e.AWS_REGION ? { region: e.AWS_REGION } : {}),
-      ...(e.SES_ENDPOINT ? { endpoint: e.SES_ENDPOINT } : {}),
-      ...(e.SES_MAX_SEND_RATE ? { maxSendRate: e.SES_MAX_SEND_RATE } : {}),
-    },
+    channelSettings: Object.fromEntries(
+      e.ENABLED_CHANNELS.map((name) => [
+        name,
+        (CHANNEL_PLUGINS[name] as ChannelPlugin<unknown>).settings(e),
+      ]),
+    ) as ChannelSettings,
     ...(e.TEMPLATES_DIR ? { templatesDir: e.TEMPLATES_DIR } : {}),
     maxAttempts: e.DELIVERY_MAX_ATTEMPTS,
     retryBaseMs: e.RETRY_BASE_MS,

@@ -85,14 +85,7 @@ export async function startProcessor(
   const startedAt = new Date().toISOString();
   metrics.up.set({ version }, 1);
   const templates = loadTemplates(config.templatesDir);
-  const channels = createChannels(config.channels, {
-    env: {
-      ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
-      webhookTimeoutMs: config.webhookTimeoutMs,
-      ...(config.webhookSecret ? { webhookSecret: config.webhookSecret } : {}),
-      slack: config.slack,
-      email: config.email,
-    },
+  const channels = createChannels(config.channels, config.channelSettings, {
     templates,
     logger,
     onRateLimitWait: (channel, ms) => metrics.rateLimitWaitSeconds.inc({ channel }, ms / 1000),

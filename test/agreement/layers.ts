@@ -270,7 +270,11 @@ export const CHECKS: Check[] = [
         for (const [, v] of text.matchAll(/\{\{\s*\.(\w+)/g))
           if (!fetched.has(v as string))
             problems.push(`${name} uses .${v}, which is never fetched`);
-      const config = readFileSync(join(ROOT, "processor", "src", "config.ts"), "utf8");
+      // The processor reads its settings in config.ts and its channels' in their plugins.
+      const config = [...new Bun.Glob("processor/src/**/*.ts").scanSync({ cwd: ROOT })]
+        .filter((f) => !f.includes(".test."))
+        .map((f) => readFileSync(join(ROOT, f), "utf8"))
+        .join("\n");
       for (const name of Object.keys(template ?? {}))
         if (!new RegExp(`\\b${name}\\b`).test(config))
           problems.push(`the secret's ${name} is not read by the processor`);

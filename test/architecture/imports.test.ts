@@ -1,6 +1,13 @@
 /** The repository's import rules hold, and each one names the import that breaks it. */
 import { describe, expect, test } from "bun:test";
-import { type Edge, importGraph, isRuntime, RULES, violations } from "./imports.ts";
+import {
+  type Edge,
+  importGraph,
+  isChannelPlugin,
+  isRuntime,
+  RULES,
+  violations,
+} from "./imports.ts";
 
 const rule = (start: string) => {
   const r = RULES.find((x) => x.name.startsWith(start));
@@ -69,17 +76,24 @@ describe("import rules", () => {
       expect(isRuntime("processor/src/main.ts")).toBe(true);
       expect(isRuntime("processor/src/dispatch.test.ts")).toBe(false);
       expect(isRuntime("processor/src/channels/testing.ts")).toBe(false);
+      expect(isChannelPlugin("processor/src/channels/slack/index.ts")).toBe(true);
+      expect(isChannelPlugin("processor/src/channels/slack/slack.test.ts")).toBe(false);
     });
 
     test("a channel plugin importing the registry or the processor's internals", () => {
       expect(
         broken([
-          { from: "processor/src/channels/slack.ts", to: "processor/src/channels/index.ts" },
-          { from: "processor/src/channels/webhook.ts", to: "processor/src/dispatch.ts" },
+          { from: "processor/src/channels/slack/slack.ts", to: "processor/src/channels/index.ts" },
+          { from: "processor/src/channels/webhook/index.ts", to: "processor/src/dispatch.ts" },
+          {
+            from: "processor/src/channels/email/email.ts",
+            to: "processor/src/channels/slack/slack.ts",
+          },
         ])("channel plugins"),
       ).toEqual([
-        "processor/src/channels/slack.ts -> processor/src/channels/index.ts",
-        "processor/src/channels/webhook.ts -> processor/src/dispatch.ts",
+        "processor/src/channels/slack/slack.ts -> processor/src/channels/index.ts",
+        "processor/src/channels/webhook/index.ts -> processor/src/dispatch.ts",
+        "processor/src/channels/email/email.ts -> processor/src/channels/slack/slack.ts",
       ]);
     });
 

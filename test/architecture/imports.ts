@@ -47,11 +47,12 @@ export const isTest = (f: string) =>
 export const isRuntime = (f: string) =>
   /^(core|producer\/src|processor\/src)\//.test(f) && !isTest(f);
 
-/** A channel plugin: a channel module other than the interface and the registry. */
+/** A module of a channel plugin: anything in a channel's own folder, tests aside. */
 export const isChannelPlugin = (f: string) =>
-  /^processor\/src\/channels\/[^/]+\.ts$/.test(f) &&
-  !/\/(channel|index)\.ts$/.test(f) &&
-  !isTest(f);
+  /^processor\/src\/channels\/[^/]+\/[^/]+\.ts$/.test(f) && !isTest(f);
+
+/** The plugin folder a file belongs to (`processor/src/channels/slack/`). */
+const pluginFolder = (f: string) => f.slice(0, f.lastIndexOf("/") + 1);
 
 /** A rule: which edges break it. `transitive` rules look at everything a file loads. */
 export interface Rule {
@@ -84,11 +85,15 @@ export const RULES: Rule[] = [
     breaks: (e) => isRuntime(e.from) && under(e.to, "scripts", "test"),
   },
   {
-    name: "channel plugins import only the channel interface, the contract and core",
+    name: "channel plugins import only their own folder, the channel interface and core",
     breaks: (e) =>
       isChannelPlugin(e.from) &&
       !under(e.to, "core") &&
-      e.to !== "processor/src/channels/channel.ts",
+      e.to !== "processor/src/channels/channel.ts" &&
+      !(
+        e.to.startsWith(pluginFolder(e.from)) &&
+        !e.to.slice(pluginFolder(e.from).length).includes("/")
+      ),
   },
   {
     name: "every relative import resolves to a file",

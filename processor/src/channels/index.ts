@@ -1,56 +1,43 @@
 /**
- * Channels are plugins behind one interface, listed in one explicit registry.
- * A channel (./channel.ts) turns a notification into one delivery at one provider and says, by
- * throwing a {@link ChannelError}, whether a failure is worth retrying.
+ * The channel registry: every channel plugin the processor knows, by the name used in
+ * ENABLED_CHANNELS, and nothing else. Each plugin (./<name>/index.ts) owns its settings, its
+ * route targets and its factory; the interface is in ./channel.ts.
  */
 import type { Logger } from "../../../core/log.ts";
-import { ConfigError } from "../errors.ts";
-import { loadTemplates, type Templates } from "../templates.ts";
-import type { Channel } from "./channel.ts";
-import { createEmailChannel } from "./email.ts";
-import { createLogChannel } from "./log.ts";
-import { createSlackChannel } from "./slack.ts";
-import { createWebhookChannel } from "./webhook.ts";
+import type { Templates } from "../templates.ts";
+import type { Channel, ChannelPlugin } from "./channel.ts";
+import { type EmailSettings, emailPlugin } from "./email/index.ts";
+import { logPlugin } from "./log/index.ts";
+import { type SlackSettings, slackPlugin } from "./slack/index.ts";
+import { type WebhookSettings, webhookPlugin } from "./webhook/index.ts";
 
 export type { Channel, DeliveryReceipt, SendContext } from "./channel.ts";
+export type { EmailSettings, SlackSettings, WebhookSettings };
 
-/** The processor's Slack settings (SLACK_*). */
-export interface SlackSettings {
-  token?: string;
-  apiUrl?: string;
-  defaultChannel?: string;
-  ratePerSecond: number;
-  burst: number;
-  /** Post what queued for a Slack channel as one digest message (default true). */
-  digest?: boolean;
-  digestMax?: number;
-}
+/** The registry, in the order the names are listed. */
+export const CHANNEL_PLUGINS = {
+  log: logPlugin,
+  webhook: webhookPlugin,
+  slack: slackPlugin,
+  email: emailPlugin,
+} as const;
 
-/** The processor's email settings (SES_*, EMAIL_TO, AWS_REGION). */
-export interface EmailSettings {
-  from?: string;
-  defaultTo: string[];
-  configurationSet?: string;
-  region?: string;
-  endpoint?: string;
-  maxSendRate?: number;
-}
+/** A channel name the registry knows. */
+export type ChannelName = keyof typeof CHANNEL_PLUGINS;
 
-/** What a channel factory may read: the processor's settings for it, and shared services. */
+/** Every registered channel name. */
+export const CHANNEL_NAMES = Object.keys(CHANNEL_PLUGINS) as ChannelName[];
+
+/** Each channel's settings, as its plugin read them (see ProcessorConfig.channelSettings). */
+export type ChannelSettings = {
+  [N in ChannelName]?: (typeof CHANNEL_PLUGINS)[N] extends ChannelPlugin<infer S> ? S : never;
+};
+
+/** What creating the channels needs besides their settings. */
 export interface ChannelContext {
-  env: {
-    webhookUrl?: string;
-    webhookTimeoutMs: number;
-    webhookSecret?: string;
-    slack?: SlackSettings;
-    email?: EmailSettings;
-  };
-  /** Message templates (Slack and email). */
-  templates?: Templates;
+  templates: Templates;
   logger: Logger;
-  /** HTTP client (global fetch by default); injected in tests. */
   fetch?: typeof fetch;
-  /** Where the log channel writes lines (stdout by default). */
   write?: (line: string) => void;
   /** Told how long a channel's send waited for its provider's rate limit. */
   onRateLimitWait?: (channel: string, ms: number) => void;
@@ -58,71 +45,23 @@ export interface ChannelContext {
   onSlackPosted?: (notifications: number) => void;
 }
 
-/** The registry: every channel the processor knows, by the name used in ENABLED_CHANNELS. */
-export const CHANNELS = {
-  log: (ctx: ChannelContext): Channel => createLogChannel(ctx.write ? { write: ctx.write } : {}),
-  webhook: (ctx: ChannelContext): Channel => {
-    if (!ctx.env.webhookUrl) {
-      throw new ConfigError("channel webhook", [
-        "WEBHOOK_URL: is required when webhook is enabled",
-      ]);
-    }
-    return createWebhookChannel({
-      url: ctx.env.webhookUrl,
-      timeoutMs: ctx.env.webhookTimeoutMs,
-      ...(ctx.env.webhookSecret ? { secret: ctx.env.webhookSecret } : {}),
+/** Creates the enabled channels, in the given order, from their plugins' settings. */
+export function createChannels(
+  names: readonly ChannelName[],
+  settings: ChannelSettings,
+  ctx: ChannelContext,
+): Channel[] {
+  return names.map((name) => {
+    const plugin = CHANNEL_PLUGINS[name] as ChannelPlugin<unknown>;
+    return plugin.create(settings[name] ?? plugin.settings({}), {
+      templates: ctx.templates,
+      logger: ctx.logger,
       ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
-    });
-  },
-  slack: (ctx: ChannelContext): Channel => {
-    const s = ctx.env.slack;
-    if (!s?.token)
-      throw new ConfigError("channel slack", [
-        "SLACK_BOT_TOKEN: is required when slack is enabled",
-      ]);
-    return createSlackChannel({
-      token: s.token,
-      templates: ctx.templates ?? loadTemplates(),
-      ratePerSecond: s.ratePerSecond,
-      burst: s.burst,
-      ...(s.digest === undefined ? {} : { digest: s.digest }),
-      ...(s.digestMax === undefined ? {} : { digestMax: s.digestMax }),
-      ...(ctx.onSlackPosted ? { onPosted: ctx.onSlackPosted } : {}),
+      ...(ctx.write ? { write: ctx.write } : {}),
       ...(ctx.onRateLimitWait
-        ? { onRateLimitWait: (ms: number) => ctx.onRateLimitWait?.("slack", ms) }
+        ? { onRateLimitWait: (ms: number) => ctx.onRateLimitWait?.(name, ms) }
         : {}),
-      ...(s.apiUrl ? { apiUrl: s.apiUrl } : {}),
-      ...(s.defaultChannel ? { defaultChannel: s.defaultChannel } : {}),
+      ...(name === "slack" && ctx.onSlackPosted ? { onPosted: ctx.onSlackPosted } : {}),
     });
-  },
-  email: (ctx: ChannelContext): Channel => {
-    const e = ctx.env.email;
-    const issues: string[] = [];
-    if (!e?.from) issues.push("SES_FROM: is required when email is enabled");
-    if (!e?.region) issues.push("AWS_REGION: is required when email is enabled");
-    if (issues.length > 0 || !e?.from || !e.region) throw new ConfigError("channel email", issues);
-    return createEmailChannel({
-      from: e.from,
-      region: e.region,
-      templates: ctx.templates ?? loadTemplates(),
-      defaultTo: e.defaultTo,
-      ...(ctx.onRateLimitWait
-        ? { onRateLimitWait: (ms: number) => ctx.onRateLimitWait?.("email", ms) }
-        : {}),
-      ...(e.configurationSet ? { configurationSet: e.configurationSet } : {}),
-      ...(e.endpoint ? { endpoint: e.endpoint } : {}),
-      ...(e.maxSendRate ? { maxSendRate: e.maxSendRate } : {}),
-    });
-  },
-} as const satisfies Record<string, (ctx: ChannelContext) => Channel>;
-
-/** A channel name the registry knows. */
-export type ChannelName = keyof typeof CHANNELS;
-
-/** Every registered channel name. */
-export const CHANNEL_NAMES = Object.keys(CHANNELS) as ChannelName[];
-
-/** Creates the enabled channels, in the given order. */
-export function createChannels(names: readonly ChannelName[], ctx: ChannelContext): Channel[] {
-  return names.map((name) => CHANNELS[name](ctx));
+  });
 }

@@ -3,9 +3,9 @@
  * 2xx is delivered; 408, 429 and 5xx and network errors are retriable; other 4xx are final.
  */
 import { createHmac } from "node:crypto";
-import type { Notification } from "../../../core/contract.ts";
-import { ConfigError } from "../../../core/errors.ts";
-import { type Channel, ChannelError, type SendContext } from "./channel.ts";
+import type { Notification } from "../../../../core/contract.ts";
+import { ConfigError } from "../../../../core/errors.ts";
+import { type Channel, ChannelError, type SendContext } from "../channel.ts";
 
 /** Options of {@link createWebhookChannel}. */
 export interface WebhookChannelOptions {

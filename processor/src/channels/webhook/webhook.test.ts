@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import type { Notification } from "../../../core/contract.ts";
-import { channelErrorOf } from "./testing.ts";
+import type { Notification } from "../../../../core/contract.ts";
+import { channelErrorOf } from "../testing.ts";
 import { createWebhookChannel, webhookSignature } from "./webhook.ts";
 
 const n = {

@@ -25,16 +25,16 @@ import {
   WebAPIRequestError,
   WebClient,
 } from "@slack/web-api";
-import type { Notification } from "../../../core/contract.ts";
-import { ConfigError } from "../../../core/errors.ts";
-import type { Templates } from "../templates.ts";
+import type { Notification } from "../../../../core/contract.ts";
+import { ConfigError } from "../../../../core/errors.ts";
+import type { Templates } from "../../templates.ts";
 import {
   type Channel,
   ChannelError,
   createRateLimiter,
   type RateLimiter,
   type SendContext,
-} from "./channel.ts";
+} from "../channel.ts";
 
 /** `ok:false` codes worth another try; every other code is final (retrying cannot fix it). */
 export const SLACK_RETRIABLE_ERRORS = new Set([

@@ -14,16 +14,16 @@ import {
   SendEmailCommand,
   type SendEmailCommandInput,
 } from "@aws-sdk/client-sesv2";
-import type { Notification } from "../../../core/contract.ts";
-import { ConfigError } from "../../../core/errors.ts";
-import type { Templates } from "../templates.ts";
+import type { Notification } from "../../../../core/contract.ts";
+import { ConfigError } from "../../../../core/errors.ts";
+import type { Templates } from "../../templates.ts";
 import {
   type Channel,
   ChannelError,
   createRateLimiter,
   type RateLimiter,
   type SendContext,
-} from "./channel.ts";
+} from "../channel.ts";
 
 /** SES error names that trying again can fix. */
 const RETRIABLE = new Set([

@@ -3,12 +3,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import sesLocal from "aws-ses-v2-local";
-import type { Notification } from "../../../core/contract.ts";
-import { LOCAL_SES_ACCOUNT } from "../../../scripts/ses-local.ts";
-import { aNotification } from "../../../test/support/notifications.ts";
-import { loadTemplates } from "../templates.ts";
+import type { Notification } from "../../../../core/contract.ts";
+import { LOCAL_SES_ACCOUNT } from "../../../../scripts/ses-local.ts";
+import { aNotification } from "../../../../test/support/notifications.ts";
+import { loadTemplates } from "../../templates.ts";
+import { channelErrorOf } from "../testing.ts";
 import { createEmailChannel, isEmailAddress, type SesApi } from "./email.ts";
-import { channelErrorOf } from "./testing.ts";
 
 const templates = loadTemplates();
 const never = new AbortController().signal;

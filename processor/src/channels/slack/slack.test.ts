@@ -1,14 +1,14 @@
 /** The Slack channel against scripts/slack-server.ts, over real HTTP on a free port. */
 import { afterEach, describe, expect, test } from "bun:test";
-import type { Notification } from "../../../core/contract.ts";
-import { createLogger } from "../../../core/log.ts";
-import { type SlackServer, startSlackServer } from "../../../scripts/slack-server.ts";
-import { aNotification } from "../../../test/support/notifications.ts";
-import { createDispatcher } from "../dispatch.ts";
-import { ChannelError } from "../errors.ts";
-import { loadTemplates, type Templates } from "../templates.ts";
+import type { Notification } from "../../../../core/contract.ts";
+import { createLogger } from "../../../../core/log.ts";
+import { type SlackServer, startSlackServer } from "../../../../scripts/slack-server.ts";
+import { aNotification } from "../../../../test/support/notifications.ts";
+import { createDispatcher } from "../../dispatch.ts";
+import { ChannelError } from "../../errors.ts";
+import { loadTemplates, type Templates } from "../../templates.ts";
+import { channelErrorOf } from "../testing.ts";
 import { createSlackChannel } from "./slack.ts";
-import { channelErrorOf } from "./testing.ts";
 
 const templates = loadTemplates();
 const token = "xoxb-test-token";

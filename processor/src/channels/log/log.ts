@@ -2,8 +2,8 @@
  * The `log` channel: one JSON line per notification on stdout. Useful locally and as a
  * zero-dependency audit trail in a pod's logs.
  */
-import type { Notification } from "../../../core/contract.ts";
-import type { Channel } from "./channel.ts";
+import type { Notification } from "../../../../core/contract.ts";
+import type { Channel } from "../channel.ts";
 
 /**
  * Creates the log channel.
