@@ -6,7 +6,8 @@
  *   (channel not in the list, when one is given), msg_too_long, no_text, invalid_blocks;
  * - HTTP 429 with `Retry-After` and `{"ok":false,"error":"ratelimited"}` when a channel gets
  *   more than its limit (Slack: about one message per second per channel, short bursts);
- * - injected failures for tests (`failNext`): an error code, or an HTTP status.
+ * - injected failures for tests (`failNext`): an error code, or an HTTP status; and posts that
+ *   are never answered (`stallNext`), for timeout and shutdown tests.
  *
  *   bun scripts/slack-server.ts [--port 8083] [--token xoxb-local]
  *
@@ -56,6 +57,8 @@ export interface SlackServer {
   carriedEventIds(): string[];
   /** Answers the next `count` posts with `error` (an ok:false code) or an HTTP status. */
   failNext(failure: { error: string } | { status: number }, count: number): void;
+  /** Leaves the next `count` posts unanswered (until the server stops). */
+  stallNext(count: number): void;
   stop(): Promise<void>;
 }
 
@@ -68,6 +71,8 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
   const messages: PostedMessage[] = [];
   let limited = 0;
   let failures: { failure: { error: string } | { status: number }; count: number } | undefined;
+  let stalls = 0;
+  const stalled: (() => void)[] = [];
   let lastTs = 0;
 
   const nextTs = () => {
@@ -114,6 +119,11 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
       });
     }
     if (method !== "chat.postMessage") return c.json({ ok: false, error: "unknown_method" });
+    if (stalls > 0) {
+      stalls--;
+      await new Promise<void>((release) => stalled.push(release));
+      return c.text("stopped", 503);
+    }
     if (failures && failures.count > 0) {
       failures.count--;
       const f = failures.failure;
@@ -186,7 +196,13 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
     failNext(failure, count) {
       failures = { failure, count };
     },
-    stop: () => server.stop(true),
+    stallNext(count) {
+      stalls = count;
+    },
+    stop: () => {
+      for (const release of stalled.splice(0)) release();
+      return server.stop(true);
+    },
   };
 }
 

@@ -18,6 +18,29 @@ export const abortableSleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 
+/**
+ * `promise`, or a rejection with the signal's reason as soon as `signal` aborts: the caller
+ * stops waiting (shutdown) even when the work itself cannot be cancelled (an SDK call without
+ * a signal); that work finishes or times out on its own, unobserved.
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (err) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
 /** Escapes text for HTML element content and quoted attribute values. */
 export const escapeHtml = (s: string) =>
   s

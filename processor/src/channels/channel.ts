@@ -12,6 +12,7 @@ import type { Templates } from "../templates.ts";
 // providers' limits call for. Plugins import them from here, so the plugin boundary is this file.
 export { ChannelError } from "../errors.ts";
 export { createRateLimiter, type RateLimiter } from "../rate-limit.ts";
+export { untilAborted } from "../text.ts";
 
 /** What a provider returned for one delivery. */
 export interface DeliveryReceipt {

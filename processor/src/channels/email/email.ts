@@ -47,7 +47,10 @@ export const isEmailAddress = (s: string) => s.length <= 254 && ADDRESS.test(s);
 
 /** The part of SESv2Client the channel uses; injected in tests. */
 export interface SesApi {
-  send(command: SendEmailCommand | GetAccountCommand): Promise<unknown>;
+  send(
+    command: SendEmailCommand | GetAccountCommand,
+    options?: { abortSignal?: AbortSignal },
+  ): Promise<unknown>;
 }
 
 /** Options of {@link createEmailChannel}. */
@@ -181,7 +184,10 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
       };
       let result: { MessageId?: string };
       try {
-        result = (await client.send(new SendEmailCommand(input))) as typeof result;
+        // The signal ends the request on shutdown; SES may still have accepted the message.
+        result = (await client.send(new SendEmailCommand(input), {
+          abortSignal: signal,
+        })) as typeof result;
       } catch (err) {
         const error = classify(err);
         if (error.status === 429 || error.status === "TooManyRequestsException")

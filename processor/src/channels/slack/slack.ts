@@ -34,6 +34,7 @@ import {
   createRateLimiter,
   type RateLimiter,
   type SendContext,
+  untilAborted,
 } from "../channel.ts";
 
 /** `ok:false` codes worth another try; every other code is final (retrying cannot fix it). */
@@ -332,20 +333,25 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
       if (!digest) {
         const message = render([notification]);
         await bucket(slackChannel).take(signal);
-        const receipt = await post(slackChannel, message, [notification]);
+        // The Web API client takes no signal: a shutdown stops waiting on a silent Slack.
+        const receipt = await untilAborted(post(slackChannel, message, [notification]), signal);
         options.onPosted?.(1);
         return receipt;
       }
       if (signal.aborted) throw signal.reason;
-      return new Promise((resolve, reject) => {
-        const queue = queues.get(slackChannel) ?? [];
-        queues.set(slackChannel, queue);
-        queue.push({ notification, signal, resolve, reject });
-        pump(slackChannel, queue).catch((err) => {
-          // Not expected (the loop catches what it awaits); never leave a send unsettled.
-          for (const q of queue.splice(0)) q.reject(err);
-        });
-      });
+      // Queued or in a digest in flight, a shutdown ends this send's wait at once.
+      return untilAborted(
+        new Promise((resolve, reject) => {
+          const queue = queues.get(slackChannel) ?? [];
+          queues.set(slackChannel, queue);
+          queue.push({ notification, signal, resolve, reject });
+          pump(slackChannel, queue).catch((err) => {
+            // Not expected (the loop catches what it awaits); never leave a send unsettled.
+            for (const q of queue.splice(0)) q.reject(err);
+          });
+        }),
+        signal,
+      );
     },
     status: () => ({
       ratePerSecond: rate,

@@ -1,0 +1,119 @@
+/**
+ * What every channel must do, as one suite each channel runs against its provider's test
+ * server: a delivery records the provider's id; a provider's retriable failure is a retriable
+ * ChannelError and a final one a final ChannelError, both naming the channel; a provider that
+ * never answers ends as a retriable failure within the channel's timeout; and a shutdown (the
+ * send's signal aborting) ends a send that waits on such a provider, and the channel closes.
+ */
+import { describe, expect, test } from "bun:test";
+import type { Notification } from "../../../core/contract.ts";
+import { aNotification } from "../../../test/support/notifications.ts";
+import { ChannelError } from "../errors.ts";
+import type { Channel } from "./channel.ts";
+
+/** How the suite drives one channel and its test server. */
+export interface ConformanceHarness {
+  /** A channel talking to the test server, with this per-request timeout where it has one. */
+  channel(options: { timeoutMs: number }): Promise<Channel>;
+  /** The route target the sends use (e.g. a Slack channel). */
+  target?: Record<string, unknown>;
+  /** The provider's next answer is a failure worth retrying (5xx, throttling). */
+  failRetriable?(): void;
+  /** The provider's next answer is final (a 4xx, a rejected message). */
+  failFinal?(): void;
+  /** The provider leaves the next request unanswered. */
+  stall?(): void;
+  /** The channel has a per-request timeout, so a stalled provider ends as retriable. */
+  timesOut?: boolean;
+  /** The provider's id is recorded in the receipt. */
+  providerId: boolean;
+  /** Stops the test server. */
+  stop(): Promise<void>;
+}
+
+const never = new AbortController().signal;
+
+async function errorOf(p: Promise<unknown>): Promise<ChannelError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof ChannelError) return err;
+    throw err;
+  }
+  throw new Error("expected the send to fail with a ChannelError");
+}
+
+/** Runs the suite for the channel `name`. */
+export function channelConformance(name: string, harness: () => Promise<ConformanceHarness>) {
+  describe(`${name} channel conformance`, () => {
+    const run = async (
+      body: (h: ConformanceHarness, c: Channel, n: Notification) => Promise<void>,
+      timeoutMs = 60_000,
+    ) => {
+      const h = await harness();
+      const c = await h.channel({ timeoutMs });
+      try {
+        await body(h, c, aNotification());
+      } finally {
+        await c.close();
+        await h.stop();
+      }
+    };
+
+    test("a delivery records the provider's id", () =>
+      run(async (h, c, n) => {
+        const receipt = await c.send(n, { signal: never, target: h.target ?? {} });
+        if (h.providerId) expect(receipt.providerId ?? "").not.toBe("");
+        else expect(receipt).toEqual({});
+      }));
+
+    test("a retriable provider failure is a retriable ChannelError naming the channel", () =>
+      run(async (h, c, n) => {
+        if (!h.failRetriable) return;
+        h.failRetriable();
+        const err = await errorOf(c.send(n, { signal: never, target: h.target ?? {} }));
+        expect({ channel: err.channel, retriable: err.retriable }).toEqual({
+          channel: name,
+          retriable: true,
+        });
+      }));
+
+    test("a final provider failure is a final ChannelError naming the channel", () =>
+      run(async (h, c, n) => {
+        if (!h.failFinal) return;
+        h.failFinal();
+        const err = await errorOf(c.send(n, { signal: never, target: h.target ?? {} }));
+        expect({ channel: err.channel, retriable: err.retriable }).toEqual({
+          channel: name,
+          retriable: false,
+        });
+      }));
+
+    test(
+      "a provider that never answers is a retriable failure once the channel's timeout passes",
+      () =>
+        run(async (h, c, n) => {
+          if (!h.stall || !h.timesOut) return;
+          h.stall();
+          const err = await errorOf(c.send(n, { signal: never, target: h.target ?? {} }));
+          expect(err.retriable).toBe(true);
+        }, 300),
+      30_000,
+    );
+
+    // The channel's own timeout is a minute here: only the abort can end the send in time.
+    test(
+      "a shutdown ends a send that waits on a silent provider, and the channel closes",
+      () =>
+        run(async (h, c, n) => {
+          if (!h.stall) return;
+          h.stall();
+          const shutdown = new AbortController();
+          const sending = c.send(n, { signal: shutdown.signal, target: h.target ?? {} });
+          setTimeout(() => shutdown.abort(new Error("shutdown")), 50);
+          await expect(sending).rejects.toBeDefined();
+        }),
+      30_000,
+    );
+  });
+}
