@@ -26,7 +26,6 @@ import { createRecent } from "./recent.ts";
 import { createRouter } from "./routing.ts";
 import { isEntryPoint, serveHttp } from "./runtime.ts";
 import { createStatusReport } from "./status-report.ts";
-import { loadTemplates } from "./templates.ts";
 import { startWatchdog } from "./watchdog.ts";
 
 /** A started processor. */
@@ -84,9 +83,9 @@ export async function startProcessor(
   const version = process.env.FANDA_VERSION ?? "dev";
   const startedAt = new Date().toISOString();
   metrics.up.set({ version }, 1);
-  const templates = loadTemplates(config.templatesDir);
+  // Each channel loads and checks its own templates here, before anything is consumed.
   const channels = createChannels(config.channels, config.channelSettings, {
-    templates,
+    ...(config.templatesDir ? { templatesDir: config.templatesDir } : {}),
     logger,
     onRateLimitWait: (channel, ms) => metrics.rateLimitWaitSeconds.inc({ channel }, ms / 1000),
     onSlackPosted: (n) => metrics.slackNotificationsPerMessage.observe(n),

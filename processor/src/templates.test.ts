@@ -4,7 +4,30 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Notification } from "../../core/contract.ts";
 import { aNotification } from "../../test/support/notifications.ts";
-import { loadTemplates } from "./templates.ts";
+import { loadEmailTemplates } from "./channels/email/render.ts";
+import { loadSlackTemplates } from "./channels/slack/render.ts";
+
+/** Both channels' templates, as one folder serves them (each channel loads its own). */
+function loadTemplates(dir?: string) {
+  const issues: string[] = [];
+  const load = <T>(f: () => T): T | undefined => {
+    try {
+      return f();
+    } catch (err) {
+      issues.push((err as Error).message);
+      return undefined;
+    }
+  };
+  const slack = load(() => loadSlackTemplates(dir));
+  const email = load(() => loadEmailTemplates(dir));
+  if (!slack || !email) throw new Error(issues.join("\n"));
+  return {
+    slack: slack.slack,
+    slackDigest: slack.slackDigest,
+    email: email.email,
+    categories: () => [...new Set([...slack.categories(), ...email.categories()])].sort(),
+  };
+}
 
 const templates = loadTemplates();
 

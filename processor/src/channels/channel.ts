@@ -6,13 +6,23 @@ import type { z } from "zod";
 import type { Notification } from "../../../core/contract.ts";
 import type { Env } from "../../../core/env.ts";
 import type { Logger } from "../../../core/log.ts";
-import type { Templates } from "../templates.ts";
 
 // The toolkit a plugin may use besides core: how it reports a failed send, and the rate limiter
 // providers' limits call for. Plugins import them from here, so the plugin boundary is this file.
 export { ChannelError } from "../errors.ts";
 export { createRateLimiter, type RateLimiter } from "../rate-limit.ts";
-export { untilAborted } from "../text.ts";
+export {
+  asIs,
+  checkPlaceholders,
+  compileText,
+  cut,
+  DEFAULT_TEMPLATES_DIR,
+  type Encode,
+  templateFolder,
+  type Values,
+  valuesOf,
+} from "../templates.ts";
+export { escapeHtml, untilAborted } from "../text.ts";
 
 /** What a provider returned for one delivery. */
 export interface DeliveryReceipt {
@@ -49,8 +59,8 @@ export interface Channel {
 
 /** What a channel plugin may use besides its own settings: shared services of the processor. */
 export interface PluginContext {
-  /** Message templates (Slack and email). */
-  templates: Templates;
+  /** The template folder (TEMPLATES_DIR); unset: the processor's own templates. */
+  templatesDir?: string;
   logger: Logger;
   /** HTTP client (global fetch by default); injected in tests. */
   fetch?: typeof fetch;

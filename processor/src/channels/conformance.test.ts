@@ -1,13 +1,12 @@
 /** Every channel runs the conformance suite against its provider's test server. */
 import { startSlackServer } from "../../../scripts/slack-server.ts";
-import { loadTemplates } from "../templates.ts";
 import { channelConformance } from "./conformance.ts";
 import { createEmailChannel } from "./email/email.ts";
+import { loadEmailTemplates } from "./email/render.ts";
 import { createLogChannel } from "./log/log.ts";
+import { loadSlackTemplates } from "./slack/render.ts";
 import { createSlackChannel } from "./slack/slack.ts";
 import { createWebhookChannel } from "./webhook/webhook.ts";
-
-const templates = loadTemplates();
 
 /**
  * A provider stand-in on 127.0.0.1 whose next answer can be set: `ok` answers with `ok()`,
@@ -68,7 +67,7 @@ channelConformance("slack", async () => {
       createSlackChannel({
         token: "xoxb-local",
         apiUrl: server.apiUrl,
-        templates,
+        templates: loadSlackTemplates(),
         ratePerSecond: 1000,
         burst: 1000,
         digest: false,
@@ -115,7 +114,7 @@ channelConformance("email", async () => {
         from: "fanda@example.com",
         region: "ap-northeast-2",
         endpoint: p.url,
-        templates,
+        templates: loadEmailTemplates(),
         defaultTo: ["ops@example.com"],
         maxSendRate: 1000,
       }),

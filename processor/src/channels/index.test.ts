@@ -1,10 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import type { Notification } from "../../../core/contract.ts";
 import { createLogger } from "../../../core/log.ts";
-import { loadTemplates } from "../templates.ts";
 import { CHANNEL_NAMES, CHANNEL_PLUGINS, createChannels } from "./index.ts";
 
-const ctx = { logger: createLogger({ sink: () => {} }), templates: loadTemplates() };
+const ctx = { logger: createLogger({ sink: () => {} }) };
 
 describe("channel registry", () => {
   test("lists every channel plugin by name", () => {

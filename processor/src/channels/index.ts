@@ -4,7 +4,6 @@
  * route targets and its factory; the interface is in ./channel.ts.
  */
 import type { Logger } from "../../../core/log.ts";
-import type { Templates } from "../templates.ts";
 import type { Channel, ChannelPlugin } from "./channel.ts";
 import { type EmailSettings, emailPlugin } from "./email/index.ts";
 import { logPlugin } from "./log/index.ts";
@@ -35,7 +34,8 @@ export type ChannelSettings = {
 
 /** What creating the channels needs besides their settings. */
 export interface ChannelContext {
-  templates: Templates;
+  /** The template folder (TEMPLATES_DIR); unset: the processor's own templates. */
+  templatesDir?: string;
   logger: Logger;
   fetch?: typeof fetch;
   write?: (line: string) => void;
@@ -54,7 +54,7 @@ export function createChannels(
   return names.map((name) => {
     const plugin = CHANNEL_PLUGINS[name] as ChannelPlugin<unknown>;
     return plugin.create(settings[name] ?? plugin.settings({}), {
-      templates: ctx.templates,
+      ...(ctx.templatesDir ? { templatesDir: ctx.templatesDir } : {}),
       logger: ctx.logger,
       ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
       ...(ctx.write ? { write: ctx.write } : {}),

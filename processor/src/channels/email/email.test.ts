@@ -6,11 +6,11 @@ import sesLocal from "aws-ses-v2-local";
 import type { Notification } from "../../../../core/contract.ts";
 import { LOCAL_SES_ACCOUNT } from "../../../../scripts/ses-local.ts";
 import { aNotification } from "../../../../test/support/notifications.ts";
-import { loadTemplates } from "../../templates.ts";
 import { channelErrorOf } from "../testing.ts";
 import { createEmailChannel, isEmailAddress, type SesApi } from "./email.ts";
+import { loadEmailTemplates } from "./render.ts";
 
-const templates = loadTemplates();
+const templates = loadEmailTemplates();
 const never = new AbortController().signal;
 let server: Server;
 let endpoint: string;

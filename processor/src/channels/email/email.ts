@@ -16,7 +16,6 @@ import {
 } from "@aws-sdk/client-sesv2";
 import type { Notification } from "../../../../core/contract.ts";
 import { ConfigError } from "../../../../core/errors.ts";
-import type { Templates } from "../../templates.ts";
 import {
   type Channel,
   ChannelError,
@@ -24,6 +23,7 @@ import {
   type RateLimiter,
   type SendContext,
 } from "../channel.ts";
+import type { EmailTemplates } from "./render.ts";
 
 /** SES error names that trying again can fix. */
 const RETRIABLE = new Set([
@@ -57,7 +57,7 @@ export interface SesApi {
 export interface EmailChannelOptions {
   /** Verified sender address (SES_FROM). */
   from: string;
-  templates: Templates;
+  templates: EmailTemplates;
   /** Recipients when the route names none (EMAIL_TO). */
   defaultTo?: string[];
   /** SES configuration set (event publishing, dedicated IPs). */

@@ -4,6 +4,7 @@ import { envUrl, splitList } from "../../../../core/env.ts";
 import { ConfigError } from "../../../../core/errors.ts";
 import type { ChannelPlugin } from "../channel.ts";
 import { createEmailChannel, isEmailAddress } from "./email.ts";
+import { loadEmailTemplates } from "./render.ts";
 
 /** The email channel's settings (SES_*, EMAIL_TO, AWS_REGION). */
 export interface EmailSettings {
@@ -73,7 +74,7 @@ export const emailPlugin: ChannelPlugin<EmailSettings> = {
     return createEmailChannel({
       from: s.from,
       region: s.region,
-      templates: ctx.templates,
+      templates: loadEmailTemplates(ctx.templatesDir),
       defaultTo: s.defaultTo,
       ...(ctx.onRateLimitWait ? { onRateLimitWait: ctx.onRateLimitWait } : {}),
       ...(s.configurationSet ? { configurationSet: s.configurationSet } : {}),

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { envBoolean, envPositiveInt } from "../../../../core/env.ts";
 import { ConfigError } from "../../../../core/errors.ts";
 import type { ChannelPlugin } from "../channel.ts";
+import { loadSlackTemplates } from "./render.ts";
 import { createSlackChannel } from "./slack.ts";
 
 /** The Slack channel's settings (SLACK_*). */
@@ -71,7 +72,7 @@ export const slackPlugin: ChannelPlugin<SlackSettings> = {
       ]);
     return createSlackChannel({
       token: s.token,
-      templates: ctx.templates,
+      templates: loadSlackTemplates(ctx.templatesDir),
       ratePerSecond: s.ratePerSecond,
       burst: s.burst,
       digest: s.digest,

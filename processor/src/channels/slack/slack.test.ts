@@ -6,11 +6,11 @@ import { type SlackServer, startSlackServer } from "../../../../scripts/slack-se
 import { aNotification } from "../../../../test/support/notifications.ts";
 import { createDispatcher } from "../../dispatch.ts";
 import { ChannelError } from "../../errors.ts";
-import { loadTemplates, type Templates } from "../../templates.ts";
 import { channelErrorOf } from "../testing.ts";
+import { loadSlackTemplates, type SlackTemplates } from "./render.ts";
 import { createSlackChannel } from "./slack.ts";
 
-const templates = loadTemplates();
+const templates = loadSlackTemplates();
 const token = "xoxb-test-token";
 const never = new AbortController().signal;
 const servers: SlackServer[] = [];
@@ -334,7 +334,7 @@ describe("slack channel", () => {
   test("digest mode: a notification that cannot be rendered fails finally; the rest of its digest is posted", async () => {
     const s = server();
     const poisoned = (n: Notification) => n.fileName === "bad.pdf";
-    const fragile: Templates = {
+    const fragile: SlackTemplates = {
       ...templates,
       slack: (n) => {
         if (poisoned(n)) throw new URIError("URI malformed");

@@ -27,7 +27,6 @@ import {
 } from "@slack/web-api";
 import type { Notification } from "../../../../core/contract.ts";
 import { ConfigError } from "../../../../core/errors.ts";
-import type { Templates } from "../../templates.ts";
 import {
   type Channel,
   ChannelError,
@@ -36,6 +35,7 @@ import {
   type SendContext,
   untilAborted,
 } from "../channel.ts";
+import type { SlackTemplates } from "./render.ts";
 
 /** `ok:false` codes worth another try; every other code is final (retrying cannot fix it). */
 export const SLACK_RETRIABLE_ERRORS = new Set([
@@ -68,7 +68,7 @@ export interface SlackApi {
 export interface SlackChannelOptions {
   /** Bot token (xoxb-…). A secret: never logged. */
   token: string;
-  templates: Templates;
+  templates: SlackTemplates;
   /** Slack channel when the route names none (e.g. `#uploads`). */
   defaultChannel?: string;
   /** Web API base URL (default Slack's); the tests point it at scripts/slack-server.ts. */
