@@ -8,8 +8,8 @@
 import { describe, expect, test } from "bun:test";
 import type { Notification } from "../../../core/contract.ts";
 import { aNotification } from "../../../test/support/notifications.ts";
-import { ChannelError } from "../errors.ts";
 import type { Channel } from "./channel.ts";
+import { channelErrorOf } from "./testing.ts";
 
 /** How the suite drives one channel and its test server. */
 export interface ConformanceHarness {
@@ -33,15 +33,7 @@ export interface ConformanceHarness {
 
 const never = new AbortController().signal;
 
-async function errorOf(p: Promise<unknown>): Promise<ChannelError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ChannelError) return err;
-    throw err;
-  }
-  throw new Error("expected the send to fail with a ChannelError");
-}
+const errorOf = channelErrorOf;
 
 /** Runs the suite for the channel `name`. */
 export function channelConformance(name: string, harness: () => Promise<ConformanceHarness>) {
