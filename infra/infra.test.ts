@@ -4,8 +4,6 @@
  * would create is checked. `pulumi preview` needs AWS credentials; these tests are the gate.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
-import { runCommand } from "../scripts/run.ts";
 import { subnetCidrs } from "./components/network.ts";
 import { irsaTrust } from "./components/platform.ts";
 import { derive, parseInfraConfig } from "./config.ts";
@@ -17,6 +15,7 @@ import {
   producerPolicy,
   stableJson,
 } from "./iam.ts";
+import { synthesize } from "./synthesize.ts";
 
 interface Res {
   type: string;
@@ -27,15 +26,7 @@ interface Res {
 
 const stacks: Record<string, Res[]> = {};
 
-async function synth(stack: string): Promise<Res[]> {
-  const {
-    stdout: out,
-    stderr: err,
-    code,
-  } = await runCommand(["bun", join(import.meta.dir, "synth.ts"), stack]);
-  if (code !== 0) throw new Error(`synth ${stack} failed: ${err}`);
-  return JSON.parse(out) as Res[];
-}
+const synth = async (stack: string): Promise<Res[]> => (await synthesize(stack)).resources;
 
 beforeAll(async () => {
   const [dev, prod] = await Promise.all([synth("dev"), synth("prod")]);

@@ -5,6 +5,7 @@
  *
  *   bun infra/synth.ts dev|prod             every resource, as a JSON array
  *   bun infra/synth.ts dev|prod --outputs   the stack outputs (secrets shown as "[secret]")
+ *   bun infra/synth.ts dev|prod --all       both, as {"resources": [...], "outputs": {...}}
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 const stack = process.argv[2] ?? "dev";
 const printOutputs = process.argv.includes("--outputs");
+const printAll = process.argv.includes("--all");
 const file = Bun.YAML.parse(
   readFileSync(join(import.meta.dir, `Pulumi.${stack}.yaml`), "utf8"),
 ) as {
@@ -124,7 +126,9 @@ while (Date.now() - stableSince < 300) {
 }
 // Exit only once stdout has taken everything: exiting right after write() cuts a large output
 // short when stdout is a pipe.
-const text = JSON.stringify(printOutputs ? resolved : resources);
+const text = JSON.stringify(
+  printAll ? { resources, outputs: resolved } : printOutputs ? resolved : resources,
+);
 await new Promise<void>((done, fail) =>
   process.stdout.write(text, (err) => (err ? fail(err) : done())),
 );

@@ -5,9 +5,7 @@
  * record does not need. The stacks are synthesized offline (infra/synth.ts); no broker needed.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { runCommand } from "../../scripts/run.ts";
+import { type Synthesized, synthesize } from "../../infra/synthesize.ts";
 import {
   type Allowance,
   type AuthorizerDecision,
@@ -30,7 +28,6 @@ import {
   toRequirements,
 } from "./kafka-access.ts";
 
-const ROOT = join(import.meta.dir, "..", "..");
 const STACKS = ["dev", "prod"] as const;
 const record = loadRecord();
 
@@ -40,48 +37,25 @@ const record = loadRecord();
  */
 const ALLOWANCES: Allowance[] = [];
 
-interface Resource {
-  type: string;
-  name: string;
-  inputs: Record<string, unknown>;
-}
-
-const synthesized: Record<string, Resource[]> = {};
+const synthesized: Record<string, Synthesized> = {};
 
 beforeAll(async () => {
   await Promise.all(
     STACKS.map(async (stack) => {
-      const r = await runCommand(["bun", "infra/synth.ts", stack], { cwd: ROOT });
-      if (r.code !== 0) throw new Error(`bun infra/synth.ts ${stack} failed:\n${r.stderr}`);
-      synthesized[stack] = JSON.parse(r.stdout) as Resource[];
+      synthesized[stack] = await synthesize(stack);
     }),
   );
 }, 60_000);
 
-/**
- * The MSK cluster's ARN in the mock: infra/synth.ts makes it from the account, the resource's
- * name and a fixed UUID (its outputs are not printed), in the stack's region.
- */
+/** The MSK cluster's ARN, as the stack outputs it. */
 function clusterArnOf(stack: string): string {
-  const synth = readFileSync(join(ROOT, "infra/synth.ts"), "utf8");
-  const account = /const ACCOUNT = "(\d{12})"/.exec(synth)?.[1];
-  const uuid = /:cluster\/\$\{args\.name\}\/([^`$]+)`/.exec(synth)?.[1];
-  const config = Bun.YAML.parse(
-    readFileSync(join(ROOT, "infra", `Pulumi.${stack}.yaml`), "utf8"),
-  ) as { config: Record<string, unknown> };
-  const region = config.config["aws:region"];
-  const clusters = (synthesized[stack] ?? []).filter((r) => r.type === "aws:msk/cluster:Cluster");
-  if (!account || !uuid || typeof region !== "string" || clusters.length !== 1) {
-    throw new Error(
-      "cannot tell the mock MSK cluster ARN: infra/synth.ts no longer builds it as " +
-        "arn:aws:kafka:<region>:<ACCOUNT>:cluster/<name>/<uuid>, or the stack has no single cluster",
-    );
-  }
-  return `arn:aws:kafka:${region}:${account}:cluster/${clusters[0]?.name}/${uuid}`;
+  const arn = synthesized[stack]?.outputs.mskClusterArn;
+  if (typeof arn !== "string") throw new Error(`the ${stack} stack outputs no mskClusterArn`);
+  return arn;
 }
 
 function rolePolicy(stack: string, name: string): IamPolicy {
-  const found = (synthesized[stack] ?? []).filter(
+  const found = (synthesized[stack]?.resources ?? []).filter(
     (r) => r.type === "aws:iam/rolePolicy:RolePolicy" && r.name === name,
   );
   if (found.length !== 1) {
@@ -133,7 +107,7 @@ for (const stack of STACKS) {
   describe(`${stack} stack`, () => {
     test("the policies name the cluster ARN these checks use", () => {
       const arn = clusterArnOf(stack);
-      const named = (synthesized[stack] ?? [])
+      const named = (synthesized[stack]?.resources ?? [])
         .filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy")
         .flatMap((r) => kafkaGrants(JSON.parse(String(r.inputs.policy)) as IamPolicy))
         .filter((g) => IAM_ACTIONS[g.action]?.resourceType === "cluster")

@@ -8,19 +8,14 @@
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type SynthResource, synthesize } from "../../infra/synthesize.ts";
 import { type Environment, parseStackEnv, renderStackEnv } from "../../scripts/env-sync.ts";
-import { runCommand } from "../../scripts/run.ts";
 import { type K8sObject, renderDir } from "../../scripts/validate-manifests.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
 /** A resource the stack would create. */
-export interface Resource {
-  type: string;
-  name: string;
-  // biome-ignore lint/suspicious/noExplicitAny: resource inputs of many shapes.
-  inputs: Record<string, any>;
-}
+export type Resource = SynthResource;
 
 /** One environment across its layers. */
 export interface Layers {
@@ -36,17 +31,10 @@ export interface Layers {
   argocd: K8sObject[];
 }
 
-async function synth(env: Environment, outputs: boolean): Promise<unknown> {
-  const args = ["bun", join(ROOT, "infra", "synth.ts"), env, ...(outputs ? ["--outputs"] : [])];
-  const { stdout, stderr, code } = await runCommand(args);
-  if (code !== 0) throw new Error(`synth ${env} failed: ${stderr}`);
-  return JSON.parse(stdout);
-}
-
 /** Synthesizes the stack of `env` and renders its kustomizations against it. */
 export async function loadLayers(env: Environment): Promise<Layers> {
-  const [resources, outputs] = await Promise.all([synth(env, false), synth(env, true)]);
-  const stackEnv = renderStackEnv(env, (outputs as { environment: unknown }).environment);
+  const { resources, outputs } = await synthesize(env);
+  const stackEnv = renderStackEnv(env, outputs.environment);
   const dir = mkdtempSync(join(tmpdir(), `fanda-layers-${env}-`));
   try {
     cpSync(join(ROOT, "kustomize"), join(dir, "kustomize"), { recursive: true });
@@ -63,7 +51,7 @@ export async function loadLayers(env: Environment): Promise<Layers> {
     ]);
     return {
       env,
-      resources: resources as Resource[],
+      resources,
       stack: parseStackEnv(stackEnv),
       overlay,
       platform,
