@@ -43,6 +43,22 @@ export const REPLAY_GROUP_PREFIX = "fanda-replay-";
 // (kafkajs `idempotent: true`) calls InitProducerId, which MSK authorizes as
 // WriteDataIdempotently on the cluster. test/agreement checks these against what the code calls.
 
+const allow = (Sid: string, Action: string[], Resource: string[]): Statement => ({
+  Sid,
+  Effect: "Allow",
+  Action,
+  Resource,
+});
+/** Consuming a topic (ReadData needs DescribeTopic, per AWS's table). */
+const readTopic = (sid: string, arn: string) =>
+  allow(sid, ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"], [arn]);
+/** Producing to a topic (WriteData needs DescribeTopic). */
+const writeTopic = (sid: string, arn: string) =>
+  allow(sid, ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"], [arn]);
+/** Being a member of a consumer group and committing in it (AlterGroup needs DescribeGroup). */
+const memberOf = (sid: string, arn: string) =>
+  allow(sid, ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"], [arn]);
+
 /**
  * Connecting to the cluster, which every client needs (and idempotent writes, for producers).
  * No client calls DescribeCluster: kafkajs's describeCluster() is a Metadata request.
@@ -64,15 +80,7 @@ export function producerPolicy(clusterArn: string, topic: string): PolicyDocumen
   const arns = mskArns(clusterArn, topic, "unused");
   return {
     Version: "2012-10-17",
-    Statement: [
-      connectStatement(arns.cluster, true),
-      {
-        Sid: "WriteNotifications",
-        Effect: "Allow",
-        Action: ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"],
-        Resource: [arns.topic],
-      },
-    ],
+    Statement: [connectStatement(arns.cluster, true), writeTopic("WriteNotifications", arns.topic)],
   };
 }
 
@@ -88,24 +96,9 @@ export function processorPolicy(options: {
     Version: "2012-10-17",
     Statement: [
       connectStatement(arns.cluster, true),
-      {
-        Sid: "ReadNotifications",
-        Effect: "Allow",
-        Action: ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"],
-        Resource: [arns.topic],
-      },
-      {
-        Sid: "ConsumerGroup",
-        Effect: "Allow",
-        Action: ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
-        Resource: [arns.group],
-      },
-      {
-        Sid: "WriteDeadLetters",
-        Effect: "Allow",
-        Action: ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"],
-        Resource: [arns.dlq],
-      },
+      readTopic("ReadNotifications", arns.topic),
+      memberOf("ConsumerGroup", arns.group),
+      writeTopic("WriteDeadLetters", arns.dlq),
       {
         Sid: "SendEmail",
         Effect: "Allow",
@@ -130,24 +123,9 @@ export function replayPolicy(clusterArn: string, topic: string): PolicyDocument 
     Version: "2012-10-17",
     Statement: [
       connectStatement(arns.cluster, true),
-      {
-        Sid: "ReadDeadLetters",
-        Effect: "Allow",
-        Action: ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"],
-        Resource: [arns.dlq],
-      },
-      {
-        Sid: "ReplayGroups",
-        Effect: "Allow",
-        Action: ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
-        Resource: [arns.groupsLike(REPLAY_GROUP_PREFIX)],
-      },
-      {
-        Sid: "WriteNotifications",
-        Effect: "Allow",
-        Action: ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"],
-        Resource: [arns.topic],
-      },
+      readTopic("ReadDeadLetters", arns.dlq),
+      memberOf("ReplayGroups", arns.groupsLike(REPLAY_GROUP_PREFIX)),
+      writeTopic("WriteNotifications", arns.topic),
     ],
   };
 }
