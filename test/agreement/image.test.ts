@@ -4,9 +4,10 @@
  * whose script is missing from the image fails only in the cluster, at its first run.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, relative, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { podOf, render } from "../../scripts/validate-manifests.ts";
+import { type Edge, importGraph } from "../architecture/imports.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
@@ -20,21 +21,19 @@ export function copiedPaths(dockerfile: string): string[] {
     .map((p) => p.replace(/\/$/, ""));
 }
 
+const graph = importGraph();
+
 /** A file and every relative module it imports, transitively (paths relative to the root). */
-export function importClosure(entry: string): string[] {
-  const transpiler = new Bun.Transpiler({ loader: "ts" });
-  const seen = new Set<string>();
-  const visit = (file: string) => {
-    const rel = relative(ROOT, file);
-    if (seen.has(rel)) return;
-    seen.add(rel);
-    for (const imp of transpiler.scanImports(readFileSync(file, "utf8"))) {
-      if (!imp.path.startsWith(".")) continue;
-      const target = resolve(dirname(file), imp.path);
-      if (existsSync(target)) visit(target);
+export function importClosure(entry: string, edges: Edge[] = graph): string[] {
+  const seen = new Set([entry]);
+  const queue = [entry];
+  for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+    for (const e of edges) {
+      if (e.from !== file || seen.has(e.to)) continue;
+      seen.add(e.to);
+      queue.push(e.to);
     }
-  };
-  visit(join(ROOT, entry));
+  }
   return [...seen].sort();
 }
 

@@ -7,8 +7,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { installs } from "../../scripts/bootstrap-cluster.ts";
-import type { K8sObject } from "../../scripts/validate-manifests.ts";
-import { allows, type IamPolicy } from "./kafka-access.ts";
+import { type K8sObject, podOf } from "../../scripts/validate-manifests.ts";
+import { allows, type IamPolicy, resourceArn } from "./kafka-access.ts";
 import type { Layers } from "./stacks.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -80,10 +80,6 @@ export function cidrContains(outer: string, inner: string): boolean {
 }
 
 const mskCluster = (l: Layers) => ofType(l, "aws:msk/cluster:Cluster")[0];
-const mskTopicArn = (l: Layers, topic: string) =>
-  `${val(l, "mskClusterArn").replace(":cluster/", ":topic/")}/${topic}`;
-const mskGroupArn = (l: Layers, group: string) =>
-  `${val(l, "mskClusterArn").replace(":cluster/", ":group/")}/${group}`;
 
 /** Every check, in the order an operator would meet the failures. */
 export const CHECKS: Check[] = [
@@ -105,7 +101,7 @@ export const CHECKS: Check[] = [
           );
       }
       for (const o of l.overlay) {
-        const pod = podSpec(o);
+        const pod = podOf(o) as Loose | undefined;
         if (pod && !accounts.some((a) => a.metadata.name === pod.serviceAccountName))
           problems.push(
             `${o.kind}/${o.metadata?.name}: runs as ${pod.serviceAccountName}, which has no IRSA role here`,
@@ -207,8 +203,14 @@ export const CHECKS: Check[] = [
       else {
         for (const [action, arn] of [
           ["kafka-cluster:Connect", val(l, "mskClusterArn")],
-          ["kafka-cluster:DescribeTopic", mskTopicArn(l, m.topic ?? "")],
-          ["kafka-cluster:DescribeGroup", mskGroupArn(l, m.consumerGroup ?? "")],
+          [
+            "kafka-cluster:DescribeTopic",
+            resourceArn(val(l, "mskClusterArn"), "topic", m.topic ?? ""),
+          ],
+          [
+            "kafka-cluster:DescribeGroup",
+            resourceArn(val(l, "mskClusterArn"), "group", m.consumerGroup ?? ""),
+          ],
         ] as const)
           if (!allows(role.policy, action, arn))
             problems.push(`KEDA's role may not ${action} on ${arn}`);
@@ -279,7 +281,7 @@ export const CHECKS: Check[] = [
         if (!new RegExp(`\\b${name}\\b`).test(config))
           problems.push(`the secret's ${name} is not read by the processor`);
       for (const o of l.overlay) {
-        const pod = podSpec(o);
+        const pod = podOf(o) as Loose | undefined;
         for (const c of (pod?.containers ?? []) as Loose[])
           for (const f of (c.envFrom ?? []) as Loose[])
             if (f.secretRef && f.secretRef.name !== es.spec.target.name)
@@ -391,7 +393,7 @@ export const CHECKS: Check[] = [
       if (repo?.inputs.imageTagMutability !== "IMMUTABLE")
         problems.push("the repository's tags are mutable");
       for (const o of l.overlay) {
-        for (const c of (podSpec(o)?.containers ?? []) as Loose[]) {
+        for (const c of ((podOf(o) as Loose | undefined)?.containers ?? []) as Loose[]) {
           const [name, tag] = String(c.image).split(/:(?=[^:]+$)/);
           if (name !== url)
             problems.push(`${o.kind}/${o.metadata?.name}: image ${c.image} is not from ${url}`);
@@ -567,13 +569,6 @@ export function replicationProblems(brokers: number, rf: number, minIsr: number)
 /** Pulumi marks secret inputs with a signature key; the value sits beside it. */
 function unsecret(v: unknown): unknown {
   return v && typeof v === "object" && "value" in v ? (v as { value: unknown }).value : v;
-}
-
-function podSpec(o: K8sObject): Loose | undefined {
-  const spec = o.spec as Loose | undefined;
-  if (o.kind === "Deployment" || o.kind === "Job") return spec?.template?.spec;
-  if (o.kind === "CronJob") return spec?.jobTemplate?.spec?.template?.spec;
-  return undefined;
 }
 
 function configMapOf(objs: K8sObject[]): Loose | undefined {
