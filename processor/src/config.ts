@@ -81,7 +81,6 @@ export interface ProcessorConfig {
   logLevel: LogLevel;
 }
 
-const positiveInt = envPositiveInt;
 const plugins = Object.values(CHANNEL_PLUGINS) as ChannelPlugin<unknown>[];
 
 /** The default channels. */
@@ -112,21 +111,21 @@ const schema = z.object({
       return [...new Set(names)] as ChannelName[];
     }),
   TEMPLATES_DIR: z.string().optional(),
-  DELIVERY_MAX_ATTEMPTS: positiveInt("DELIVERY_MAX_ATTEMPTS", 5, 100),
-  RETRY_BASE_MS: positiveInt("RETRY_BASE_MS", 200),
-  RETRY_MAX_MS: positiveInt("RETRY_MAX_MS", 30_000),
-  BREAKER_THRESHOLD: positiveInt("BREAKER_THRESHOLD", 10, 10_000),
-  SHUTDOWN_TIMEOUT_MS: positiveInt("SHUTDOWN_TIMEOUT_MS", 25_000),
+  DELIVERY_MAX_ATTEMPTS: envPositiveInt("DELIVERY_MAX_ATTEMPTS", 5, 100),
+  RETRY_BASE_MS: envPositiveInt("RETRY_BASE_MS", 200),
+  RETRY_MAX_MS: envPositiveInt("RETRY_MAX_MS", 30_000),
+  BREAKER_THRESHOLD: envPositiveInt("BREAKER_THRESHOLD", 10, 10_000),
+  SHUTDOWN_TIMEOUT_MS: envPositiveInt("SHUTDOWN_TIMEOUT_MS", 25_000),
   KAFKA_SESSION_TIMEOUT_MS: z.coerce
     .number({ error: "expected a whole number of ms" })
     .int("expected a whole number of ms")
     .min(6000, "expected at least 6000 (the broker's group.min.session.timeout.ms)")
     .max(300_000, "expected at most 300000 (the broker's group.max.session.timeout.ms)")
     .default(30_000),
-  PROCESSOR_CONCURRENCY: positiveInt("PROCESSOR_CONCURRENCY", 32, 10_000),
-  PARTITIONS_CONCURRENCY: positiveInt("PARTITIONS_CONCURRENCY", 3, 1000),
-  PAUSE_MIN_MS: positiveInt("PAUSE_MIN_MS", 1000),
-  COMMIT_INTERVAL_MS: positiveInt("COMMIT_INTERVAL_MS", 1000, 60_000),
+  PROCESSOR_CONCURRENCY: envPositiveInt("PROCESSOR_CONCURRENCY", 32, 10_000),
+  PARTITIONS_CONCURRENCY: envPositiveInt("PARTITIONS_CONCURRENCY", 3, 1000),
+  PAUSE_MIN_MS: envPositiveInt("PAUSE_MIN_MS", 1000),
+  COMMIT_INTERVAL_MS: envPositiveInt("COMMIT_INTERVAL_MS", 1000, 60_000),
   LAG_INTERVAL_MS: z.coerce
     .number({ error: "expected a whole number of ms" })
     .int("expected a whole number of ms")
@@ -139,14 +138,18 @@ const schema = z.object({
     .min(2000, "expected at least 2000")
     .max(600_000, "expected at most 600000")
     .default(30_000),
-  PAUSE_MAX_MS: positiveInt("PAUSE_MAX_MS", 30_000),
+  PAUSE_MAX_MS: envPositiveInt("PAUSE_MAX_MS", 30_000),
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\/\S+$/, "expected redis://host:port or rediss://user:password@host:port")
     .optional(),
-  IDEMPOTENCY_CLAIM_TTL_MS: positiveInt("IDEMPOTENCY_CLAIM_TTL_MS", 120_000, 86_400_000),
-  IDEMPOTENCY_DONE_TTL_MS: positiveInt("IDEMPOTENCY_DONE_TTL_MS", 7 * 86_400_000, 90 * 86_400_000),
-  IDEMPOTENCY_OWNER_TTL_MS: positiveInt("IDEMPOTENCY_OWNER_TTL_MS", 15_000, 3_600_000).refine(
+  IDEMPOTENCY_CLAIM_TTL_MS: envPositiveInt("IDEMPOTENCY_CLAIM_TTL_MS", 120_000, 86_400_000),
+  IDEMPOTENCY_DONE_TTL_MS: envPositiveInt(
+    "IDEMPOTENCY_DONE_TTL_MS",
+    7 * 86_400_000,
+    90 * 86_400_000,
+  ),
+  IDEMPOTENCY_OWNER_TTL_MS: envPositiveInt("IDEMPOTENCY_OWNER_TTL_MS", 15_000, 3_600_000).refine(
     (v) => v >= 1000,
     "expected at least 1000",
   ),
