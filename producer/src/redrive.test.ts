@@ -8,6 +8,7 @@ import type { Notification } from "../../core/contract.ts";
 import { ConfigError, FandaError, InvalidInputError } from "../../core/errors.ts";
 import { createLogger } from "../../core/log.ts";
 import { main } from "../../scripts/redrive.ts";
+import { runCommand } from "../../scripts/run.ts";
 import { createCategorizer } from "./category.ts";
 import onFailure from "./fixtures/lambda-on-failure.json";
 import eventAge from "./fixtures/lambda-on-failure-event-age.json";
@@ -1016,7 +1017,7 @@ describe("scripts/redrive.ts", () => {
       () => ({ body: { published: 1, skipped: 0 } }),
     );
     stops.push(fake.stop);
-    const proc = Bun.spawn(
+    const { stdout, stderr, code } = await runCommand(
       [
         process.execPath,
         "scripts/redrive.ts",
@@ -1040,15 +1041,8 @@ describe("scripts/redrive.ts", () => {
           AWS_EC2_METADATA_DISABLED: "true",
           AWS_MAX_ATTEMPTS: "1",
         },
-        stdout: "pipe",
-        stderr: "pipe",
       },
     );
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
     expect({ code, stderr: code === 1 ? "" : stderr }).toEqual({ code: 1, stderr: "" });
     const logs = [...stdout.split("\n"), ...stderr.split("\n")]
       .filter((l) => l.startsWith("{"))
