@@ -213,8 +213,16 @@ export function check(target: string, objects: K8sObject[], stack?: Record<strin
         const cm = from.configMapRef?.name;
         if (cm && !/-[a-z0-9]{10}$/.test(cm))
           problems.push(`${name}: ConfigMap ${cm} has no content hash (a change would not roll)`);
-        if (cm && !configMaps.some((m) => m.metadata?.name === cm))
-          problems.push(`${name}: ConfigMap ${cm} is not in the build`);
+        const generated = configMaps.find((m) => m.metadata?.name === cm);
+        if (cm && !generated) problems.push(`${name}: ConfigMap ${cm} is not in the build`);
+        // Pods of the old ReplicaSet still read theirs until the rollout is done.
+        if (
+          generated &&
+          !generated.metadata?.annotations?.["argocd.argoproj.io/sync-options"]?.includes(
+            "PruneLast=true",
+          )
+        )
+          problems.push(`${name}: ConfigMap ${cm} would be pruned before the rollout finishes`);
         const secret = from.secretRef?.name;
         if (secret && o.metadata?.annotations?.[APP.reloadAnnotation] !== secret)
           problems.push(`${name}: a change of Secret ${secret} would not roll the pods`);

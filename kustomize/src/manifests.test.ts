@@ -176,11 +176,17 @@ describe("manifests", () => {
       const objects = await env();
       const d = find(objects, "Deployment");
       d.spec.replicas = 2;
+      const cm = processorConfig(objects);
+      delete cm.metadata.annotations["argocd.argoproj.io/sync-options"];
       d.spec.template.spec.containers[0].envFrom[0].configMapRef.name = APP.name;
       delete d.metadata.annotations[APP.reloadAnnotation];
       const problems = check("overlays/dev", objects, stackOf("overlays/dev")).join("\n");
       expect(problems).toContain("sets replicas although KEDA owns the count");
       expect(problems).toContain("ConfigMap fanda-processor has no content hash");
+      cm.metadata.name = APP.name;
+      expect(check("overlays/dev", objects, stackOf("overlays/dev")).join("\n")).toContain(
+        "ConfigMap fanda-processor would be pruned before the rollout finishes",
+      );
       expect(problems).toContain("a change of Secret fanda-processor-secrets would not roll");
     });
 

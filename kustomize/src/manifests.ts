@@ -627,6 +627,9 @@ const application = (name: string, path: string, why: string): IApplication => (
         "ServerSideApply=true",
         "RespectIgnoreDifferences=true",
       ],
+      // A failed sync (an image not pushed yet, a hook that timed out) is tried again, not left
+      // until the next commit.
+      retry: { limit: 10, backoff: { duration: "30s", factor: 2, maxDuration: "10m" } },
     },
     // KEDA owns the replica count (the Deployment leaves it out); never reset it on a sync.
     ignoreDifferences: [{ group: "apps", kind: "Deployment", jsonPointers: ["/spec/replicas"] }],

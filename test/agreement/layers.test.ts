@@ -196,6 +196,7 @@ describe("each check names the broken variant it exists for", () => {
     app.spec.source.path = "kustomize/overlays/prod";
     app.spec.destination.server = "https://prod.example.eks.amazonaws.com";
     app.spec.syncPolicy.syncOptions = ["CreateNamespace=true"];
+    delete app.spec.syncPolicy.retry;
     obj(l.argocd, "AppProject").spec.sourceRepos = ["*"];
     obj(l.overlay, "Deployment").spec.replicas = 2;
     const problems = run("each cluster's Argo CD", l);
@@ -204,6 +205,7 @@ describe("each check names the broken variant it exists for", () => {
       "targets https://prod.example.eks.amazonaws.com, not its own cluster",
     );
     expect(problems).toContain("a sync would reset the replica count KEDA set");
+    expect(problems).toContain("a failed sync (an image not pushed yet) is never retried");
     expect(problems).toContain("the project allows sources *");
     expect(problems).toContain("Deployment fanda-processor sets replicas");
   });

@@ -368,6 +368,8 @@ export const CHECKS: Check[] = [
           !app.spec.syncPolicy?.syncOptions?.includes("RespectIgnoreDifferences=true")
         )
           problems.push(`${where}: a sync would reset the replica count KEDA set`);
+        if (!(Number(app.spec.syncPolicy?.retry?.limit) > 0))
+          problems.push(`${where}: a failed sync (an image not pushed yet) is never retried`);
       }
       if (project) {
         if (JSON.stringify(project.spec.sourceRepos) !== JSON.stringify([l.stack.repoUrl]))
