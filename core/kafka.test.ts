@@ -124,5 +124,8 @@ describe("kafkaErrorType", () => {
     );
     expect(kafkaErrorType(new Error("something else"))).toBeUndefined();
     expect(kafkaErrorType("not an error")).toBeUndefined();
+    for (const message of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+      expect(kafkaErrorType(new Error(message))).toBeUndefined();
+    }
   });
 });

@@ -269,10 +269,10 @@ export async function ensureTopics(
 }
 
 /** kafkajs's message for each protocol error type we act on; its wrappers drop `type`. */
-const KAFKA_ERROR_MESSAGES: Record<string, string> = {
-  "Request is not valid given the current SASL state": "ILLEGAL_SASL_STATE",
-  "This server does not host this topic-partition": "UNKNOWN_TOPIC_OR_PARTITION",
-};
+const KAFKA_ERROR_MESSAGES: ReadonlyMap<string, string> = new Map([
+  ["Request is not valid given the current SASL state", "ILLEGAL_SASL_STATE"],
+  ["This server does not host this topic-partition", "UNKNOWN_TOPIC_OR_PARTITION"],
+]);
 
 /** The Kafka protocol error type of a kafkajs error, looking through its wrappers. */
 export function kafkaErrorType(error: unknown): string | undefined {
@@ -280,7 +280,7 @@ export function kafkaErrorType(error: unknown): string | undefined {
   for (let depth = 0; depth < 5 && e instanceof Error; depth++) {
     const typed = (e as { type?: unknown }).type;
     if (typeof typed === "string") return typed;
-    const known = KAFKA_ERROR_MESSAGES[e.message];
+    const known = KAFKA_ERROR_MESSAGES.get(e.message);
     if (known) return known;
     e = e.cause ?? (e as { originalError?: unknown }).originalError;
   }

@@ -3,6 +3,7 @@ import type { Notification } from "../../core/contract.ts";
 import { FandaError, InvalidInputError } from "../../core/errors.ts";
 import { createLogger } from "../../core/log.ts";
 import { createCategorizer } from "./category.ts";
+import ebCreated from "./fixtures/eventbridge-created.json";
 import put from "./fixtures/s3-put.json";
 import sqsLambda from "./fixtures/sqs-lambda.json";
 import { createHandler, type ProducerRuntime } from "./lambda.ts";
@@ -67,6 +68,21 @@ describe("lambda handler, SQS trigger", () => {
     const event = { Records: [first, { ...second, messageId: "bad-1", body: "{nope" }] };
     expect(await handler(event)).toEqual({ batchItemFailures: [{ itemIdentifier: "bad-1" }] });
     expect(batches[0]?.notifications).toHaveLength(1);
+  });
+
+  test("publishes an EventBridge body whose reason is a built-in property name", async () => {
+    const { handler, batches } = setup();
+    const [first] = sqsLambda.Records;
+    const body = JSON.stringify({
+      ...ebCreated,
+      detail: { ...ebCreated.detail, reason: "toString" },
+    });
+    const event = { Records: [first, { ...first, messageId: "eb-1", body }] };
+    expect(await handler(event)).toEqual({ batchItemFailures: [] });
+    expect(batches.flatMap((b) => b.notifications.map((n) => n.eventName))).toEqual([
+      "ObjectCreated:Put",
+      "ObjectCreated:toString",
+    ]);
   });
 
   test("reports the published messages, not the skipped ones, when Kafka fails", async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { InvalidInputError } from "../../core/errors.ts";
 import ebCreated from "./fixtures/eventbridge-created.json";
 import ebDeleted from "./fixtures/eventbridge-deleted.json";
@@ -246,6 +247,32 @@ describe("parseS3Event envelopes", () => {
     expect(withReason("CompleteMultipartUpload")).toBe("ObjectCreated:CompleteMultipartUpload");
     expect(withReason("CopyObject")).toBe("ObjectCreated:Copy");
     expect(withReason("POST Object")).toBe("ObjectCreated:Post");
+  });
+
+  test.each(["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf"])(
+    "reads an EventBridge reason named like a built-in property (%s) as an unknown reason",
+    (reason) => {
+      const parsed = parseS3Event({ ...ebCreated, detail: { ...ebCreated.detail, reason } });
+      expect(parsed.objects[0]?.eventName).toBe(`ObjectCreated:${reason}`);
+    },
+  );
+
+  test("any EventBridge reason gives a created event name, never an inherited property", () => {
+    const reasons = fc.oneof(
+      fc.constantFrom(...Object.getOwnPropertyNames(Object.prototype)),
+      fc.string(),
+      fc.string({ unit: "binary" }),
+    );
+    fc.assert(
+      fc.property(reasons, (reason) => {
+        const [object] = parseS3Event({
+          ...ebCreated,
+          detail: { ...ebCreated.detail, reason },
+        }).objects;
+        expect(typeof object?.eventName).toBe("string");
+        expect(object?.eventName.startsWith("ObjectCreated:")).toBe(true);
+      }),
+    );
   });
 
   test("skips EventBridge Object Deleted by default and notifies it when configured", () => {

@@ -76,13 +76,16 @@ const eventBridgeSchema = z.object({
   }),
 });
 
-/** EventBridge `reason` → the S3 notification event name it corresponds to. */
-const EVENTBRIDGE_CREATED: Record<string, string> = {
-  PutObject: "ObjectCreated:Put",
-  "POST Object": "ObjectCreated:Post",
-  CopyObject: "ObjectCreated:Copy",
-  CompleteMultipartUpload: "ObjectCreated:CompleteMultipartUpload",
-};
+/**
+ * EventBridge `reason` → the S3 notification event name it corresponds to. A Map, because the
+ * reason is input: an object literal would answer `constructor` with an inherited function.
+ */
+const EVENTBRIDGE_CREATED: ReadonlyMap<string, string> = new Map([
+  ["PutObject", "ObjectCreated:Put"],
+  ["POST Object", "ObjectCreated:Post"],
+  ["CopyObject", "ObjectCreated:Copy"],
+  ["CompleteMultipartUpload", "ObjectCreated:CompleteMultipartUpload"],
+]);
 
 /**
  * Decodes an S3 notification key: `+` is a space, then percent-decoding as UTF-8.
@@ -186,7 +189,7 @@ function eventBridge(input: unknown, at: string, out: ParsedS3Event, options: Pa
   const d = e.detail;
   let eventName: string;
   if (e["detail-type"] === "Object Created") {
-    eventName = EVENTBRIDGE_CREATED[d.reason ?? ""] ?? `ObjectCreated:${d.reason ?? "Unknown"}`;
+    eventName = EVENTBRIDGE_CREATED.get(d.reason ?? "") ?? `ObjectCreated:${d.reason || "Unknown"}`;
   } else if (e["detail-type"] === "Object Deleted") {
     eventName =
       d["deletion-type"] === "Delete Marker Created"
@@ -230,11 +233,11 @@ function walk(
     out.skipped.push({ at: where, reason: "s3:TestEvent" });
     return;
   }
-  if (input.source === "aws.s3" && "detail-type" in input) {
+  if (input.source === "aws.s3" && Object.hasOwn(input, "detail-type")) {
     eventBridge(input, where, out, options);
     return;
   }
-  if (input.Type === "Notification" && "Message" in input) {
+  if (input.Type === "Notification" && Object.hasOwn(input, "Message")) {
     walk(
       parseJsonField(input.Message, `${where}.Message`),
       `${where}.Message`,
@@ -244,7 +247,7 @@ function walk(
     );
     return;
   }
-  if (!("Records" in input)) {
+  if (!Object.hasOwn(input, "Records")) {
     throw new InvalidInputError(
       OP,
       `${where}: no Records array, EventBridge detail or SNS Message (not an S3 event notification)`,

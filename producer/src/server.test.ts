@@ -62,6 +62,14 @@ describe("POST /s3-events", () => {
     expect(await res.json()).toEqual({ published, skipped });
   });
 
+  test("publishes an EventBridge event whose reason is a built-in property name", async () => {
+    const { published, post } = setup();
+    const event = { ...ebCreated, detail: { ...ebCreated.detail, reason: "constructor" } };
+    const res = await post(JSON.stringify(event));
+    expect(res.status).toBe(202);
+    expect(published[0]?.notifications[0]?.eventName).toBe("ObjectCreated:constructor");
+  });
+
   test.each([
     ["an empty body", "", /not valid JSON/],
     ["an empty object", "{}", /no Records array/],
