@@ -7,7 +7,8 @@
  * - HTTP 429 with `Retry-After` and `{"ok":false,"error":"ratelimited"}` when a channel gets
  *   more than its limit (Slack: about one message per second per channel, short bursts);
  * - injected failures for tests (`failNext`): an error code, or an HTTP status; and posts that
- *   are never answered (`stallNext`), for timeout and shutdown tests.
+ *   are never answered (`stallNext`) or whose body never ends (`stallBodyNext`), for timeout
+ *   and shutdown tests.
  *
  *   bun scripts/slack-server.ts [--port 8083] [--token xoxb-local]
  *
@@ -59,6 +60,8 @@ export interface SlackServer {
   failNext(failure: { error: string } | { status: number }, count: number): void;
   /** Leaves the next `count` posts unanswered (until the server stops). */
   stallNext(count: number): void;
+  /** Answers the next `count` posts' headers (200) and the start of the body, then nothing more. */
+  stallBodyNext(count: number): void;
   stop(): Promise<void>;
 }
 
@@ -72,6 +75,7 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
   let limited = 0;
   let failures: { failure: { error: string } | { status: number }; count: number } | undefined;
   let stalls = 0;
+  let bodyStalls = 0;
   const stalled: (() => void)[] = [];
   let lastTs = 0;
 
@@ -123,6 +127,22 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
       stalls--;
       await new Promise<void>((release) => stalled.push(release));
       return c.text("stopped", 503);
+    }
+    if (bodyStalls > 0) {
+      bodyStalls--;
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('{"ok":'));
+          stalled.push(() => {
+            try {
+              controller.close();
+            } catch {
+              // The client already cancelled the body.
+            }
+          });
+        },
+      });
+      return new Response(body, { headers: { "content-type": "application/json" } });
     }
     if (failures && failures.count > 0) {
       failures.count--;
@@ -198,6 +218,9 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
     },
     stallNext(count) {
       stalls = count;
+    },
+    stallBodyNext(count) {
+      bodyStalls = count;
     },
     stop: () => {
       for (const release of stalled.splice(0)) release();

@@ -10,13 +10,14 @@ import { createWebhookChannel } from "./webhook/webhook.ts";
 
 /**
  * A provider stand-in on 127.0.0.1 whose next answer can be set: `ok` answers with `ok()`,
- * a failure with `fail(kind)`, `stall` never answers (until stopped).
+ * a failure with `fail(kind)`, `stall` never answers (until stopped), `stall-body` answers
+ * `ok()`'s status and headers and the first bytes of its body, then nothing more.
  */
 function provider(answers: {
   ok: () => Response;
   fail: (kind: "retriable" | "final") => Response;
 }) {
-  let next: "ok" | "retriable" | "final" | "stall" = "ok";
+  let next: "ok" | "retriable" | "final" | "stall" | "stall-body" = "ok";
   const held: (() => void)[] = [];
   const server = Bun.serve({
     hostname: "127.0.0.1",
@@ -28,6 +29,23 @@ function provider(answers: {
       if (mode === "stall") {
         await new Promise<void>((release) => held.push(release));
         return new Response(null, { status: 503 });
+      }
+      if (mode === "stall-body") {
+        const ok = answers.ok();
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode("{"));
+            held.push(() => {
+              try {
+                controller.close();
+              } catch {
+                // The client already cancelled the body.
+              }
+            });
+          },
+        });
+        // 200, not ok()'s status: a 204 has no body to stall.
+        return new Response(body, { status: 200, headers: ok.headers });
       }
       return mode === "ok" ? answers.ok() : answers.fail(mode);
     },
@@ -54,6 +72,7 @@ channelConformance("webhook", async () => {
     failRetriable: () => p.set("retriable"),
     failFinal: () => p.set("final"),
     stall: () => p.set("stall"),
+    stallBody: () => p.set("stall-body"),
     timesOut: true,
     providerId: true,
     stop: p.stop,
@@ -77,6 +96,7 @@ channelConformance("slack", async () => {
     failRetriable: () => server.failNext({ status: 503 }, 1),
     failFinal: () => server.failNext({ error: "channel_not_found" }, 1),
     stall: () => server.stallNext(1),
+    stallBody: () => server.stallBodyNext(1),
     timesOut: true,
     providerId: true,
     stop: () => server.stop(),
@@ -121,6 +141,7 @@ channelConformance("email", async () => {
     failRetriable: () => p.set("retriable"),
     failFinal: () => p.set("final"),
     stall: () => p.set("stall"),
+    stallBody: () => p.set("stall-body"),
     providerId: true,
     stop: async () => {
       restore();

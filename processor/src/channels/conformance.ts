@@ -2,8 +2,10 @@
  * What every channel must do, as one suite each channel runs against its provider's test
  * server: a delivery records the provider's id; a provider's retriable failure is a retriable
  * ChannelError and a final one a final ChannelError, both naming the channel; a provider that
- * never answers ends as a retriable failure within the channel's timeout; and a shutdown (the
- * send's signal aborting) ends a send that waits on such a provider, and the channel closes.
+ * never answers ends as a retriable failure within the channel's timeout, and so does one that
+ * sends its headers and then stalls the body (the timeout covers the whole exchange); and a
+ * shutdown (the send's signal aborting) ends a send that waits on such a provider, whether it
+ * waits for the headers or for the body, and the channel closes.
  */
 import { describe, expect, test } from "bun:test";
 import type { Notification } from "../../../core/contract.ts";
@@ -23,6 +25,8 @@ export interface ConformanceHarness {
   failFinal?(): void;
   /** The provider leaves the next request unanswered. */
   stall?(): void;
+  /** The provider answers the next request's headers (success) and then never ends the body. */
+  stallBody?(): void;
   /** The channel has a per-request timeout, so a stalled provider ends as retriable. */
   timesOut?: boolean;
   /** The provider's id is recorded in the receipt. */
@@ -90,6 +94,32 @@ export function channelConformance(name: string, harness: () => Promise<Conforma
           const err = await errorOf(c.send(n, { signal: never, target: h.target ?? {} }));
           expect(err.retriable).toBe(true);
         }, 300),
+      30_000,
+    );
+
+    test(
+      "a provider that stalls the body after its headers is a retriable failure once the timeout passes",
+      () =>
+        run(async (h, c, n) => {
+          if (!h.stallBody || !h.timesOut) return;
+          h.stallBody();
+          const err = await errorOf(c.send(n, { signal: never, target: h.target ?? {} }));
+          expect(err.retriable).toBe(true);
+        }, 300),
+      30_000,
+    );
+
+    test(
+      "a shutdown ends a send that waits on a stalled response body",
+      () =>
+        run(async (h, c, n) => {
+          if (!h.stallBody) return;
+          h.stallBody();
+          const shutdown = new AbortController();
+          const sending = c.send(n, { signal: shutdown.signal, target: h.target ?? {} });
+          setTimeout(() => shutdown.abort(new Error("shutdown")), 100);
+          await expect(sending).rejects.toBeDefined();
+        }),
       30_000,
     );
 

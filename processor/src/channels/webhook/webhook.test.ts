@@ -1,4 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Notification } from "../../../../core/contract.ts";
 import { channelErrorOf } from "../testing.ts";
 import { createWebhookChannel, webhookSignature } from "./webhook.ts";
@@ -23,6 +25,36 @@ const server = Bun.serve({
 });
 afterAll(() => server.stop(true));
 const url = `http://127.0.0.1:${server.port}/hook`;
+
+/** A receiver that answers `status` headers and one chunk of body, then never ends the body. */
+async function stallingBody(status: number) {
+  const server: Server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(status, { "content-type": "text/plain" });
+      res.write("partial ");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** `p`, or a rejection naming the guard if it has not settled long after any deadline. */
+function withGuard<T>(p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("guard: the send never returned")), 15_000);
+  });
+  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
+}
 
 describe("webhook channel", () => {
   test("POSTs the notification as JSON with the event id header", async () => {
@@ -62,6 +94,60 @@ describe("webhook channel", () => {
     const err = await channelErrorOf(createWebhookChannel({ url, timeoutMs: 50 }).send(n, never));
     expect(err.retriable).toBe(true);
   });
+
+  test("a receiver that sends headers then stalls the body fails retriably at the deadline", async () => {
+    const stalling = await stallingBody(200);
+    try {
+      const sending = createWebhookChannel({ url: stalling.url, timeoutMs: 100 }).send(n, never);
+      const err = await channelErrorOf(withGuard(sending));
+      expect(err.retriable).toBe(true);
+      expect(err.message).toContain("timed out");
+    } finally {
+      await stalling.stop();
+    }
+  }, 30_000);
+
+  test("a failure status whose body stalls also ends at the deadline", async () => {
+    const stalling = await stallingBody(503);
+    try {
+      const sending = createWebhookChannel({ url: stalling.url, timeoutMs: 100 }).send(n, never);
+      const err = await channelErrorOf(withGuard(sending));
+      expect(err.retriable).toBe(true);
+    } finally {
+      await stalling.stop();
+    }
+  }, 30_000);
+
+  test("a shutdown ends a send whose body read stalls", async () => {
+    const stalling = await stallingBody(200);
+    try {
+      const shutdown = new AbortController();
+      let headersArrived: () => void = () => {};
+      const arrived = new Promise<void>((resolve) => {
+        headersArrived = resolve;
+      });
+      // The real fetch, telling when the response (its headers) is in: the abort comes after.
+      const observed = (async (...args: Parameters<typeof fetch>) => {
+        const response = await fetch(...args);
+        headersArrived();
+        return response;
+      }) as typeof fetch;
+      // The channel's own deadline is a minute: only the abort can end this send in time.
+      const sending = createWebhookChannel({
+        url: stalling.url,
+        timeoutMs: 60_000,
+        fetch: observed,
+      }).send(n, { signal: shutdown.signal, target: {} });
+      await arrived;
+      // Let the channel take the response and start reading its body before the shutdown.
+      await Bun.sleep(20);
+      shutdown.abort(new Error("shutdown"));
+      const err = await channelErrorOf(withGuard(sending));
+      expect(err.retriable).toBe(true);
+    } finally {
+      await stalling.stop();
+    }
+  }, 30_000);
 
   test("a refused connection is retriable", async () => {
     const closed = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });

@@ -5,7 +5,7 @@
 import { createHmac } from "node:crypto";
 import type { Notification } from "../../../../core/contract.ts";
 import { ConfigError } from "../../../../core/errors.ts";
-import { type Channel, ChannelError, type SendContext } from "../channel.ts";
+import { type Channel, ChannelError, type SendContext, untilAborted } from "../channel.ts";
 
 /** Options of {@link createWebhookChannel}. */
 export interface WebhookChannelOptions {
@@ -68,7 +68,9 @@ export function createWebhookChannel(options: WebhookChannelOptions): Channel {
     name: "webhook",
     async send(notification: Notification, { signal }: SendContext) {
       // One controller per request, unlinked afterwards: AbortSignal.any() on the process-wide
-      // shutdown signal would attach a listener per request to it, and they pile up.
+      // shutdown signal would attach a listener per request to it, and they pile up. It covers
+      // the whole exchange (connect, headers, body): a receiver that sends headers and then
+      // stalls the body must not hold the partition, and a shutdown must end that read too.
       const controller = new AbortController();
       const abort = () => controller.abort(signal.reason);
       if (signal.aborted) abort();
@@ -77,56 +79,63 @@ export function createWebhookChannel(options: WebhookChannelOptions): Channel {
         () => controller.abort(new Error(`timed out after ${timeoutMs} ms`)),
         timeoutMs,
       );
-      const body = JSON.stringify(notification);
-      const headers: Record<string, string> = {
-        "content-type": "application/json",
-        "x-fanda-event-id": notification.eventId,
-      };
-      if (options.secret) {
-        headers["x-fanda-signature"] = webhookSignature(
-          options.secret,
-          body,
-          Math.floor(Date.now() / 1000),
-        );
-      }
-      let response: Response;
-      try {
-        response = await doFetch(target, {
-          method: "POST",
-          headers,
-          body,
-          signal: controller.signal,
-        });
-      } catch (cause) {
-        throw new ChannelError("webhook", `POST ${url.host} failed: ${(cause as Error).message}`, {
+      const failed = (what: string, cause: unknown) =>
+        new ChannelError("webhook", `POST ${url.host} ${what}: ${(cause as Error).message}`, {
           retriable: true,
           cause,
         });
+      try {
+        const body = JSON.stringify(notification);
+        const headers: Record<string, string> = {
+          "content-type": "application/json",
+          "x-fanda-event-id": notification.eventId,
+        };
+        if (options.secret) {
+          headers["x-fanda-signature"] = webhookSignature(
+            options.secret,
+            body,
+            Math.floor(Date.now() / 1000),
+          );
+        }
+        let response: Response;
+        try {
+          response = await doFetch(target, {
+            method: "POST",
+            headers,
+            body,
+            signal: controller.signal,
+          });
+        } catch (cause) {
+          throw failed("failed", cause);
+        }
+        // Read the whole body (so the connection can be reused), within the same deadline.
+        let text: string;
+        try {
+          text = await untilAborted(response.text(), controller.signal);
+        } catch (cause) {
+          void response.body?.cancel().catch(() => {});
+          throw failed(`answered ${response.status}, reading the body failed`, cause);
+        }
+        if (response.ok) {
+          const requestId = response.headers.get("x-request-id");
+          return requestId ? { providerId: requestId } : {};
+        }
+        const status = response.status;
+        const retriable = status === 408 || status === 429 || status >= 500;
+        const after = retryAfterMs(response.headers.get("retry-after"));
+        throw new ChannelError(
+          "webhook",
+          `POST ${url.host} answered ${status}: ${text.slice(0, 200)}`,
+          {
+            retriable,
+            status,
+            ...(after === undefined ? {} : { retryAfterMs: after }),
+          },
+        );
       } finally {
         clearTimeout(timer);
         signal.removeEventListener("abort", abort);
       }
-      // Drain the body so the connection can be reused.
-      const text = await response.text().catch(() => "");
-      if (response.ok) {
-        return {
-          ...(response.headers.get("x-request-id")
-            ? { providerId: response.headers.get("x-request-id") as string }
-            : {}),
-        };
-      }
-      const status = response.status;
-      const retriable = status === 408 || status === 429 || status >= 500;
-      const after = retryAfterMs(response.headers.get("retry-after"));
-      throw new ChannelError(
-        "webhook",
-        `POST ${url.host} answered ${status}: ${text.slice(0, 200)}`,
-        {
-          retriable,
-          status,
-          ...(after === undefined ? {} : { retryAfterMs: after }),
-        },
-      );
     },
     async close() {},
   };
