@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import {
   decodeNotification,
   encodeNotification,
+  MAX_MESSAGE_BYTES,
+  MAX_OBJECT_KEY_BYTES,
   messageKey,
   type Notification,
   UnknownSchemaVersionError,
@@ -68,6 +70,27 @@ describe("contract", () => {
     const bad = { ...valid, eventId: "XYZ", category: "Not A Slug", uploadTime: "yesterday" };
     expect(() => decodeNotification(JSON.stringify(bad))).toThrow(
       /eventId: .*32 lower-case hex.*; .*uploadTime.*; .*category/,
+    );
+  });
+
+  test("refuses to encode a message the topic would not take, as invalid input", () => {
+    const huge = { ...valid, eTag: "e".repeat(MAX_MESSAGE_BYTES) };
+    expect(() => encodeNotification(huge)).toThrow(InvalidInputError);
+    expect(() => encodeNotification(huge)).toThrow(/over the topic's limit/);
+  });
+
+  test("an object key may have up to 1,024 UTF-8 bytes, as in S3", () => {
+    const at = (key: string) => ({ ...valid, objectKey: key, s3Url: `s3://b/${key}` });
+    const fits = "가".repeat(341); // 1,023 bytes
+    expect(decodeNotification(encodeNotification(at(fits))).objectKey).toBe(fits);
+    expect(() => encodeNotification(at(`${fits}가`))).toThrow(/1024 UTF-8 bytes/);
+    expect(() => decodeNotification(JSON.stringify(at(`${fits}가`)))).toThrow(InvalidInputError);
+    expect(MAX_OBJECT_KEY_BYTES).toBe(1024);
+  });
+
+  test.each([1, 2, 64])("a bucket name of %i characters is invalid", (length) => {
+    expect(() => encodeNotification({ ...valid, bucketName: "b".repeat(length) })).toThrow(
+      InvalidInputError,
     );
   });
 

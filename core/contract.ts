@@ -22,6 +22,68 @@ export const HEADERS = {
 /** Content type of the message value. */
 export const CONTENT_TYPE = "application/json";
 
+/** S3's limit on an object key, in UTF-8 bytes. */
+export const MAX_OBJECT_KEY_BYTES = 1024;
+
+/**
+ * The largest record batch the notification topic takes: its `max.message.bytes`, which
+ * {@link encodeNotification} checks every message against, the publisher caps each produce
+ * request at, and `ensureTopics` sets on the topic it creates (Kafka's own default is
+ * 1 MiB + 12 bytes, so a topic created without it takes at least this much).
+ */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** The longest `trace-id` header value, in UTF-8 bytes; the publisher refuses longer ones. */
+export const MAX_TRACE_ID_BYTES = 256;
+
+/**
+ * What a record batch of one message adds to its key, value and headers: the batch header
+ * (61 bytes) and the record's own framing (length, attributes, deltas, varint lengths), rounded up.
+ */
+export const RECORD_OVERHEAD_BYTES = 256;
+
+/** The most the contract's headers take in a record (names, values, the longest trace id). */
+const HEADER_BYTES =
+  Buffer.byteLength(HEADERS.contentType + CONTENT_TYPE) +
+  Buffer.byteLength(HEADERS.schemaVersion + String(SCHEMA_VERSION)) +
+  Buffer.byteLength(HEADERS.traceId) +
+  MAX_TRACE_ID_BYTES;
+
+/**
+ * The bytes one message takes in a record batch of its own: key, value, each header's name
+ * and value, and {@link RECORD_OVERHEAD_BYTES}.
+ */
+export function recordBytes(message: {
+  key?: Buffer | string | null;
+  value: Buffer | string | null;
+  headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined>;
+}): number {
+  const size = (v: Buffer | string | null | undefined) =>
+    v === null || v === undefined ? 0 : typeof v === "string" ? Buffer.byteLength(v) : v.length;
+  let bytes = RECORD_OVERHEAD_BYTES + size(message.key) + size(message.value);
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    for (const v of Array.isArray(value) ? value : [value])
+      bytes += Buffer.byteLength(name) + size(v);
+  }
+  return bytes;
+}
+
+/** An S3 bucket name, as long as S3 allows (3 to 63 characters). */
+export const bucketNameSchema = z
+  .string()
+  .min(3, "bucket name is shorter than 3 characters")
+  .max(63, "bucket name is longer than 63 characters");
+
+/** A decoded S3 object key: non-empty, valid Unicode, at most 1,024 UTF-8 bytes. */
+export const objectKeySchema = z
+  .string()
+  .min(1, "object key is empty")
+  .refine((k) => k.isWellFormed(), "object key is not valid Unicode (a lone surrogate)")
+  .refine(
+    (k) => Buffer.byteLength(k) <= MAX_OBJECT_KEY_BYTES,
+    `object key is over ${MAX_OBJECT_KEY_BYTES} UTF-8 bytes (S3's limit)`,
+  );
+
 /** A category name: the built-in ones are `positive`, `negative`, `general`; rules may add others. */
 export const categorySchema = z
   .string()
@@ -32,8 +94,8 @@ export const notificationSchema = z.object({
   schemaVersion: z.literal(SCHEMA_VERSION),
   eventId: z.string().regex(/^[0-9a-f]{32}$/, "32 lower-case hex digits"),
   fileName: z.string().min(1),
-  bucketName: z.string().min(3).max(63),
-  objectKey: z.string().min(1),
+  bucketName: bucketNameSchema,
+  objectKey: objectKeySchema,
   uploadTime: z.iso.datetime({ offset: true }),
   s3Url: z.string().startsWith("s3://"),
   category: categorySchema,
@@ -72,14 +134,23 @@ export function messageKey(n: Pick<Notification, "bucketName" | "objectKey">): s
 
 /**
  * Validates and serialises a notification for Kafka.
- * @throws InvalidInputError when the object does not satisfy the schema (a producer bug).
+ * @throws InvalidInputError when the object does not satisfy the schema, or when the message
+ *   (key, value, the contract's headers with the longest trace id) would not fit in
+ *   {@link MAX_MESSAGE_BYTES}
  */
 export function encodeNotification(n: Notification): Buffer {
+  const op = "contract: encoding message";
   const parsed = notificationSchema.safeParse(n);
-  if (!parsed.success) {
-    throw new InvalidInputError("contract: encoding message", describeIssues(parsed.error));
+  if (!parsed.success) throw new InvalidInputError(op, describeIssues(parsed.error));
+  const value = Buffer.from(JSON.stringify(parsed.data));
+  const bytes = recordBytes({ key: messageKey(parsed.data), value }) + HEADER_BYTES;
+  if (bytes > MAX_MESSAGE_BYTES) {
+    throw new InvalidInputError(
+      op,
+      `the message would take ${bytes} bytes, over the topic's limit of ${MAX_MESSAGE_BYTES} (max.message.bytes)`,
+    );
   }
-  return Buffer.from(JSON.stringify(parsed.data));
+  return value;
 }
 
 /**

@@ -24,6 +24,7 @@ import {
   CONTENT_TYPE,
   encodeNotification,
   HEADERS,
+  MAX_MESSAGE_BYTES,
   messageKey,
   type Notification,
   SCHEMA_VERSION,
@@ -239,7 +240,18 @@ export function createKafka(
 }
 
 /**
- * Creates `topic` and its dead-letter topic if they do not exist (idempotent).
+ * The `max.message.bytes` of the topics {@link ensureTopics} creates: the contract's
+ * {@link MAX_MESSAGE_BYTES} for the notification topic; twice that for its dead-letter topic,
+ * which takes every message the main topic took plus the headers saying why it failed.
+ */
+export const TOPIC_MAX_MESSAGE_BYTES = {
+  main: MAX_MESSAGE_BYTES,
+  dlq: 2 * MAX_MESSAGE_BYTES,
+} as const;
+
+/**
+ * Creates `topic` and its dead-letter topic if they do not exist (idempotent), with
+ * `max.message.bytes` from {@link TOPIC_MAX_MESSAGE_BYTES}.
  * An existing topic is left as it is.
  * @returns the names of the topics it created
  */
@@ -260,6 +272,12 @@ export async function ensureTopics(
         topic: t,
         numPartitions: options.partitions ?? 6,
         replicationFactor: options.replicationFactor ?? -1,
+        configEntries: [
+          {
+            name: "max.message.bytes",
+            value: String(TOPIC_MAX_MESSAGE_BYTES[t === topic ? "main" : "dlq"]),
+          },
+        ],
       })),
     });
     return wanted;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { Notification } from "../../core/contract.ts";
+import { encodeNotification, type Notification } from "../../core/contract.ts";
 import { FandaError, InvalidInputError } from "../../core/errors.ts";
 import { createLogger } from "../../core/log.ts";
 import { createCategorizer } from "./category.ts";
@@ -14,6 +14,8 @@ function setup(fail?: Error) {
     publisher: {
       publish: async (notifications, options) => {
         if (fail && notifications.length > 0) throw fail;
+        // As the real publisher does: one invalid notification fails the call.
+        for (const n of notifications) encodeNotification(n);
         batches.push({ notifications, ...(options?.traceId ? { traceId: options.traceId } : {}) });
       },
     },
@@ -55,11 +57,10 @@ describe("lambda handler, S3 trigger", () => {
 });
 
 describe("lambda handler, SQS trigger", () => {
-  test("publishes every message's objects in one batch and reports no failures", async () => {
+  test("publishes every message's objects and reports no failures", async () => {
     const { handler, batches } = setup();
     expect(await handler(sqsLambda)).toEqual({ batchItemFailures: [] });
-    expect(batches).toHaveLength(1);
-    expect(batches[0]?.notifications).toHaveLength(3);
+    expect(batches.flatMap((b) => b.notifications)).toHaveLength(3);
   });
 
   test("reports only the message that is not an S3 event", async () => {
@@ -67,7 +68,7 @@ describe("lambda handler, SQS trigger", () => {
     const [first, second] = sqsLambda.Records;
     const event = { Records: [first, { ...second, messageId: "bad-1", body: "{nope" }] };
     expect(await handler(event)).toEqual({ batchItemFailures: [{ itemIdentifier: "bad-1" }] });
-    expect(batches[0]?.notifications).toHaveLength(1);
+    expect(batches.flatMap((b) => b.notifications)).toHaveLength(1);
   });
 
   test("publishes an EventBridge body whose reason is a built-in property name", async () => {
@@ -82,6 +83,47 @@ describe("lambda handler, SQS trigger", () => {
     expect(batches.flatMap((b) => b.notifications.map((n) => n.eventName))).toEqual([
       "ObjectCreated:Put",
       "ObjectCreated:toString",
+    ]);
+  });
+
+  test("reports only the messages the contract or the broker would refuse, publishing the rest", async () => {
+    const { handler, batches } = setup();
+    const [first] = sqsLambda.Records;
+    const body = JSON.parse(first?.body ?? "") as { Records: Record<string, unknown>[] };
+    const r = body.Records[0] as { s3: { bucket: object; object: object } };
+    const variant = (messageId: string, bucket: object, object: object) => ({
+      ...first,
+      messageId,
+      body: JSON.stringify({
+        Records: [
+          {
+            ...r,
+            s3: {
+              ...r.s3,
+              bucket: { ...r.s3.bucket, ...bucket },
+              object: { ...r.s3.object, ...object },
+            },
+          },
+        ],
+      }),
+    });
+    const event = {
+      Records: [
+        variant("short-bucket", { name: "ab" }, {}),
+        first,
+        variant("long-key", {}, { key: "k".repeat(1025) }),
+        variant("huge", {}, { eTag: "e".repeat(1024 * 1024) }),
+      ],
+    };
+    expect(await handler(event)).toEqual({
+      batchItemFailures: [
+        { itemIdentifier: "short-bucket" },
+        { itemIdentifier: "long-key" },
+        { itemIdentifier: "huge" },
+      ],
+    });
+    expect(batches.flatMap((b) => b.notifications.map((n) => n.bucketName))).toEqual([
+      "fanda-uploads-dev",
     ]);
   });
 

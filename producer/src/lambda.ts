@@ -5,9 +5,12 @@
  * - S3 → Lambda (asynchronous invoke): the event is parsed whole; bad input or a Kafka
  *   failure throws, so Lambda retries and then hands the event to the function's on-failure
  *   destination. Nothing is dropped silently.
- * - S3 → SQS → Lambda: each message is parsed on its own; the handler returns
- *   `batchItemFailures` with the messages that could not be published, so only those are
- *   retried (and, past maxReceiveCount, land in the queue's DLQ).
+ * - S3 → SQS → Lambda: each message is parsed, checked and published on its own; the handler
+ *   returns `batchItemFailures` with the messages that were not published, so only those are
+ *   retried. A message that can never be published (not an S3 event, or an object the
+ *   contract or the topic refuses) is reported too, with an error log, as every invalid
+ *   message always was: it is retried up to the queue's maxReceiveCount and then kept in the
+ *   queue's DLQ for someone to look at, never dropped and never failing its neighbours.
  *
  * The Kafka producer is created and connected once per container, on the first invocation,
  * and reused; a failed connect fails that invocation and is tried again on the next.
@@ -62,32 +65,45 @@ export function createHandler(runtime: () => Promise<ProducerRuntime>) {
 
     if (isSqsEvent(event)) {
       const results = parseSqsRecords(event, { notifyOnRemoved: rt.notifyOnRemoved });
-      const failed: string[] = [];
-      const batch: Notification[] = [];
-      const publishedIds: string[] = [];
-      for (const r of results) {
-        if ("error" in r) {
-          log.error("SQS message is not an S3 event; left for retry and the queue's DLQ", {
-            messageId: r.messageId,
-            err: r.error,
-          });
-          failed.push(r.messageId);
-        } else {
-          batch.push(...r.parsed.objects.map(notify));
-          if (r.parsed.objects.length > 0) publishedIds.push(r.messageId);
-        }
-      }
-      try {
-        await rt.publisher.publish(batch, { traceId });
-      } catch (err) {
-        log.error("publish failed; the batch's messages will be retried", {
-          traceId,
-          count: batch.length,
-          err,
-        });
-        failed.push(...publishedIds);
-      }
-      if (failed.length === 0) log.info("published", { traceId, published: batch.length });
+      let published = 0;
+      // One publish per message: the publisher still sends them together, but each message
+      // gets its own outcome, so one the broker refuses fails only itself.
+      const outcomes = await Promise.all(
+        results.map(async (r): Promise<string | undefined> => {
+          if ("error" in r) {
+            log.error("SQS message is not an S3 event; left for retry and the queue's DLQ", {
+              messageId: r.messageId,
+              err: r.error,
+            });
+            return r.messageId;
+          }
+          let notifications: Notification[];
+          try {
+            notifications = r.parsed.objects.map(notify);
+          } catch (err) {
+            log.error("SQS message cannot be published; left for retry and the queue's DLQ", {
+              messageId: r.messageId,
+              err,
+            });
+            return r.messageId;
+          }
+          try {
+            await rt.publisher.publish(notifications, { traceId });
+            published += notifications.length;
+            return undefined;
+          } catch (err) {
+            log.error("publish failed; the message will be retried", {
+              traceId,
+              messageId: r.messageId,
+              count: notifications.length,
+              err,
+            });
+            return r.messageId;
+          }
+        }),
+      );
+      const failed = outcomes.filter((id): id is string => id !== undefined);
+      log.info("published", { traceId, published, failed: failed.length });
       return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
     }
 

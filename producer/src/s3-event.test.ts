@@ -92,7 +92,7 @@ describe("parseS3Event", () => {
 
   const record = put.Records[0] as Record<string, unknown>;
   const withObject = (object: unknown) => ({
-    Records: [{ ...record, s3: { bucket: { name: "b" }, object } }],
+    Records: [{ ...record, s3: { bucket: { name: "bkt" }, object } }],
   });
 
   test.each([
@@ -138,6 +138,59 @@ describe("parseS3Event", () => {
   test("skips events that are neither created nor removed", () => {
     const event = { Records: [{ ...record, eventName: "ObjectRestore:Completed" }] };
     expect(parseS3Event(event).skipped[0]?.reason).toContain("not an object event");
+  });
+});
+
+describe("parseS3Event checks what the contract and the broker require", () => {
+  const record = put.Records[0] as Record<string, unknown>;
+  const s3 = record.s3 as { bucket: object; object: object };
+  const direct = (bucket: string, key: string) => ({
+    Records: [
+      { ...record, s3: { ...s3, bucket: { name: bucket }, object: { ...s3.object, key } } },
+    ],
+  });
+  const bridged = (bucket: string, key: string) => ({
+    ...ebCreated,
+    detail: {
+      ...ebCreated.detail,
+      bucket: { name: bucket },
+      object: { ...ebCreated.detail.object, key },
+    },
+  });
+
+  test.each([1, 2, 64, 100])("rejects a bucket name of %i characters", (length) => {
+    const bucket = "b".repeat(length);
+    for (const event of [direct(bucket, "k"), bridged(bucket, "k")]) {
+      expect(() => parseS3Event(event)).toThrow(InvalidInputError);
+      expect(() => parseS3Event(event)).toThrow(/bucket\.name/);
+    }
+  });
+
+  test.each([3, 63])("accepts a bucket name of %i characters", (length) => {
+    const bucket = "b".repeat(length);
+    expect(parseS3Event(direct(bucket, "k")).objects[0]?.bucket).toBe(bucket);
+    expect(parseS3Event(bridged(bucket, "k")).objects[0]?.bucket).toBe(bucket);
+  });
+
+  test("rejects a decoded key over 1,024 UTF-8 bytes and accepts one of exactly 1,024", () => {
+    const exact = `${"가".repeat(341)}a`; // 1,024 bytes
+    expect(parseS3Event(direct("bkt", encodeS3Key(exact))).objects[0]?.key).toBe(exact);
+    expect(parseS3Event(bridged("bkt", exact)).objects[0]?.key).toBe(exact);
+    const over = `${exact}a`;
+    expect(() => parseS3Event(direct("bkt", encodeS3Key(over)))).toThrow(/1024 UTF-8 bytes/);
+    expect(() => parseS3Event(bridged("bkt", over))).toThrow(/1024 UTF-8 bytes/);
+  });
+
+  test("rejects an EventBridge key that is not valid Unicode (a lone surrogate)", () => {
+    expect(() => parseS3Event(bridged("bkt", "a\ud800b"))).toThrow(InvalidInputError);
+  });
+
+  test("rejects an object whose message would exceed the topic's message size", () => {
+    const [object] = parseS3Event(put).objects;
+    if (!object) throw new Error("fixture has no object");
+    const huge = { ...object, eTag: "e".repeat(1024 * 1024) };
+    expect(() => toNotification(huge, "positive")).toThrow(InvalidInputError);
+    expect(() => toNotification(huge, "positive")).toThrow(/over the topic's limit/);
   });
 });
 

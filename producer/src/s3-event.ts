@@ -9,8 +9,14 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { type Notification, SCHEMA_VERSION } from "../../core/contract.ts";
-import { InvalidInputError } from "../../core/errors.ts";
+import {
+  bucketNameSchema,
+  encodeNotification,
+  type Notification,
+  objectKeySchema,
+  SCHEMA_VERSION,
+} from "../../core/contract.ts";
+import { type FandaError, InvalidInputError, toFandaError } from "../../core/errors.ts";
 
 /** One object-level event, key fully decoded. */
 export interface S3ObjectEvent {
@@ -47,7 +53,7 @@ const s3RecordSchema = z.object({
   eventTime: z.iso.datetime({ offset: true }),
   eventName: z.string().min(1),
   s3: z.object({
-    bucket: z.object({ name: z.string().min(1, "bucket name is empty") }),
+    bucket: z.object({ name: bucketNameSchema }),
     object: z.object({
       key: z.string().min(1, "object key is empty"),
       size: z.number().int().nonnegative().optional(),
@@ -63,9 +69,9 @@ const eventBridgeSchema = z.object({
   source: z.literal("aws.s3"),
   time: z.iso.datetime({ offset: true }),
   detail: z.object({
-    bucket: z.object({ name: z.string().min(1, "bucket name is empty") }),
+    bucket: z.object({ name: bucketNameSchema }),
     object: z.object({
-      key: z.string().min(1, "object key is empty"),
+      key: objectKeySchema,
       size: z.number().int().nonnegative().optional(),
       etag: z.string().optional(),
       "version-id": z.string().optional(),
@@ -163,6 +169,11 @@ function s3Record(record: unknown, at: string, out: ParsedS3Event, options: Pars
     key = decodeS3Key(r.s3.object.key);
   } catch (cause) {
     throw new InvalidInputError(OP, `${at}: ${(cause as Error).message}`, { cause });
+  }
+  const decoded = objectKeySchema.safeParse(key);
+  if (!decoded.success) {
+    const why = decoded.error.issues.map((i) => i.message).join("; ");
+    throw new InvalidInputError(OP, `${at}: s3.object.key: ${why}`);
   }
   const o = r.s3.object;
   admit(
@@ -293,7 +304,7 @@ export function parseS3Event(input: unknown, options: ParseOptions = {}): Parsed
 /** One SQS message's parse result, for partial batch responses. */
 export type SqsRecordResult =
   | { messageId: string; parsed: ParsedS3Event }
-  | { messageId: string; error: InvalidInputError };
+  | { messageId: string; error: FandaError };
 
 /** True when `event` is a Lambda SQS event (every record from `aws:sqs`). */
 export function isSqsEvent(event: unknown): event is { Records: Record<string, unknown>[] } {
@@ -307,7 +318,8 @@ export function isSqsEvent(event: unknown): event is { Records: Record<string, u
 
 /**
  * Parses each message of a Lambda SQS event on its own, so that one bad message fails
- * only itself (reported in `batchItemFailures`), not its neighbours.
+ * only itself (reported in `batchItemFailures`), not its neighbours. Never throws: a bad
+ * message's result carries its error (an InvalidInputError for anything but a bug).
  */
 export function parseSqsRecords(
   event: { Records: Record<string, unknown>[] },
@@ -321,8 +333,8 @@ export function parseSqsRecords(
       walk(parseJsonField(record.body, at), at, 1, parsed, options);
       return { messageId, parsed };
     } catch (err) {
-      if (err instanceof InvalidInputError) return { messageId, error: err };
-      throw err;
+      // Only InvalidInputError is expected; anything else is a bug, still this message's alone.
+      return { messageId, error: toFandaError(OP, err) };
     }
   });
 }
@@ -346,9 +358,13 @@ export function fileNameOf(key: string): string {
   return base.length > 0 ? base : key;
 }
 
-/** Builds the message for one object event. */
+/**
+ * Builds the message for one object event, checked against the contract and the topic's
+ * message size, so that what is built can be published.
+ * @throws InvalidInputError when the message would be invalid or too large
+ */
 export function toNotification(e: S3ObjectEvent, category: string): Notification {
-  return {
+  const n: Notification = {
     schemaVersion: SCHEMA_VERSION,
     eventId: eventIdOf(e),
     fileName: fileNameOf(e.key),
@@ -363,4 +379,14 @@ export function toNotification(e: S3ObjectEvent, category: string): Notification
     ...(e.eTag ? { eTag: e.eTag } : {}),
     ...(e.versionId ? { versionId: e.versionId } : {}),
   };
+  try {
+    encodeNotification(n);
+  } catch (cause) {
+    throw new InvalidInputError(
+      "s3-event: building the message",
+      `s3://${e.bucket}/${e.key}: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  return n;
 }

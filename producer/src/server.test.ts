@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { Notification } from "../../core/contract.ts";
+import { encodeNotification, type Notification } from "../../core/contract.ts";
 import { FandaError } from "../../core/errors.ts";
 import { createLogger } from "../../core/log.ts";
 import { createCategorizer } from "./category.ts";
@@ -97,6 +97,42 @@ describe("POST /s3-events", () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toMatch(message);
     expect(published).toHaveLength(0);
+  });
+
+  const withObject = (bucket: string, object: Record<string, unknown>) => {
+    const r = put.Records[0] as Record<string, unknown> & { s3: { object: object } };
+    return JSON.stringify({
+      Records: [
+        { ...r, s3: { ...r.s3, bucket: { name: bucket }, object: { ...r.s3.object, ...object } } },
+      ],
+    });
+  };
+  // The real publisher encodes each notification against the contract.
+  const encodes = async (ns: readonly Notification[]) => void ns.map(encodeNotification);
+
+  test.each([
+    ["a 2-character bucket name", withObject("ab", {}), /bucket\.name/],
+    ["a 64-character bucket name", withObject("b".repeat(64), {}), /bucket\.name/],
+    ["a key over 1,024 bytes", withObject("bkt", { key: "k".repeat(1025) }), /1024 UTF-8 bytes/],
+  ])("answers 400 (not 503) for %s and publishes nothing", async (_name, body, message) => {
+    const { published, post } = setup(encodes);
+    const res = await post(body);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(message);
+    expect(published).toHaveLength(0);
+  });
+
+  test("answers 400 for a record whose message would exceed the topic's message size", async () => {
+    const app = createIngestApp({
+      publisher: { publish: encodes },
+      categorize: createCategorizer(),
+      logger: createLogger({ sink: () => {} }),
+      maxBodyBytes: 2 * 1024 * 1024,
+    });
+    const body = withObject("bkt", { eTag: "e".repeat(1024 * 1024) });
+    const res = await app.request("/s3-events", { method: "POST", body });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(/over the topic's limit/);
   });
 
   test("answers 413 for a body over the limit, declared or streamed", async () => {
