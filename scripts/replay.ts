@@ -6,7 +6,8 @@
  *                  [--limit N] [--dry-run]
  *
  * Reads the same environment as the processor (KAFKA_*, MYSQL_URL or AUDIT_SQLITE_PATH).
- * Reasons: delivery-failed, unknown-schema-version, invalid-message (the first two by default).
+ * Reasons: delivery-failed, unknown-schema-version, processing-error, invalid-message (all but the
+ * last by default).
  */
 import { parseArgs } from "node:util";
 import { createKafka, createPublisher } from "../core/kafka.ts";
@@ -20,6 +21,7 @@ import { replayDlq, replayLog } from "../processor/src/replay.ts";
 const REASONS: DeadLetterReason[] = [
   "delivery-failed",
   "unknown-schema-version",
+  "processing-error",
   "invalid-message",
 ];
 

@@ -346,6 +346,11 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
         resolveOffset(item.message.offset);
         ledger.resolve(partition, item.message.offset);
       }
+    } catch (err) {
+      // Each message's own faults are its outcome (the handler never throws); this is the
+      // batch's bookkeeping. Never a crash: the partition pauses and the batch comes back.
+      log.error("batch failed; partition paused, the batch is tried again", { partition, err });
+      reason ??= "processing-error";
     } finally {
       clearInterval(beat);
       // Commit on an interval or when records pile up, in the background so the database's

@@ -19,8 +19,23 @@ export const DLQ_HEADERS = {
   time: "dlq-time",
 } as const;
 
-/** Why a message was dead-lettered. */
-export type DeadLetterReason = "invalid-message" | "unknown-schema-version" | "delivery-failed";
+/**
+ * Why a message was dead-lettered. `processing-error`: handling it threw (a bug, or input no
+ * check foresaw); the error and its class are in the headers, and it can be replayed once fixed.
+ */
+export type DeadLetterReason =
+  | "invalid-message"
+  | "unknown-schema-version"
+  | "delivery-failed"
+  | "processing-error";
+
+/** Every reason, for the metrics' label values, replay filters and docs. */
+export const DEAD_LETTER_REASONS: readonly DeadLetterReason[] = [
+  "invalid-message",
+  "unknown-schema-version",
+  "delivery-failed",
+  "processing-error",
+];
 
 /** One message to dead-letter. */
 export interface DeadLetter {

@@ -48,7 +48,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     deadLetters: new Counter({
       name: "fanda_dlq_messages_total",
-      help: "Messages sent to the dead-letter topic, by reason.",
+      help: "Messages sent to the dead-letter topic, by reason: invalid-message, unknown-schema-version, delivery-failed, processing-error.",
       labelNames: ["reason"],
       registers: [registry],
     }),

@@ -38,7 +38,11 @@ export interface ReplayReport {
   eventIds: string[];
 }
 
-const DEFAULT_REASONS: DeadLetterReason[] = ["delivery-failed", "unknown-schema-version"];
+const DEFAULT_REASONS: DeadLetterReason[] = [
+  "delivery-failed",
+  "unknown-schema-version",
+  "processing-error",
+];
 
 const headerText = (headers: IHeaders | undefined, name: string) => {
   const v = headers?.[name];

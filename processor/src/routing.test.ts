@@ -51,4 +51,24 @@ describe("routing", () => {
       /categories\.positive\.channels: slack is not in ENABLED_CHANNELS[\s\S]*targets\.email: the route does not send to email/,
     );
   });
+
+  test("a category named like a built-in object property gets its own rule or the fallback, never an inherited value", () => {
+    const rules = parseRoutingRules(
+      JSON.stringify({
+        categories: { constructor: { channels: ["webhook"] } },
+        default: { channels: ["log"] },
+      }),
+      "ROUTING_RULES",
+    );
+    const route = createRouter({ enabled: ["log", "webhook"], rules });
+    expect(route("constructor")).toEqual({ channels: ["webhook"], targets: {} });
+    const plain = createRouter({ enabled: ["log"] });
+    for (const c of ["constructor", "toString", "__proto__", "valueOf", "hasOwnProperty"]) {
+      expect(route(c === "constructor" ? "isPrototypeOf" : c)).toEqual({
+        channels: ["log"],
+        targets: {},
+      });
+      expect(plain(c)).toEqual({ channels: ["log"], targets: {} });
+    }
+  });
 });

@@ -93,5 +93,8 @@ export function createRouter(options: {
   if (rules.default) check("default", rules.default);
   if (issues.length > 0) throw new ConfigError("routing", issues);
   const fallback: Route = rules.default ?? { channels: enabled, targets: {} };
-  return (category) => rules.categories[category] ?? fallback;
+  // A Map holds only the rules' own entries: a category named like a built-in object
+  // property ("constructor", "toString") must never resolve to an inherited value.
+  const byCategory = new Map<string, Route>(Object.entries(rules.categories));
+  return (category) => byCategory.get(category) ?? fallback;
 }

@@ -6,6 +6,7 @@ import type { Notification } from "../../core/contract.ts";
 import { aNotification } from "../../test/support/notifications.ts";
 import { loadEmailTemplates } from "./channels/email/render.ts";
 import { loadSlackTemplates } from "./channels/slack/render.ts";
+import { asIs, compileText, valuesOf } from "./templates.ts";
 
 /** Both channels' templates, as one folder serves them (each channel loads its own). */
 function loadTemplates(dir?: string) {
@@ -156,5 +157,16 @@ describe("templates", () => {
     expect(() => loadTemplates(join(tmpdir(), `fanda-none-${crypto.randomUUID()}`))).toThrow(
       /missing template folder/,
     );
+  });
+});
+
+describe("template engine", () => {
+  test("placeholders named like built-in object properties render empty, never an inherited value", () => {
+    const values = valuesOf(base);
+    const text = compileText("a{{constructor}}b{{ toString }}c{{hasOwnProperty}}d{{valueOf}}e");
+    expect(text(values, asIs)).toBe("abcde");
+    // An escaping encoder gets strings only (a function would make it throw).
+    expect(text(values, (s) => s.replace(/&/g, "&amp;"))).toBe("abcde");
+    expect(compileText("{{fileName}}")(values, asIs)).toBe("Q3 실적 보고서.pdf");
   });
 });

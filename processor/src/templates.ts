@@ -98,7 +98,10 @@ export function compileText(template: string): (values: Values, encode: Encode) 
   return (values, encode) => {
     let out = literals[0] ?? "";
     for (let i = 0; i < names.length; i++) {
-      out += encode(values[names[i] as string] ?? "") + literals[i + 1];
+      // Own properties only: {{constructor}} must not reach Object's inherited one.
+      const name = names[i] as string;
+      const value = Object.hasOwn(values, name) ? values[name] : undefined;
+      out += encode(typeof value === "string" ? value : "") + literals[i + 1];
     }
     return out;
   };

@@ -7,6 +7,7 @@ import type { DeliveryRecord } from "../delivery-log/index.ts";
 import type { ChannelOutcome } from "../dispatch.ts";
 import type { DeadLetter } from "../dlq.ts";
 import { createMetrics } from "../metrics.ts";
+import type { Router } from "../routing.ts";
 import { createMessageHandler, type Item } from "./handler.ts";
 
 const notification = aNotification({ eventId: "0123456789abcdef0123456789abcdef" });
@@ -35,7 +36,16 @@ const outcome = (channel: string, status: ChannelOutcome["status"]): ChannelOutc
 /** A handler over fakes: a scripted dispatcher, a DLQ that may refuse, a recording settler. */
 function fixture(
   script: Record<string, ChannelOutcome["status"]>,
-  opts: { dlqDown?: boolean; storeHealthy?: boolean; aborted?: boolean } = {},
+  opts: {
+    dlqDown?: boolean;
+    storeHealthy?: boolean;
+    aborted?: boolean;
+    /** Replaces the dispatcher (e.g. one that throws). */
+    dispatch?: () => Promise<ChannelOutcome[]>;
+    /** Replaces the router (e.g. one that throws). */
+    route?: (category: string) => unknown;
+    settleThrows?: boolean;
+  } = {},
 ) {
   const letters: DeadLetter[] = [];
   const settled: [string, string[]][] = [];
@@ -43,9 +53,10 @@ function fixture(
   const abort = new AbortController();
   if (opts.aborted) abort.abort();
   const handler = createMessageHandler({
-    route: () => ({ channels: Object.keys(script), targets: {} }),
+    route: (opts.route ?? (() => ({ channels: Object.keys(script), targets: {} }))) as Router,
     dispatch: async (_n, route) => {
       sent.push([...route.channels]);
+      if (opts.dispatch) return opts.dispatch();
       return route.channels.map((c) => outcome(c, script[c] ?? "delivered"));
     },
     store: { healthy: () => opts.storeHealthy ?? true },
@@ -55,7 +66,10 @@ function fixture(
         letters.push(...ls);
       },
     },
-    settle: async (op, keys) => void settled.push([op, keys.map((k) => k.channel)]),
+    settle: async (op, keys) => {
+      settled.push([op, keys.map((k) => k.channel)]);
+      if (opts.settleThrows && op === "complete") throw new Error("settle broke");
+    },
     metrics: createMetrics({ defaultMetrics: false }),
     logger: createLogger({ sink: () => {} }),
     failOpen: false,
@@ -167,5 +181,110 @@ describe("message handler", () => {
     const stuck: Item = { message: message("{}"), final: false };
     await down.handler.decode("t", 0, stuck);
     expect(stuck).toMatchObject({ final: false, reason: "dlq-unavailable" });
+  });
+
+  describe("any exception handling one message is that message's outcome (processing-error), never a throw", () => {
+    test("a dispatcher that throws: dead-lettered with the error and its class; claims released; final", async () => {
+      const f = fixture(
+        { slack: "delivered" },
+        {
+          dispatch: async () => {
+            throw new RangeError("dispatcher exploded");
+          },
+        },
+      );
+      const item = await decoded(f, ["claimed"]);
+      await f.handler.handle("t", 0, item, []);
+      expect(item).toMatchObject({ final: true });
+      expect(f.letters).toHaveLength(1);
+      expect(f.letters[0]).toMatchObject({
+        reason: "processing-error",
+        error: "dispatcher exploded",
+        errorClass: "RangeError",
+      });
+      expect(f.settled).toContainEqual(["release", ["slack"]]);
+    });
+
+    test("a router that throws, or returns something that is not a route: dead-lettered at decode", async () => {
+      const throwing = fixture(
+        {},
+        {
+          route: () => {
+            throw new TypeError("no route");
+          },
+        },
+      );
+      const a: Item = { message: message(encodeNotification(notification)), final: false };
+      await throwing.handler.decode("t", 0, a);
+      expect(a).toMatchObject({ final: true });
+      expect(a.route).toBeUndefined();
+      expect(throwing.letters[0]).toMatchObject({ reason: "processing-error", error: "no route" });
+      const inherited = fixture({}, { route: () => Object });
+      const b: Item = { message: message(encodeNotification(notification)), final: false };
+      await inherited.handler.decode("t", 0, b);
+      expect(b).toMatchObject({ final: true });
+      expect(inherited.letters[0]?.reason).toBe("processing-error");
+    });
+
+    test("claims that do not match the route (bookkeeping) are a processing error, not a silent success", async () => {
+      const f = fixture({ slack: "delivered", email: "delivered" });
+      const item = await decoded(f, ["claimed"]);
+      await f.handler.handle("t", 0, item, []);
+      expect(f.sent).toEqual([]);
+      expect(f.letters[0]?.reason).toBe("processing-error");
+      expect(item.final).toBe(true);
+    });
+
+    test("a dispatcher that leaves a sent channel without an outcome is a processing error", async () => {
+      const f = fixture({ slack: "delivered", email: "delivered" }, { dispatch: async () => [] });
+      const item = await decoded(f, ["claimed", "claimed"]);
+      await f.handler.handle("t", 0, item, []);
+      expect(f.letters[0]?.reason).toBe("processing-error");
+    });
+
+    test("settling that throws after a delivery: the delivery's record is kept, the message dead-lettered", async () => {
+      const f = fixture({ slack: "delivered" }, { settleThrows: true });
+      const item = await decoded(f, ["claimed"]);
+      const records: DeliveryRecord[] = [];
+      await f.handler.handle("t", 0, item, records);
+      expect(records.map((r) => [r.channel, r.status])).toEqual([["slack", "delivered"]]);
+      expect(f.letters[0]).toMatchObject({ reason: "processing-error", error: "settle broke" });
+      expect(item.final).toBe(true);
+    });
+
+    test("an error the DLQ cannot take is not final (dlq-unavailable): the partition pauses", async () => {
+      const f = fixture(
+        { slack: "delivered" },
+        {
+          dlqDown: true,
+          dispatch: async () => {
+            throw new Error("boom");
+          },
+        },
+      );
+      const item = await decoded(f, ["claimed"]);
+      await f.handler.handle("t", 0, item, []);
+      expect(item).toMatchObject({ final: false, reason: "dlq-unavailable" });
+    });
+
+    test("a thrown non-Error (even one that cannot be printed) still becomes an outcome", async () => {
+      const unprintable = {
+        toString() {
+          throw new Error("no");
+        },
+      };
+      const f = fixture(
+        { slack: "delivered" },
+        {
+          dispatch: async () => {
+            throw unprintable;
+          },
+        },
+      );
+      const item = await decoded(f, ["claimed"]);
+      await f.handler.handle("t", 0, item, []);
+      expect(f.letters[0]?.reason).toBe("processing-error");
+      expect(item.final).toBe(true);
+    });
   });
 });

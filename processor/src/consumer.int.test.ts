@@ -1,0 +1,271 @@
+/**
+ * The consumer in this process against the real broker (scripts/stack up): faults one message or
+ * one dependency causes stop at that message. Real Kafka and DLQ topic, the in-memory
+ * idempotency store, an in-memory SQLite delivery log (wrapped where a test makes it fail), and a
+ * scripted dispatcher (the channels are not what is under test here).
+ */
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { type Consumer, type Kafka, KafkaJSError, logLevel } from "kafkajs";
+import type { Notification } from "../../core/contract.ts";
+import { createKafka, createPublisher, dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
+import { createLogger } from "../../core/log.ts";
+import { LOCAL_BROKERS, localKafka } from "../../test/support/local.ts";
+import { aNotification } from "../../test/support/notifications.ts";
+import { waitFor } from "../../test/support/wait.ts";
+import { type ConsumerOptions, createNotificationConsumer } from "./consumer.ts";
+import { createSqliteLog, type DeliveryLog } from "./delivery-log/index.ts";
+import type { ChannelOutcome, Dispatcher } from "./dispatch.ts";
+import { createDeadLetterQueue, DLQ_HEADERS } from "./dlq.ts";
+import { createMemoryStore } from "./idempotency.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { createRouter } from "./routing.ts";
+
+const run = crypto.randomUUID().slice(0, 8);
+const kafka = localKafka("fanda-consumer-test");
+const logger = createLogger({ level: "error", sink: () => {} });
+const topics: string[] = [];
+const cleanups: (() => Promise<void>)[] = [];
+
+/** A fresh one-partition topic; its DLQ too unless `dlq` is false. */
+async function newTopic(options: { dlq?: boolean } = {}): Promise<string> {
+  const topic = `fanda-consumer-${run}-${topics.length}`;
+  topics.push(topic);
+  if (options.dlq === false) {
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic, numPartitions: 1, replicationFactor: -1 }],
+    });
+    await admin.disconnect();
+  } else {
+    await ensureTopics(kafka, topic, { partitions: 1 });
+  }
+  return topic;
+}
+
+async function publish(topic: string, notifications: Notification[]) {
+  const publisher = createPublisher({ kafka, topic });
+  await publisher.connect();
+  await publisher.publish(notifications);
+  await publisher.disconnect();
+}
+
+const at = new Date();
+/** What the scripted dispatcher does with one event. */
+type Behaviour = "deliver" | "fail" | "throw";
+
+/** A dispatcher that delivers every channel unless `behaviour` says otherwise; records sends. */
+function aDispatcher(behaviour: (n: Notification) => Behaviour = () => "deliver") {
+  const sent: string[] = [];
+  const dispatch = async (
+    n: Notification,
+    route: { channels: readonly string[] },
+  ): Promise<ChannelOutcome[]> => {
+    sent.push(n.eventId);
+    const b = behaviour(n);
+    if (b === "throw") throw new TypeError(`dispatcher broke on ${n.eventId}`);
+    return route.channels.map((channel) =>
+      b === "deliver"
+        ? { channel, status: "delivered", attempts: 1, durationMs: 1, firstAttemptAt: at }
+        : {
+            channel,
+            status: "failed",
+            attempts: 1,
+            durationMs: 1,
+            firstAttemptAt: at,
+            error: new Error("refused"),
+          },
+    );
+  };
+  return { dispatch: Object.assign(dispatch, { health: () => ({}) }) as Dispatcher, sent };
+}
+
+/** Events of the consumer kafkajs builds for `kafka`, counted, plus the consumer itself. */
+interface Observed {
+  kafka: Kafka;
+  counts: Record<string, number>;
+  consumer?: Consumer;
+}
+
+/** Wraps `kafka` so the test sees the consumer's instrumentation events. */
+function observed(base: Kafka, wrap?: (c: Consumer) => void): Observed {
+  const o: Observed = { kafka: Object.create(base) as Kafka, counts: {} };
+  o.kafka.consumer = (config) => {
+    const c = base.consumer(config);
+    for (const name of ["GROUP_JOIN", "REBALANCING", "HEARTBEAT", "CRASH", "STOP"] as const) {
+      c.on(c.events[name], () => {
+        o.counts[name] = (o.counts[name] ?? 0) + 1;
+      });
+    }
+    wrap?.(c);
+    o.consumer = c;
+    return c;
+  };
+  return o;
+}
+
+interface Started {
+  consumer: ReturnType<typeof createNotificationConsumer>;
+  metrics: Metrics;
+  fatal: Error[];
+  groupId: string;
+  start: Promise<void>;
+}
+
+/** Creates and starts a consumer of `topic` (start() is awaited unless `awaitStart` is false). */
+async function startConsumer(
+  topic: string,
+  options: Partial<ConsumerOptions> & { awaitStart?: boolean } = {},
+): Promise<Started> {
+  const { awaitStart = true, ...overrides } = options;
+  const metrics = createMetrics({ defaultMetrics: false });
+  const store = createMemoryStore();
+  const sqlite = createSqliteLog({ path: ":memory:" });
+  await sqlite.migrate();
+  const dlq = createDeadLetterQueue({ kafka, topic });
+  await dlq.connect();
+  const fatal: Error[] = [];
+  const groupId = `${topic}-group`;
+  const consumer = createNotificationConsumer({
+    kafka,
+    topic,
+    groupId,
+    dispatch: aDispatcher().dispatch,
+    route: createRouter({ enabled: ["log"] }),
+    store,
+    deliveryLog: sqlite,
+    dlq,
+    logger,
+    metrics,
+    sessionTimeoutMs: 6000,
+    pauseMinMs: 100,
+    pauseMaxMs: 500,
+    commitIntervalMs: 100,
+    onFatal: (e) => fatal.push(e),
+    ...overrides,
+  });
+  const start = consumer.start();
+  start.catch(() => {});
+  cleanups.push(async () => {
+    await consumer.stop().catch(() => {});
+    await dlq.disconnect().catch(() => {});
+    await store.close();
+    await sqlite.close();
+  });
+  if (awaitStart) await start;
+  return { consumer, metrics, fatal, groupId, start };
+}
+
+async function committed(groupId: string, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    return Number(t?.partitions[0]?.offset ?? -1);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Waits until the group committed `offset` on the topic's partition 0. */
+const committedTo = (s: Started, topic: string, offset: number) =>
+  waitFor(`offset ${offset} committed`, async () => (await committed(s.groupId, topic)) >= offset, {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+  });
+
+/** The dead letters of `topic` (at least `atLeast` of them), with their headers as text. */
+async function deadLetters(topic: string, atLeast: number) {
+  const consumer = kafka.consumer({
+    groupId: `${topic}-dlq-${crypto.randomUUID().slice(0, 6)}`,
+    maxWaitTimeInMs: 300,
+  });
+  const letters: { eventId: string; headers: Record<string, string> }[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topics: [dlqTopicOf(topic)], fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
+      letters.push({
+        eventId: (JSON.parse(String(message.value)) as Notification).eventId,
+        headers,
+      });
+    },
+  });
+  try {
+    await waitFor(`${atLeast} dead letter(s)`, () => letters.length >= atLeast, {
+      timeoutMs: 20_000,
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return letters;
+}
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+afterAll(async () => {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: topics.flatMap((t) => [t, dlqTopicOf(t)]) }).catch(() => {});
+  await admin.disconnect();
+});
+
+describe("one message's fault stops only that message", () => {
+  test("a category named like a built-in property is routed; a throwing dispatcher dead-letters its message (processing-error); the neighbours are delivered; the consumer keeps running", async () => {
+    const topic = await newTopic();
+    const sent = [
+      aNotification({ key: "a/1.pdf" }),
+      aNotification({ key: "a/2.pdf", category: "constructor" }),
+      aNotification({ key: "a/3.pdf" }),
+      aNotification({ key: "a/4.pdf", category: "general" }),
+      aNotification({ key: "a/5.pdf" }),
+    ];
+    const broken = sent[2]?.eventId;
+    const { dispatch, sent: dispatched } = aDispatcher((n) =>
+      n.eventId === broken ? "throw" : "deliver",
+    );
+    await publish(topic, sent);
+    const s = await startConsumer(topic, { dispatch });
+    await committedTo(s, topic, sent.length);
+    const letters = await deadLetters(topic, 1);
+    expect(letters.map((l) => [l.eventId, l.headers[DLQ_HEADERS.reason]])).toEqual([
+      [broken as string, "processing-error"],
+    ]);
+    expect(letters[0]?.headers[DLQ_HEADERS.error]).toContain("dispatcher broke on");
+    expect(letters[0]?.headers[DLQ_HEADERS.errorClass]).toBe("TypeError");
+    expect(new Set(dispatched)).toEqual(new Set(sent.map((n) => n.eventId)));
+    expect(s.fatal).toEqual([]);
+    expect(s.consumer.state()).toMatchObject({ running: true, joined: true });
+    const dead = (await s.metrics.deadLetters.get()).values;
+    expect(dead.map((v) => [v.labels.reason, v.value])).toEqual([["processing-error", 1]]);
+  }, 60_000);
+
+  test("a router that throws for one category: that message is dead-lettered (processing-error), the rest delivered", async () => {
+    const topic = await newTopic();
+    const sent = [
+      aNotification({ key: "b/1.pdf" }),
+      aNotification({ key: "b/2.pdf", category: "boom" }),
+      aNotification({ key: "b/3.pdf" }),
+    ];
+    const fallback = createRouter({ enabled: ["log"] });
+    await publish(topic, sent);
+    const s = await startConsumer(topic, {
+      route: (category) => {
+        if (category === "boom") throw new RangeError("no route for boom");
+        return fallback(category);
+      },
+    });
+    await committedTo(s, topic, sent.length);
+    const letters = await deadLetters(topic, 1);
+    expect(letters.map((l) => [l.eventId, l.headers[DLQ_HEADERS.reason]])).toEqual([
+      [sent[1]?.eventId as string, "processing-error"],
+    ]);
+    expect(s.fatal).toEqual([]);
+    expect(s.consumer.state().running).toBe(true);
+  }, 60_000);
+});
