@@ -269,3 +269,36 @@ describe("one message's fault stops only that message", () => {
     expect(s.consumer.state().running).toBe(true);
   }, 60_000);
 });
+
+describe("two copies of one eventId in one fetched batch", () => {
+  test("only the first is sent; the second sees it done (a duplicate skipped); both are final", async () => {
+    const topic = await newTopic();
+    const twice = aNotification({ key: "c/1.pdf" });
+    const other = aNotification({ key: "c/2.pdf" });
+    const { dispatch, sent } = aDispatcher();
+    await publish(topic, [twice, other, twice]);
+    const s = await startConsumer(topic, { dispatch });
+    await committedTo(s, topic, 3);
+    expect(sent.filter((id) => id === twice.eventId)).toHaveLength(1);
+    expect(sent.filter((id) => id === other.eventId)).toHaveLength(1);
+    const skipped = (await s.metrics.duplicatesSkipped.get()).values;
+    expect(skipped.map((v) => [v.labels.channel, v.value])).toEqual([["log", 1]]);
+  }, 60_000);
+
+  test("the first failed: the second takes its own path (sent, failed, dead-lettered); both are final", async () => {
+    const topic = await newTopic();
+    const twice = aNotification({ key: "d/1.pdf" });
+    const { dispatch, sent } = aDispatcher((n) =>
+      n.eventId === twice.eventId ? "fail" : "deliver",
+    );
+    await publish(topic, [twice, twice]);
+    const s = await startConsumer(topic, { dispatch });
+    await committedTo(s, topic, 2);
+    expect(sent).toEqual([twice.eventId, twice.eventId]);
+    const letters = await deadLetters(topic, 2);
+    expect(letters.map((l) => l.headers[DLQ_HEADERS.reason])).toEqual([
+      "delivery-failed",
+      "delivery-failed",
+    ]);
+  }, 60_000);
+});

@@ -267,6 +267,28 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     return mine;
   };
 
+  /**
+   * Claims a later copy of an eventId again, after its first copy's outcome: done (a duplicate,
+   * skipped), or claimed afresh when the first failed and released it. False, with the reason on
+   * the item, when the store cannot answer.
+   */
+  const claimAgain = async (partition: number, item: Item): Promise<boolean> => {
+    const n = item.notification as Notification;
+    const keys = (item.route as Route).channels.map((ch) => deliveryKey(n, ch));
+    try {
+      item.claims = await store.claim(keys);
+      return true;
+    } catch (err) {
+      if (options.failOpen) return true;
+      log.warn("idempotency store unavailable; pausing", {
+        partition,
+        err: toFandaError("claim", err),
+      });
+      item.reason = "store-unavailable";
+      return false;
+    }
+  };
+
   // Commits what is resolved even when no batch arrives (idle topic, paused partitions).
   let ticker: ReturnType<typeof setInterval> | undefined;
 
@@ -319,10 +341,21 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
           i.claims = states.slice(at, at + count);
           at += count;
         }
-        // 3. one key's messages in order, different keys concurrently.
+        // 3. one key's messages in order, different keys concurrently. A later copy of an
+        // eventId joins its first copy's sequence: the batch's claim is ours for both, so only
+        // the first may send, and the copy is claimed again once the first's outcome is known.
         const byKey = new Map<string, Item[]>();
+        const firstOf = new Map<string, string>();
+        const copies = new Set<Item>();
         for (const i of pending) {
-          const key = i.message.key?.toString("utf8") ?? `offset:${i.message.offset}`;
+          const eventId = (i.notification as Notification).eventId;
+          let key = firstOf.get(eventId);
+          if (key === undefined) {
+            key = i.message.key?.toString("utf8") ?? `offset:${i.message.offset}`;
+            firstOf.set(eventId, key);
+          } else {
+            copies.add(i);
+          }
           const list = byKey.get(key) ?? [];
           list.push(i);
           byKey.set(key, list);
@@ -330,6 +363,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
         await eachLimited([...byKey.values()], concurrency, async (sequence) => {
           for (const item of sequence) {
             if (!payload.isRunning() || payload.isStale()) return;
+            if (copies.has(item) && !(await claimAgain(partition, item))) return;
             await handler.handle(topic, partition, item, records);
             if (!item.final) return;
           }
