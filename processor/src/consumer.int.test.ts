@@ -302,3 +302,53 @@ describe("two copies of one eventId in one fetched batch", () => {
     ]);
   }, 60_000);
 });
+
+describe("kafkajs restarts the consumer on its own", () => {
+  test("after a restarting crash the consumer is running again: ready, and committing", async () => {
+    const topic = await newTopic();
+    const first = aNotification({ key: "e/1.pdf" });
+    await publish(topic, [first]);
+    // Few retries, so a retriable error thrown from eachBatch reaches kafkajs's restart quickly.
+    const base = createKafka(
+      {
+        brokers: LOCAL_BROKERS.split(","),
+        auth: "plaintext",
+        ssl: false,
+        topic,
+        clientId: "fanda-consumer-test-restart",
+      },
+      {
+        logger,
+        logLevel: logLevel.NOTHING,
+        overrides: { retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 500 } },
+      },
+    );
+    let crashes = 0;
+    const o = observed(base, (c) => {
+      c.on(c.events.CRASH, (e) => {
+        if (e.payload.restart) crashes++;
+      });
+      const run = c.run.bind(c);
+      c.run = (config) =>
+        run({
+          ...config,
+          // What a broker restart outlasting the retries looks like to kafkajs: a retriable
+          // error until it restarts the consumer.
+          eachBatch: async (payload) => {
+            if (crashes === 0)
+              throw new KafkaJSError("injected: broker went away", { retriable: true });
+            return config?.eachBatch?.(payload);
+          },
+        });
+    });
+    const s = await startConsumer(topic, { kafka: o.kafka });
+    await waitFor("a restarting crash", () => crashes >= 1, { timeoutMs: 30_000 });
+    await committedTo(s, topic, 1);
+    await waitFor("running again", () => s.consumer.state().running, { timeoutMs: 30_000 });
+    expect(s.consumer.state()).toMatchObject({ running: true, joined: true });
+    expect(s.fatal).toEqual([]);
+    // And it keeps consuming and committing.
+    await publish(topic, [aNotification({ key: "e/2.pdf" })]);
+    await committedTo(s, topic, 2);
+  }, 60_000);
+});

@@ -41,7 +41,10 @@ import type { Route, Router } from "./routing.ts";
 
 /** What the consumer is doing, for health and readiness. */
 export interface ConsumerState {
-  /** `run()` is active (false before start, after stop, and after a fatal crash). */
+  /**
+   * `run()` is active: false before start, after stop, after a fatal crash, and while kafkajs
+   * restarts the consumer after a retriable one (true again once it rejoins the group).
+   */
   running: boolean;
   /** Member of the group with an assignment (false while rebalancing). */
   joined: boolean;
@@ -144,6 +147,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
   const { metrics, store, deliveryLog, dispatch } = options;
   const abortSignal = options.abortSignal ?? new AbortController().signal;
   const state: ConsumerState = { running: false, joined: false, partitions: [], paused: [] };
+  let started = false;
   const pauseStreak = new Map<number, number>();
   const ledger = createOffsetLedger();
   const consumer: Consumer = options.kafka.consumer({
@@ -161,7 +165,13 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     maxBytes: 2 * 1024 * 1024,
   });
 
+  // Set by stop(): after it, a join (kafkajs finishing a restart) must not count as running.
+  let stopping = false;
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    // kafkajs restarts a consumer after a retriable crash (its STOP then set running false);
+    // joining the group again is when it consumes again, so readiness and the commit ticker
+    // come back with it.
+    if (started && !stopping && !state.fatal) state.running = true;
     state.joined = true;
     state.partitions = [...(e.payload.memberAssignment[options.topic] ?? [])].sort((a, b) => a - b);
     // Never commit for a partition another member now owns: its progress is its own.
@@ -432,6 +442,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
         fromBeginning: options.fromBeginning ?? true,
       });
       state.running = true;
+      started = true;
       ticker = setInterval(
         () => {
           if (state.running && (ledger.uncommitted().length > 0 || ledger.buffered() > 0)) {
@@ -448,6 +459,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       });
     },
     async stop() {
+      stopping = true;
       clearInterval(ticker);
       // What is resolved so far, while still a member; a batch in flight commits its own
       // on the way out (it sees isRunning() false).
