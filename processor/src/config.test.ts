@@ -32,6 +32,7 @@ describe("loadProcessorConfig", () => {
       defaultChannel: "#uploads",
       ratePerSecond: 1,
       burst: 3,
+      retryAfterMaxMs: 30_000,
       digest: true,
       digestMax: 100,
     });
@@ -129,6 +130,11 @@ describe("loadProcessorConfig", () => {
     [{ SLACK_RATE_PER_SECOND: "0" }, "SLACK_RATE_PER_SECOND: expected > 0"],
     [{ SLACK_RATE_PER_SECOND: "10001" }, "SLACK_RATE_PER_SECOND: expected at most 10000"],
     [{ SLACK_BURST: "10001" }, "SLACK_BURST: expected at most 10000"],
+    [{ SLACK_RETRY_AFTER_MAX_MS: "0" }, "SLACK_RETRY_AFTER_MAX_MS: expected at least 1"],
+    [
+      { SLACK_RETRY_AFTER_MAX_MS: "soon" },
+      "SLACK_RETRY_AFTER_MAX_MS: expected a whole number (SLACK_RETRY_AFTER_MAX_MS)",
+    ],
     [{ SLACK_DIGEST: "sometimes" }, "SLACK_DIGEST: expected true or false"],
     [{ SLACK_DIGEST_MAX: "1" }, "SLACK_DIGEST_MAX: expected at least 2"],
     [{ SLACK_DIGEST_MAX: "1001" }, "SLACK_DIGEST_MAX: expected at most 1000"],

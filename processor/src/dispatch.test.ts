@@ -3,7 +3,7 @@ import type { Notification } from "../../core/contract.ts";
 import { createLogger } from "../../core/log.ts";
 import type { Channel, SendContext } from "./channels/channel.ts";
 import { createDispatcher } from "./dispatch.ts";
-import { ChannelError } from "./errors.ts";
+import { ChannelError, ChannelUnavailableError } from "./errors.ts";
 
 const logger = createLogger({ sink: () => {} });
 const n = { eventId: "0123456789abcdef0123456789abcdef" } as Notification;
@@ -208,6 +208,29 @@ describe("createDispatcher", () => {
       status: "deferred",
       attempts: 1,
     });
+  });
+
+  test("a channel unavailable for longer than a retry may wait is deferred at once: no sleep, no dead letter", async () => {
+    const waits: number[] = [];
+    const a = scripted("a", [
+      async () => {
+        throw new ChannelUnavailableError("a", "rate limited for an hour", {
+          status: 429,
+          retryAfterMs: 3_600_000,
+        });
+      },
+    ]);
+    const dispatch = createDispatcher({
+      channels: [a.channel],
+      logger,
+      sleep: async (ms) => void waits.push(ms),
+    });
+    expect((await dispatch(n, route("a"), never))[0]).toMatchObject({
+      status: "deferred",
+      attempts: 1,
+    });
+    expect(waits).toEqual([]);
+    expect(a.calls).toHaveLength(1);
   });
 
   test("a route naming a channel that is not enabled fails that channel only", async () => {

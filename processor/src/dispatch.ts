@@ -8,14 +8,15 @@
  * - failed: a final error, or retries exhausted while the channel otherwise works — the
  *   message goes to the dead-letter topic;
  * - deferred: retries exhausted while the channel is failing for every message (its breaker
- *   is open: `breakerThreshold` failed attempts in a row), or shutdown interrupted the send.
+ *   is open: `breakerThreshold` failed attempts in a row), the channel is unavailable for
+ *   longer than a retry may wait (ChannelUnavailableError), or shutdown interrupted the send.
  *   The outcome is not final: the consumer pauses the partition and tries again later, so an
  *   outage slows consumption instead of dead-lettering everything.
  */
 import type { Notification } from "../../core/contract.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Channel } from "./channels/channel.ts";
-import { ChannelError, ConfigError, toFandaError } from "./errors.ts";
+import { ChannelError, ChannelUnavailableError, ConfigError, toFandaError } from "./errors.ts";
 import type { Route } from "./routing.ts";
 import { abortableSleep } from "./text.ts";
 
@@ -169,6 +170,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       } catch (err) {
         const error = toFandaError(`channel ${channel.name}`, err);
         if (signal.aborted) return end("deferred", attempt, error);
+        if (err instanceof ChannelUnavailableError) {
+          log.warn("channel unavailable, deferring", {
+            eventId: n.eventId,
+            channel: channel.name,
+            attempt,
+            err: error,
+          });
+          return end("deferred", attempt, error);
+        }
         if (!error.retriable) {
           log.warn("delivery failed (final)", {
             eventId: n.eventId,

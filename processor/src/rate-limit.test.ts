@@ -83,6 +83,29 @@ describe("rate limiter", () => {
     expect(c.waits).toEqual([3000]);
   });
 
+  test("a backward step of the wall clock does not stall takers (the default clock is monotonic)", async () => {
+    const waits: number[] = [];
+    const wall = Date.now;
+    let stepped = 0;
+    // The wall clock jumps back an hour after the first take (NTP, a VM resumed): only what
+    // the limiter reads by default is left to it; its waits are recorded, never slept.
+    Date.now = () => wall() - stepped;
+    try {
+      const limiter = createRateLimiter({
+        rate: 1,
+        burst: 1,
+        sleep: async (ms) => void waits.push(ms),
+      });
+      await limiter.take();
+      stepped = 3_600_000;
+      await limiter.take();
+      expect(limiter.waitMs()).toBeLessThanOrEqual(2000);
+    } finally {
+      Date.now = wall;
+    }
+    expect(waits.every((ms) => ms <= 1000)).toBe(true);
+  });
+
   test("an aborted wait rejects", async () => {
     const limiter = createRateLimiter({ rate: 1 });
     await limiter.take();

@@ -23,6 +23,10 @@ export interface RateLimiterOptions {
   rate: number;
   /** Sends allowed back to back (default 1). */
   burst?: number;
+  /**
+   * The clock in ms (default performance.now): monotonic, so a wall-clock step (NTP, a
+   * resumed VM) can neither stall takers nor let a burst through.
+   */
   now?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Told how long each take waited (only when it waited), for metrics. */
@@ -44,10 +48,10 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   if (!Number.isInteger(burst) || burst < 1) issues.push("burst: expected an integer >= 1");
   if (issues.length > 0) throw new ConfigError("rate limiter", issues);
   const interval = 1000 / options.rate;
-  const now = options.now ?? Date.now;
+  const now = options.now ?? (() => performance.now());
   const sleep = options.sleep ?? abortableSleep;
   // Theoretical arrival time of the next send; a send may go `tolerance` ms ahead of it.
-  let tat = 0;
+  let tat = Number.NEGATIVE_INFINITY;
   const tolerance = (burst - 1) * interval;
   return {
     async take(signal) {

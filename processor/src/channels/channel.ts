@@ -9,7 +9,7 @@ import type { Logger } from "../../../core/log.ts";
 
 // The toolkit a plugin may use besides core: how it reports a failed send, and the rate limiter
 // providers' limits call for. Plugins import them from here, so the plugin boundary is this file.
-export { ChannelError } from "../errors.ts";
+export { ChannelConfigError, ChannelError, ChannelUnavailableError } from "../errors.ts";
 export { createRateLimiter, type RateLimiter } from "../rate-limit.ts";
 export {
   asIs,

@@ -13,6 +13,8 @@ export interface SlackSettings {
   defaultChannel?: string;
   ratePerSecond: number;
   burst: number;
+  /** Longest 429 Retry-After waited in place, in ms; longer ones defer (default 30000). */
+  retryAfterMaxMs: number;
   /** Post what queued for a Slack channel as one digest message (default true). */
   digest: boolean;
   digestMax: number;
@@ -40,6 +42,7 @@ export const slackPlugin: ChannelPlugin<SlackSettings> = {
       .max(10_000, "expected at most 10000")
       .default(1),
     SLACK_BURST: envPositiveInt("SLACK_BURST", 3, 10_000),
+    SLACK_RETRY_AFTER_MAX_MS: envPositiveInt("SLACK_RETRY_AFTER_MAX_MS", 30_000, 3_600_000),
     SLACK_DIGEST: envBoolean(true),
     SLACK_DIGEST_MAX: envPositiveInt("SLACK_DIGEST_MAX", 100, 1000).refine(
       (v) => v >= 2,
@@ -53,6 +56,7 @@ export const slackPlugin: ChannelPlugin<SlackSettings> = {
   settings: (e) => ({
     ratePerSecond: e.SLACK_RATE_PER_SECOND as number,
     burst: e.SLACK_BURST as number,
+    retryAfterMaxMs: e.SLACK_RETRY_AFTER_MAX_MS as number,
     digest: e.SLACK_DIGEST as boolean,
     digestMax: e.SLACK_DIGEST_MAX as number,
     ...(e.SLACK_BOT_TOKEN ? { token: e.SLACK_BOT_TOKEN as string } : {}),
@@ -75,6 +79,7 @@ export const slackPlugin: ChannelPlugin<SlackSettings> = {
       templates: loadSlackTemplates(ctx.templatesDir),
       ratePerSecond: s.ratePerSecond,
       burst: s.burst,
+      retryAfterMaxMs: s.retryAfterMaxMs,
       digest: s.digest,
       digestMax: s.digestMax,
       ...(ctx.onPosted ? { onPosted: ctx.onPosted } : {}),

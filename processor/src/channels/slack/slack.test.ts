@@ -11,6 +11,15 @@ import { loadSlackTemplates, type SlackTemplates } from "./render.ts";
 import { createSlackChannel } from "./slack.ts";
 
 const templates = loadSlackTemplates();
+
+/** `p`, or a rejection naming the guard if it has not settled long after any deadline. */
+function withGuard<T>(p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("guard: the send never returned")), 15_000);
+  });
+  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
+}
 const token = "xoxb-test-token";
 const never = new AbortController().signal;
 const servers: SlackServer[] = [];
@@ -149,6 +158,48 @@ describe("slack channel", () => {
     // Another Slack channel is not held.
     await slack.send(notification(), { signal: never, target: { channel: "#quiet" } });
   });
+
+  test.each([[false], [true]])(
+    "a Retry-After beyond the cap is not slept: the send is deferred, and so are the next until then (digest %p)",
+    async (digest) => {
+      const s = server({ ratePerSecond: 1, burst: 1, retryAfterSeconds: 3600 });
+      const slack = createSlackChannel({
+        token,
+        templates,
+        apiUrl: s.apiUrl,
+        ratePerSecond: 50,
+        burst: 5,
+        digest,
+        retryAfterMaxMs: 30_000,
+      });
+      const waits: number[] = [];
+      const dispatch = createDispatcher({
+        channels: [slack],
+        logger: createLogger({ sink: () => {} }),
+        sleep: async (ms) => void waits.push(ms),
+      });
+      const send = () =>
+        withGuard(
+          dispatch(
+            notification(),
+            { channels: ["slack"], targets: { slack: { channel: "#busy" } } },
+            never,
+          ),
+        );
+      expect((await send())[0]?.status).toBe("delivered");
+      const [limited] = await send();
+      expect(limited?.status).toBe("deferred");
+      expect(waits).toEqual([]);
+      const waiting = (slack.status?.().waiting ?? {}) as Record<string, number>;
+      expect(waiting["#busy"] ?? 0).toBeLessThanOrEqual(30_000);
+      // Until Slack's hour is over, sends to that Slack channel are deferred without asking again.
+      const asked = s.rateLimited();
+      expect((await send())[0]?.status).toBe("deferred");
+      expect(s.rateLimited()).toBe(asked);
+      expect(s.messages).toHaveLength(1);
+    },
+    30_000,
+  );
 
   test("without digests, stays under Slack's per-channel limit: no 429 for a burst to one channel", async () => {
     const s = server({ ratePerSecond: 5, burst: 3 });

@@ -5,6 +5,9 @@
  * Limits: a token bucket per Slack channel keeps under Slack's ~1 message/s (with short
  * bursts); a 429 blocks that channel's bucket for its Retry-After and comes back as a
  * retriable error, so the dispatcher waits and tries again — nothing is dropped or hammered.
+ * A Retry-After longer than `retryAfterMaxMs` is not waited in place (it would hold the
+ * partition): that Slack channel is held until then, and its sends are deferred
+ * (ChannelUnavailableError) without asking Slack again, so the consumer pauses and comes back.
  * The WebClient's own retries are off: one attempt per call, so a retry is always ours and
  * never a hidden double post. `ok:false` codes are sorted into retriable and final.
  *
@@ -30,6 +33,7 @@ import { ConfigError } from "../../../../core/errors.ts";
 import {
   type Channel,
   ChannelError,
+  ChannelUnavailableError,
   createRateLimiter,
   type RateLimiter,
   type SendContext,
@@ -78,6 +82,13 @@ export interface SlackChannelOptions {
   burst?: number;
   /** Per-call timeout in ms (default 10000). */
   timeoutMs?: number;
+  /**
+   * Longest 429 Retry-After waited in place, in ms (default 30000); a longer one defers the
+   * Slack channel's sends until it is over (SLACK_RETRY_AFTER_MAX_MS).
+   */
+  retryAfterMaxMs?: number;
+  /** Monotonic clock in ms for the holds (default performance.now); injected in tests. */
+  now?: () => number;
   /** The Web API client (default: a WebClient built from the options above). */
   client?: SlackApi;
   /** Told how long a send waited for the rate limit, in ms. */
@@ -159,6 +170,11 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
   const burst = options.burst ?? 3;
   if (!(rate > 0)) issues.push("SLACK_RATE_PER_SECOND: expected > 0");
   if (!Number.isInteger(burst) || burst < 1) issues.push("SLACK_BURST: expected an integer >= 1");
+  const retryAfterMax = options.retryAfterMaxMs ?? 30_000;
+  if (!Number.isInteger(retryAfterMax) || retryAfterMax < 1) {
+    issues.push("SLACK_RETRY_AFTER_MAX_MS: expected a whole number of ms >= 1");
+  }
+  const now = options.now ?? (() => performance.now());
   const digest = options.digest ?? true;
   const digestMax = options.digestMax ?? 100;
   if (!Number.isInteger(digestMax) || digestMax < 2 || digestMax > 1000) {
@@ -190,6 +206,24 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
     return b;
   };
 
+  // Slack channels whose Retry-After exceeded the cap, with when (monotonic ms) it is over.
+  const holds = new Map<string, number>();
+  /** The deferral for a held Slack channel, or undefined when it may post. */
+  const held = (slackChannel: string) => {
+    const until = holds.get(slackChannel);
+    if (until === undefined) return undefined;
+    const left = until - now();
+    if (left <= 0) {
+      holds.delete(slackChannel);
+      return undefined;
+    }
+    return new ChannelUnavailableError(
+      "slack",
+      `Slack asked not to post to ${slackChannel} for another ${Math.ceil(left / 1000)} s (over SLACK_RETRY_AFTER_MAX_MS)`,
+      { status: 429, retryAfterMs: left },
+    );
+  };
+
   const post = async (
     slackChannel: string,
     message: { text: string; blocks: unknown[] },
@@ -215,8 +249,13 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
       return res.ts ? { providerId: `${res.channel ?? slackChannel}/${res.ts}` } : {};
     } catch (err) {
       const error = classify(err, slackChannel);
-      if (error.retryAfterMs !== undefined) bucket(slackChannel).block(error.retryAfterMs);
-      throw error;
+      if (error.retryAfterMs === undefined) throw error;
+      if (error.retryAfterMs <= retryAfterMax) {
+        bucket(slackChannel).block(error.retryAfterMs);
+        throw error;
+      }
+      holds.set(slackChannel, now() + error.retryAfterMs);
+      throw held(slackChannel) ?? error;
     }
   };
 
@@ -284,6 +323,11 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
           continue;
         }
         dropAborted(queue);
+        const hold = held(slackChannel);
+        if (hold) {
+          for (const q of queue.splice(0)) q.reject(hold);
+          continue;
+        }
         const rendered = renderBatch(queue.splice(0, digestMax));
         if (!rendered) continue;
         const { batch, message } = rendered;
@@ -330,6 +374,8 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
           { retriable: false },
         );
       }
+      const hold = held(slackChannel);
+      if (hold) throw hold;
       if (!digest) {
         const message = render([notification]);
         await bucket(slackChannel).take(signal);
@@ -362,6 +408,12 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
         [...buckets]
           .filter(([, b]) => b.waitMs() > 0)
           .map(([name, b]) => [name, Math.round(b.waitMs())]),
+      ),
+      // Slack channels whose sends are deferred until Slack's long Retry-After is over (ms left).
+      held: Object.fromEntries(
+        [...holds]
+          .filter(([name]) => held(name) !== undefined)
+          .map(([name, until]) => [name, Math.round(until - now())]),
       ),
     }),
     async close() {},
