@@ -352,3 +352,41 @@ describe("kafkajs restarts the consumer on its own", () => {
     await committedTo(s, topic, 2);
   }, 60_000);
 });
+
+describe("a batch waiting for the delivery log", () => {
+  test("keeps heartbeating: with the database down longer than the session timeout, the member is not evicted", async () => {
+    const topic = await newTopic();
+    const sent = Array.from({ length: 10 }, (_, i) => aNotification({ key: `f/${i}.pdf` }));
+    await publish(topic, sent);
+    const sqlite = createSqliteLog({ path: ":memory:" });
+    await sqlite.migrate();
+    cleanups.push(() => sqlite.close());
+    // Down for five writes: the consumer's backoff waits about 11 s, the session timeout is 6 s.
+    let failures = 5;
+    let heartbeatsWhileDown = 0;
+    const o = observed(kafka, (c) => {
+      c.on(c.events.HEARTBEAT, () => {
+        if (failures > 0 && failures < 5) heartbeatsWhileDown++;
+      });
+    });
+    const deliveryLog: DeliveryLog = {
+      ...sqlite,
+      kind: sqlite.kind,
+      healthy: () => failures === 0,
+      async write(records) {
+        if (failures > 0) {
+          failures--;
+          throw new Error("delivery log down (injected)");
+        }
+        await sqlite.write(records);
+      },
+    };
+    // flushRecords 1: ten records are past the backpressure mark, so the batch waits for them.
+    const s = await startConsumer(topic, { kafka: o.kafka, deliveryLog, flushRecords: 1 });
+    await committedTo(s, topic, sent.length);
+    expect(failures).toBe(0);
+    expect(heartbeatsWhileDown).toBeGreaterThan(0);
+    expect(o.counts.GROUP_JOIN).toBe(1);
+    expect(o.counts.REBALANCING ?? 0).toBe(0);
+  }, 60_000);
+});

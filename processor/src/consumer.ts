@@ -150,12 +150,13 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
   let started = false;
   const pauseStreak = new Map<number, number>();
   const ledger = createOffsetLedger();
+  const heartbeatInterval = Math.floor((options.sessionTimeoutMs ?? 30_000) / 10);
   const consumer: Consumer = options.kafka.consumer({
     groupId: options.groupId,
     allowAutoTopicCreation: false,
     // A batch may take a while when a channel retries; heartbeats are sent while it runs.
     sessionTimeout: options.sessionTimeoutMs ?? 30_000,
-    heartbeatInterval: Math.floor((options.sessionTimeoutMs ?? 30_000) / 10),
+    heartbeatInterval,
     // Fetches return as soon as data arrives; the wait only bounds an idle long-poll, and
     // shutdown waits for it, so keep it short.
     maxWaitTimeInMs: 1_000,
@@ -307,7 +308,12 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     const { topic, partition } = batch;
     if (batch.messages.length === 0) return;
     metrics.batchSize.observe(batch.messages.length);
-    const beat = setInterval(() => void payload.heartbeat().catch(() => {}), 1000);
+    // kafkajs sends one only when heartbeatInterval has passed since the last; asking more
+    // often costs nothing.
+    const beat = setInterval(
+      () => void payload.heartbeat().catch(() => {}),
+      Math.min(1000, heartbeatInterval),
+    );
     const records: DeliveryRecord[] = [];
     const items: Item[] = batch.messages.map((message) => ({ message, final: false }));
     let reason: Reason | undefined;
@@ -396,20 +402,27 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       log.error("batch failed; partition paused, the batch is tried again", { partition, err });
       reason ??= "processing-error";
     } finally {
-      clearInterval(beat);
       // Commit on an interval or when records pile up, in the background so the database's
       // write does not hold this partition. Wait for it when this batch stopped early or the
       // consumer is stopping (what reached a final outcome must not be redone), and when the
-      // buffer is far behind (the database is slow or down: that is backpressure).
-      const mustWait =
-        reason !== undefined || !payload.isRunning() || ledger.buffered() >= flushRecords * 5;
-      if (mustWait) {
-        if (!(await flushAndCommit(payload.isRunning))) reason ??= "audit-unavailable";
-      } else if (
-        !flushing &&
-        (Date.now() - lastCommitAt >= commitIntervalMs || ledger.buffered() >= flushRecords)
-      ) {
-        void flushAndCommit(payload.isRunning);
+      // buffer is far behind (the database is slow or down: that is backpressure). Heartbeats
+      // go on while it waits: an outage longer than the session timeout must not evict us.
+      try {
+        const mustWait =
+          reason !== undefined || !payload.isRunning() || ledger.buffered() >= flushRecords * 5;
+        if (mustWait) {
+          if (!(await flushAndCommit(payload.isRunning))) reason ??= "audit-unavailable";
+        } else if (
+          !flushing &&
+          (Date.now() - lastCommitAt >= commitIntervalMs || ledger.buffered() >= flushRecords)
+        ) {
+          void flushAndCommit(payload.isRunning);
+        }
+      } catch (err) {
+        log.error("flush failed; partition paused", { partition, err });
+        reason ??= "audit-unavailable";
+      } finally {
+        clearInterval(beat);
       }
       state.lastBatchAt = Date.now();
     }
