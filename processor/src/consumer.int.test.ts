@@ -16,6 +16,7 @@ import { type ConsumerOptions, createNotificationConsumer } from "./consumer.ts"
 import { createSqliteLog, type DeliveryLog } from "./delivery-log/index.ts";
 import type { ChannelOutcome, Dispatcher } from "./dispatch.ts";
 import { createDeadLetterQueue, DLQ_HEADERS } from "./dlq.ts";
+import { createHttpApp } from "./http.ts";
 import { createMemoryStore } from "./idempotency.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createRouter } from "./routing.ts";
@@ -388,5 +389,37 @@ describe("a batch waiting for the delivery log", () => {
     expect(heartbeatsWhileDown).toBeGreaterThan(0);
     expect(o.counts.GROUP_JOIN).toBe(1);
     expect(o.counts.REBALANCING ?? 0).toBe(0);
+  }, 60_000);
+});
+
+describe("start-up checks the topic and its DLQ", () => {
+  test("a missing DLQ topic: start waits, readiness names the topic, and it starts once the topic exists", async () => {
+    const topic = await newTopic({ dlq: false });
+    await publish(topic, [aNotification({ key: "g/1.pdf" })]);
+    const s = await startConsumer(topic, { awaitStart: false, topicCheckMs: 200 });
+    const app = createHttpApp({
+      consumerState: s.consumer.state,
+      dependencies: () => ({
+        idempotency: { kind: "memory", healthy: true },
+        deliveryLog: { kind: "sqlite", healthy: true },
+        channels: {},
+      }),
+      registry: s.metrics.registry,
+    });
+    const readyz = async () => {
+      const res = await app.request("/readyz");
+      return { status: res.status, reasons: ((await res.json()) as { reasons: string[] }).reasons };
+    };
+    await waitFor("the missing topic reported", () => s.consumer.state().missingTopics?.length);
+    expect(s.consumer.state().missingTopics).toEqual([dlqTopicOf(topic)]);
+    const r = await readyz();
+    expect(r.status).toBe(503);
+    expect(r.reasons.join("\n")).toContain(`${dlqTopicOf(topic)} does not exist`);
+    expect(s.consumer.state().running).toBe(false);
+    await ensureTopics(kafka, topic, { partitions: 1 });
+    await s.start;
+    expect(s.consumer.state()).toMatchObject({ running: true, missingTopics: [] });
+    await committedTo(s, topic, 1);
+    expect((await readyz()).status).toBe(200);
   }, 60_000);
 });

@@ -27,6 +27,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Notification } from "../../core/contract.ts";
+import { dlqTopicOf } from "../../core/kafka.ts";
 import type { Logger } from "../../core/log.ts";
 import { createMessageHandler, deliveryKey, type Item, type Reason } from "./consumer/handler.ts";
 import { createOffsetLedger } from "./consumer/ledger.ts";
@@ -56,6 +57,11 @@ export interface ConsumerState {
   fatal?: Error;
   /** Time of the last finished batch (ms since epoch). */
   lastBatchAt?: number;
+  /**
+   * The topic or its DLQ topic, when start() found them missing and waits for them (nothing is
+   * consumed meanwhile: a dead letter would have nowhere to go). Empty once both exist.
+   */
+  missingTopics?: string[];
 }
 
 /** The running consumer. */
@@ -100,6 +106,8 @@ export interface ConsumerOptions {
   onFatal?: (error: Error) => void;
   /** Read the topic from the beginning when the group has no committed offset (default true). */
   fromBeginning?: boolean;
+  /** How often start() looks again for a missing topic or DLQ topic, in ms (default 5000). */
+  topicCheckMs?: number;
 }
 
 /** Runs `work` over `items` with at most `limit` running at once. */
@@ -141,6 +149,9 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     issues.push("flushRecords: expected an integer >= 1");
   if (!(pauseMin > 0) || !(pauseMax >= pauseMin))
     issues.push("pauseMinMs/pauseMaxMs: expected 0 < min <= max");
+  const topicCheckMs = options.topicCheckMs ?? 5000;
+  if (!Number.isInteger(topicCheckMs) || topicCheckMs < 1)
+    issues.push("topicCheckMs: expected an integer >= 1");
   if (issues.length > 0) throw new ConfigError("consumer", issues);
 
   const log = options.logger.child("consumer");
@@ -168,6 +179,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
 
   // Set by stop(): after it, a join (kafkajs finishing a restart) must not count as running.
   let stopping = false;
+  const stopped = new AbortController();
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     // kafkajs restarts a consumer after a retriable crash (its STOP then set running false);
     // joining the group again is when it consumes again, so readiness and the commit ticker
@@ -447,8 +459,40 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     }
   };
 
+  /**
+   * Waits until the topic and its DLQ topic both exist, saying which is missing in the state
+   * (readiness shows it) and the log. Without the DLQ topic a failed message could not be
+   * dead-lettered, and the partition would stall on it, so nothing is consumed before.
+   * @returns false when stop() came first
+   */
+  const waitForTopics = async (): Promise<boolean> => {
+    const wanted = [options.topic, dlqTopicOf(options.topic)];
+    const admin = options.kafka.admin();
+    try {
+      for (;;) {
+        if (stopping) return false;
+        try {
+          await admin.connect();
+          const existing = new Set(await admin.listTopics());
+          state.missingTopics = wanted.filter((t) => !existing.has(t));
+          if (state.missingTopics.length === 0) return true;
+          log.error("topic missing; waiting for it before consuming", {
+            missing: state.missingTopics,
+            hint: "create it (scripts/topics.ts) or set KAFKA_CREATE_TOPICS=true",
+          });
+        } catch (err) {
+          log.warn("cannot list topics; trying again", { err });
+        }
+        await sleep(topicCheckMs, undefined, { signal: stopped.signal }).catch(() => {});
+      }
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  };
+
   return {
     async start() {
+      if (!(await waitForTopics())) return;
       await consumer.connect();
       await consumer.subscribe({
         topics: [options.topic],
@@ -473,6 +517,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     },
     async stop() {
       stopping = true;
+      stopped.abort();
       clearInterval(ticker);
       // What is resolved so far, while still a member; a batch in flight commits its own
       // on the way out (it sees isRunning() false).

@@ -58,6 +58,11 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     const draining = options.draining?.() ?? false;
     const reasons: string[] = [];
     if (s.fatal) reasons.push(`consumer failed: ${s.fatal.message}`);
+    for (const topic of s.missingTopics ?? []) {
+      reasons.push(
+        `topic ${topic} does not exist: nothing is consumed until it does (create it with scripts/topics.ts)`,
+      );
+    }
     if (!s.running) reasons.push("consumer not running");
     if (!s.joined) reasons.push("not a member of the consumer group (joining or rebalancing)");
     if (draining) reasons.push("draining for shutdown");
