@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import type { Notification } from "../../../core/contract.ts";
 import { aNotification } from "../../../test/support/notifications.ts";
-import type { DeliveryLog, DeliveryRecord } from "./index.ts";
+import { COLUMN_LIMITS, type DeliveryLog, type DeliveryRecord, TRUNCATED } from "./index.ts";
 
 const notification = (eventId: string, key = "reports/positive/실적 q3.pdf"): Notification =>
   aNotification({ eventId, key });
@@ -65,6 +65,45 @@ export function deliveryLogConformance(name: string, open: () => Promise<Deliver
       await log.write([record(n, { providerId: "p-1" })]);
       await log.write([record(n, { status: "failed", lastError: "late" })]);
       expect(await log.failed({ eventId: n.eventId })).toEqual([]);
+      await log.close();
+    });
+
+    test("one row that fits no column does not fail its batch: all 100 are written, it is normalised and its notification kept whole", async () => {
+      const log = await open();
+      const rows = Array.from({ length: 100 }, (_, i) =>
+        record(notification(id(), `batch/${i}.txt`), { status: "failed", lastError: "503" }),
+      );
+      const hostile = notification(id(), `huge/${"k".repeat(2000)}`);
+      hostile.uploadTime = "0001-01-01T00:00:00.000000001Z";
+      hostile.category = "c".repeat(100);
+      rows[57] = record(hostile, {
+        status: "failed",
+        channel: "w".repeat(40),
+        lastError: `boom ${"e".repeat(10_000)}`,
+        providerId: "x".repeat(300),
+        attempts: Number.MAX_SAFE_INTEGER,
+        firstAttemptAt: new Date(Number.NaN),
+        finishedAt: new Date(Date.UTC(10_000, 0, 1)),
+      });
+      await log.write(rows);
+      for (const r of rows) {
+        const [f] = await log.failed({ eventId: r.notification.eventId });
+        expect(f?.notification).toEqual(r.notification);
+      }
+      const [f] = await log.failed({ eventId: hostile.eventId });
+      expect(f?.lastError?.endsWith(TRUNCATED)).toBe(true);
+      expect([...(f?.lastError ?? "")]).toHaveLength(COLUMN_LIMITS.lastError);
+      expect([...(f?.channel ?? "")].length).toBeLessThanOrEqual(COLUMN_LIMITS.channel);
+      expect(f?.finishedAt.toISOString()).toBe("9999-12-31T23:59:59.999Z");
+      await log.close();
+    });
+
+    test("a failed notification too large for its payload column is kept raw and still replayable", async () => {
+      const log = await open();
+      const big = notification(id(), `big/${"실".repeat(30_000)}`);
+      await log.write([record(big, { status: "failed", lastError: "503" })]);
+      const [f] = await log.failed({ eventId: big.eventId });
+      expect(f?.notification).toEqual(big);
       await log.close();
     });
 

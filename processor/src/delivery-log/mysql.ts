@@ -1,7 +1,7 @@
 /** The MySQL (RDS) backend of the delivery log, through a mysql2 pool. */
 import mysql from "mysql2/promise";
 import { ConfigError, createHealthGate } from "../errors.ts";
-import { type DeliveryLog, DeliveryLogUnavailableError, row, toFailed } from "./log.ts";
+import { type DeliveryLog, DeliveryLogUnavailableError, keyColumns, row, toFailed } from "./log.ts";
 
 /** Versioned schema migrations; append only, never edit an applied one. */
 const MYSQL_MIGRATIONS: { version: number; name: string; sql: string }[] = [
@@ -27,7 +27,24 @@ const MYSQL_MIGRATIONS: { version: number; name: string; sql: string }[] = [
       KEY ix_fanda_deliveries_status_finished (status, finished_at)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
   },
+  {
+    // The original values of a row's fields that did not fit their columns (log.ts `row`).
+    // Adding a nullable column is an instant change: no table copy.
+    version: 2,
+    name: "add fanda_deliveries.raw",
+    sql: "ALTER TABLE fanda_deliveries ADD COLUMN raw MEDIUMTEXT NULL",
+  },
 ];
+
+/**
+ * One statement carries at most this much row data: far below max_allowed_packet (16 MiB on
+ * MariaDB, 64 MiB on MySQL 8 and RDS), so a batch of large rows is never refused for its size.
+ */
+const STATEMENT_BYTES = 4 * 1024 * 1024;
+
+/** A row's size in a statement, roughly (utf8mb4 texts at three bytes a code unit). */
+const sizeOf = (values: unknown[]) =>
+  values.reduce<number>((sum, v) => sum + (typeof v === "string" ? v.length * 3 : 0) + 16, 64);
 
 /**
  * Creates the MySQL delivery log.
@@ -108,24 +125,53 @@ export function createMysqlLog(options: { url: string; poolSize?: number }): Del
             r.firstAttemptAt,
             r.finishedAt,
             r.payload,
+            r.raw,
           ]);
-        await pool.query(
-          `INSERT INTO fanda_deliveries (event_id, channel, category, bucket, object_key, status,
-             attempts, last_error, provider_id, upload_time, first_attempt_at, finished_at, payload)
-           VALUES ?
-           ON DUPLICATE KEY UPDATE
-             attempts = attempts + VALUES(attempts),
-             last_error = IF(status = 'delivered', last_error, VALUES(last_error)),
-             provider_id = COALESCE(VALUES(provider_id), provider_id),
-             finished_at = IF(status = 'delivered', finished_at, VALUES(finished_at)),
-             payload = IF(status = 'delivered' OR VALUES(status) = 'delivered', NULL, VALUES(payload)),
-             status = IF(status = 'delivered', 'delivered', VALUES(status))`,
-          [values],
-        );
+        const chunks: unknown[][][] = [[]];
+        let size = 0;
+        for (const v of values) {
+          const s = sizeOf(v);
+          const last = chunks[chunks.length - 1] as unknown[][];
+          if (last.length > 0 && size + s > STATEMENT_BYTES) {
+            chunks.push([v]);
+            size = s;
+          } else {
+            last.push(v);
+            size += s;
+          }
+        }
+        const conn = await pool.getConnection();
+        try {
+          // Several statements commit together: a retry after a failure adds no attempts twice.
+          if (chunks.length > 1) await conn.beginTransaction();
+          for (const chunk of chunks) {
+            await conn.query(
+              `INSERT INTO fanda_deliveries (event_id, channel, category, bucket, object_key, status,
+                 attempts, last_error, provider_id, upload_time, first_attempt_at, finished_at,
+                 payload, raw)
+               VALUES ?
+               ON DUPLICATE KEY UPDATE
+                 attempts = LEAST(attempts + VALUES(attempts), 2147483647),
+                 last_error = IF(status = 'delivered', last_error, VALUES(last_error)),
+                 provider_id = COALESCE(VALUES(provider_id), provider_id),
+                 finished_at = IF(status = 'delivered', finished_at, VALUES(finished_at)),
+                 payload = IF(status = 'delivered' OR VALUES(status) = 'delivered', NULL, VALUES(payload)),
+                 raw = COALESCE(VALUES(raw), raw),
+                 status = IF(status = 'delivered', 'delivered', VALUES(status))`,
+              [chunk],
+            );
+          }
+          if (chunks.length > 1) await conn.commit();
+        } catch (err) {
+          if (chunks.length > 1) await conn.rollback().catch(() => {});
+          throw err;
+        } finally {
+          conn.release();
+        }
       }),
     failed: (filter = {}) =>
       run("reading failed deliveries", async () => {
-        const where = ["status = 'failed'", "payload IS NOT NULL"];
+        const where = ["status = 'failed'", "(payload IS NOT NULL OR raw IS NOT NULL)"];
         const args: unknown[] = [];
         if (filter.since) {
           where.push("finished_at >= ?");
@@ -133,15 +179,15 @@ export function createMysqlLog(options: { url: string; poolSize?: number }): Del
         }
         if (filter.eventId) {
           where.push("event_id = ?");
-          args.push(filter.eventId);
+          args.push(keyColumns({ eventId: filter.eventId, channel: "" }).eventId);
         }
         args.push(filter.limit ?? 10_000);
         const [rows] = await pool.query(
-          `SELECT payload, channel, attempts, last_error, finished_at FROM fanda_deliveries
+          `SELECT payload, raw, channel, attempts, last_error, finished_at FROM fanda_deliveries
            WHERE ${where.join(" AND ")} ORDER BY finished_at, id LIMIT ?`,
           args,
         );
-        return (rows as Parameters<typeof toFailed>[0][]).map(toFailed);
+        return (rows as Parameters<typeof toFailed>[0][]).flatMap((r) => toFailed(r) ?? []);
       }),
     healthy: gate.healthy,
     close: () => pool.end(),

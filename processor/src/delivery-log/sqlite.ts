@@ -1,7 +1,7 @@
 /** The SQLite (bun:sqlite) backend of the delivery log, for the main job on one machine. */
 import { createRequire } from "node:module";
 import { ConfigError, createHealthGate } from "../errors.ts";
-import { type DeliveryLog, DeliveryLogUnavailableError, row, toFailed } from "./log.ts";
+import { type DeliveryLog, DeliveryLogUnavailableError, keyColumns, row, toFailed } from "./log.ts";
 
 /** Versioned schema migrations; append only, never edit an applied one. */
 const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[] = [
@@ -26,6 +26,12 @@ const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[] = [
       UNIQUE (event_id, channel)
     );
     CREATE INDEX IF NOT EXISTS ix_fanda_deliveries_status_finished ON fanda_deliveries (status, finished_at);`,
+  },
+  {
+    // The original values of a row's fields that did not fit their columns (log.ts `row`).
+    version: 2,
+    name: "add fanda_deliveries.raw",
+    sql: "ALTER TABLE fanda_deliveries ADD COLUMN raw TEXT",
   },
 ];
 
@@ -74,11 +80,13 @@ export function createSqliteLog(options: { path: string }): DeliveryLog {
         if (records.length === 0) return;
         const upsert = db.query(
           `INSERT INTO fanda_deliveries (event_id, channel, category, bucket, object_key, status,
-             attempts, last_error, provider_id, upload_time, first_attempt_at, finished_at, payload)
+             attempts, last_error, provider_id, upload_time, first_attempt_at, finished_at,
+             payload, raw)
            VALUES ($eventId, $channel, $category, $bucket, $objectKey, $status, $attempts,
-             $lastError, $providerId, $uploadTime, $firstAttemptAt, $finishedAt, $payload)
+             $lastError, $providerId, $uploadTime, $firstAttemptAt, $finishedAt, $payload, $raw)
            ON CONFLICT (event_id, channel) DO UPDATE SET
-             attempts = attempts + excluded.attempts,
+             attempts = MIN(attempts + excluded.attempts, 2147483647),
+             raw = COALESCE(excluded.raw, raw),
              last_error = CASE WHEN status = 'delivered' THEN last_error ELSE excluded.last_error END,
              provider_id = COALESCE(excluded.provider_id, provider_id),
              finished_at = CASE WHEN status = 'delivered' THEN finished_at ELSE excluded.finished_at END,
@@ -98,7 +106,7 @@ export function createSqliteLog(options: { path: string }): DeliveryLog {
       }),
     failed: (filter = {}) =>
       run("reading failed deliveries", () => {
-        const where = ["status = 'failed'", "payload IS NOT NULL"];
+        const where = ["status = 'failed'", "(payload IS NOT NULL OR raw IS NOT NULL)"];
         const args: (string | number)[] = [];
         if (filter.since) {
           where.push("finished_at >= ?");
@@ -106,16 +114,16 @@ export function createSqliteLog(options: { path: string }): DeliveryLog {
         }
         if (filter.eventId) {
           where.push("event_id = ?");
-          args.push(filter.eventId);
+          args.push(keyColumns({ eventId: filter.eventId, channel: "" }).eventId);
         }
         args.push(filter.limit ?? 10_000);
         return db
           .query<Parameters<typeof toFailed>[0], (string | number)[]>(
-            `SELECT payload, channel, attempts, last_error, finished_at FROM fanda_deliveries
+            `SELECT payload, raw, channel, attempts, last_error, finished_at FROM fanda_deliveries
              WHERE ${where.join(" AND ")} ORDER BY finished_at, id LIMIT ?`,
           )
           .all(...args)
-          .map(toFailed);
+          .flatMap((r) => toFailed(r) ?? []);
       }),
     healthy: gate.healthy,
     async close() {
