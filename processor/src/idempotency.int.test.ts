@@ -3,6 +3,8 @@
  * suite, and a private redis-server on a free port for the restart test.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import type { Socket } from "bun";
+import { Redis } from "ioredis";
 import { type PrivateRedis, startPrivateRedis } from "../../test/support/local.ts";
 import { waitFor } from "../../test/support/wait.ts";
 import { idempotencyConformance } from "./idempotency.conformance.ts";
@@ -126,4 +128,98 @@ describe("redis store", () => {
     console.log(`claim taken over ${Date.now() - killedAt} ms after SIGKILL (claim TTL 60000 ms)`);
     await successor.close();
   }, 30_000);
+
+  test("after a failover leaves the connection on a demoted primary (READONLY), the store reconnects and claims work again without a restart", async () => {
+    const old = await startPrivateRedis();
+    const promoted = await startPrivateRedis();
+    servers.push(old, promoted);
+    for (const s of [old, promoted]) {
+      const c = new Redis(s.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+      c.on("error", () => {});
+      await waitFor("private redis", async () =>
+        c.connect().then(
+          () => true,
+          () => false,
+        ),
+      );
+      c.disconnect();
+    }
+    // The endpoint the clients use, as ElastiCache's primary endpoint: a failover moves it to
+    // the new primary for new connections, and leaves open ones where they are.
+    const endpoint = startEndpoint(old.port);
+    const store = createRedisStore({ url: `redis://127.0.0.1:${endpoint.port}`, prefix: "ro:" });
+    const k = () => ({ eventId: crypto.randomUUID().replace(/-/g, ""), channel: "webhook" });
+    await waitFor("claims", async () => (await store.claim([k()]))[0] === "claimed");
+
+    const admin = new Redis(old.url);
+    await admin.call("REPLICAOF", "127.0.0.1", String(promoted.port));
+    admin.disconnect();
+    endpoint.target = promoted.port;
+
+    await waitFor(
+      "claims on the new primary",
+      async () => {
+        try {
+          return (await store.claim([k()]))[0] === "claimed";
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: 10_000, intervalMs: 200 },
+    );
+    await store.close();
+    endpoint.stop();
+  }, 30_000);
 });
+
+/** A TCP endpoint that forwards each new connection to `target` (changeable). */
+function startEndpoint(target: number) {
+  type Link = { upstream?: Socket<unknown>; pending: Uint8Array[] };
+  const state = { target };
+  const server = Bun.listen<Link>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open(client) {
+        client.data = { pending: [] };
+        void Bun.connect({
+          hostname: "127.0.0.1",
+          port: state.target,
+          socket: {
+            open(upstream) {
+              client.data.upstream = upstream;
+              for (const chunk of client.data.pending) upstream.write(chunk);
+              client.data.pending = [];
+            },
+            data(_upstream, chunk) {
+              client.write(chunk);
+            },
+            close() {
+              client.end();
+            },
+            error() {
+              client.end();
+            },
+          },
+        }).catch(() => client.end());
+      },
+      data(client, chunk) {
+        if (client.data.upstream) client.data.upstream.write(chunk);
+        else client.data.pending.push(new Uint8Array(chunk));
+      },
+      close(client) {
+        client.data.upstream?.end();
+      },
+    },
+  });
+  return {
+    port: server.port,
+    get target() {
+      return state.target;
+    },
+    set target(port: number) {
+      state.target = port;
+    },
+    stop: () => server.stop(true),
+  };
+}

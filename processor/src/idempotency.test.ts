@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { idempotencyConformance } from "./idempotency.conformance.ts";
-import { createMemoryStore, type MemoryState } from "./idempotency.ts";
+import { createMemoryStore, type MemoryState, reconnectOnReadonly } from "./idempotency.ts";
 
 // Stores made for the same space share one state, like two workers on one Redis; the clock
 // is virtual, so expiry needs no real waiting.
@@ -36,4 +36,15 @@ test("a worker whose heartbeat stopped (crashed) loses its claims after its live
   now += 6_000; // 16 s since the crashed worker's last beat: gone
   expect(await successor.claim([k])).toEqual(["claimed"]);
   await successor.close();
+});
+
+test("READONLY (a demoted primary, also inside a script's error) reconnects and resends; other errors do not", () => {
+  expect(
+    reconnectOnReadonly(new Error("READONLY You can't write against a read only replica.")),
+  ).toBe(2);
+  expect(
+    reconnectOnReadonly(new Error("ERR Error running script: -READONLY You can't write")),
+  ).toBe(2);
+  expect(reconnectOnReadonly(new Error("NOSCRIPT No matching script"))).toBe(false);
+  expect(reconnectOnReadonly(new Error("ERR value is not READONLYISH"))).toBe(false);
 });

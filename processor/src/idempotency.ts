@@ -123,6 +123,13 @@ type FandaRedis = Redis & {
   fandaRelease(key: string, owner: string): Promise<number>;
 };
 
+/**
+ * ioredis' `reconnectOnError`: 2 (reconnect and resend the command) for READONLY, the answer
+ * of a demoted primary; no reconnect for other errors.
+ */
+export const reconnectOnReadonly = (err: Error): 2 | false =>
+  /\bREADONLY\b/.test(err.message) ? 2 : false;
+
 /** Options of {@link createRedisStore}. */
 export interface RedisStoreOptions extends StoreOptions {
   /** `redis://` or `rediss://` URL (TLS and auth for ElastiCache). */
@@ -164,6 +171,11 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
     // A black-holed Redis (no RST) must fail commands too, not hang them for minutes.
     commandTimeout: 5000,
     retryStrategy: (times) => Math.min(times * 200, 2000),
+    // After a failover, connections left on the demoted primary answer every write with
+    // READONLY while the endpoint already names the new primary: reconnect (to whatever the
+    // endpoint resolves to now) and send the command again (2), instead of failing every
+    // claim until a restart. Scripts report it inside their error text.
+    reconnectOnError: reconnectOnReadonly,
   }) as FandaRedis;
   redis.defineCommand("fandaClaim", { numberOfKeys: 1, lua: CLAIM_LUA });
   redis.defineCommand("fandaRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
