@@ -62,6 +62,26 @@ export interface ConsumerState {
    * consumed meanwhile: a dead letter would have nowhere to go). Empty once both exist.
    */
   missingTopics?: string[];
+  /** Partitions whose last batch left a message not final: why, and when (ms since epoch). */
+  notFinal?: { partition: number; reason: string; at: number }[];
+  /** Batches being handled now, per partition, since when (ms since epoch). */
+  inFlight?: { partition: number; since: number }[];
+}
+
+/**
+ * Why `partition` is not progressing, as far as the consumer knows: the topic missing, the
+ * consumer not running, the reason its last batch stopped (channel-down, dlq-unavailable,
+ * claimed-elsewhere, audit-unavailable, store-unavailable, processing-error, shutdown), or
+ * `in-flight` when a batch started before that and has not ended (a send that hangs).
+ */
+export function stallReason(state: ConsumerState, partition: number): string {
+  if ((state.missingTopics ?? []).length > 0) return "topic-missing";
+  if (state.fatal) return "crashed";
+  if (!state.running) return "not-running";
+  const stopped = state.notFinal?.find((p) => p.partition === partition);
+  const running = state.inFlight?.find((p) => p.partition === partition);
+  if (running && (!stopped || running.since < stopped.at)) return "in-flight";
+  return stopped?.reason ?? "unknown";
 }
 
 /** The running consumer. */
@@ -320,6 +340,8 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     const { topic, partition } = batch;
     if (batch.messages.length === 0) return;
     metrics.batchSize.observe(batch.messages.length);
+    const inFlight = { partition, since: Date.now() };
+    state.inFlight = [...(state.inFlight ?? []), inFlight];
     // kafkajs sends one only when heartbeatInterval has passed since the last; asking more
     // often costs nothing.
     const beat = setInterval(
@@ -437,6 +459,9 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
         clearInterval(beat);
       }
       state.lastBatchAt = Date.now();
+      state.inFlight = (state.inFlight ?? []).filter((b) => b !== inFlight);
+      state.notFinal = (state.notFinal ?? []).filter((p) => p.partition !== partition);
+      if (reason) state.notFinal.push({ partition, reason, at: Date.now() });
     }
     if (reason && payload.isRunning() && !abortSignal.aborted) {
       const streak = (pauseStreak.get(partition) ?? 0) + 1;
@@ -526,6 +551,12 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       state.running = false;
       state.joined = false;
     },
-    state: () => ({ ...state, partitions: [...state.partitions], paused: [...state.paused] }),
+    state: () => ({
+      ...state,
+      partitions: [...state.partitions],
+      paused: [...state.paused],
+      notFinal: [...(state.notFinal ?? [])],
+      inFlight: [...(state.inFlight ?? [])],
+    }),
   };
 }

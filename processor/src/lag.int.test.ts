@@ -64,6 +64,67 @@ test("reports lag per assigned partition and their sum, in the required metric n
   await monitor.stop();
 }, 30_000);
 
+test("a partition whose committed offset does not move while messages wait is reported stalled, with the reason, whatever it is", async () => {
+  const stalledTopic = `${topic}-stalled`;
+  await ensureTopics(kafka, stalledTopic, { partitions: 1 });
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({
+    topic: stalledTopic,
+    messages: Array.from({ length: 5 }, () => ({ partition: 0, value: "a" })),
+  });
+  await producer.disconnect();
+  const admin = kafka.admin();
+  await admin.connect();
+  const commit = (offset: string) =>
+    admin.setOffsets({ groupId, topic: stalledTopic, partitions: [{ partition: 0, offset }] });
+  await commit("2");
+  const metrics = createMetrics({ defaultMetrics: false });
+  let now = 1_000_000;
+  let reason = "dlq-unavailable";
+  const monitor = createLagMonitor({
+    kafka,
+    topic: stalledTopic,
+    groupId,
+    metrics,
+    logger,
+    partitions: () => [0],
+    reasonOf: () => reason,
+    now: () => now,
+  });
+  const stalled = async () =>
+    (await metrics.partitionStalledSeconds.get()).values.map((v) => [v.labels.reason, v.value]);
+  try {
+    await monitor.refresh();
+    expect(await stalled()).toEqual([["dlq-unavailable", 0]]);
+    now += 600_000;
+    await monitor.refresh();
+    expect(await stalled()).toEqual([["dlq-unavailable", 600]]);
+    // The reason may change; the time counts from the last progress, not from the reason.
+    reason = "in-flight";
+    now += 60_000;
+    await monitor.refresh();
+    expect(await stalled()).toEqual([["in-flight", 660]]);
+    // Progress (the committed offset moved) starts the count again.
+    await commit("3");
+    now += 60_000;
+    await monitor.refresh();
+    expect(await stalled()).toEqual([["in-flight", 0]]);
+    now += 30_000;
+    await monitor.refresh();
+    expect(await stalled()).toEqual([["in-flight", 30]]);
+    // Nothing waiting: not stalled, whatever the consumer last said.
+    await commit("5");
+    now += 600_000;
+    await monitor.refresh();
+    expect(await stalled()).toEqual([["none", 0]]);
+  } finally {
+    await monitor.stop();
+    await admin.deleteTopics({ topics: [stalledTopic, dlqTopicOf(stalledTopic)] }).catch(() => {});
+    await admin.disconnect();
+  }
+}, 30_000);
+
 test("refuses an interval under a second", () => {
   expect(() =>
     createLagMonitor({

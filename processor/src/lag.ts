@@ -4,6 +4,13 @@
  * committed offset (the low watermark when nothing is committed yet). Refreshed on an
  * interval with the admin client, so a scrape never waits on Kafka; each pod reports only
  * its own partitions, so `sum` across pods is the group's lag.
+ *
+ * Also `fanda_partition_stalled_seconds`: how long a partition with messages waiting has gone
+ * without its committed offset moving, whatever the reason (a channel down, the DLQ topic
+ * missing, claims held elsewhere, the delivery log down, a send that hangs, the consumer not
+ * running). Past the topic's retention Kafka deletes what waits there unseen, so this is what
+ * the PartitionStalled alert watches. It counts from the first refresh that saw the partition,
+ * so it starts again on a pod that just took the partition over.
  */
 import type { Admin, Kafka } from "kafkajs";
 import type { Logger } from "../../core/log.ts";
@@ -41,6 +48,10 @@ export function createLagMonitor(options: {
   logger: Logger;
   partitions: () => number[];
   intervalMs?: number;
+  /** Why a partition is not progressing, as the consumer sees it (default "unknown"). */
+  reasonOf?: (partition: number) => string;
+  /** Clock in ms (tests pass their own). */
+  now?: () => number;
 }): LagMonitor {
   const intervalMs = options.intervalMs ?? 15_000;
   if (!Number.isInteger(intervalMs) || intervalMs < 1000) {
@@ -50,6 +61,9 @@ export function createLagMonitor(options: {
   let admin: Admin | undefined;
   let timer: ReturnType<typeof setInterval> | undefined;
   let snapshot: ReturnType<LagMonitor["last"]> = { partitions: [] };
+  const now = options.now ?? Date.now;
+  /** Per partition: the committed offset last seen, and since when it has not moved. */
+  let progress = new Map<number, { committed: string; since: number }>();
 
   const refresh = async (): Promise<PartitionLag[]> => {
     if (!admin) {
@@ -88,6 +102,24 @@ export function createLagMonitor(options: {
       { topic: options.topic },
       lags.reduce((sum, l) => sum + l.lag, 0),
     );
+    const t = now();
+    const seen = new Map<number, { committed: string; since: number }>();
+    options.metrics.partitionStalledSeconds.reset();
+    for (const l of lags) {
+      const before = progress.get(l.partition);
+      const moved = !before || before.committed !== l.committed || l.lag === 0;
+      const since = moved ? t : before.since;
+      seen.set(l.partition, { committed: l.committed, since });
+      options.metrics.partitionStalledSeconds.set(
+        {
+          topic: options.topic,
+          partition: String(l.partition),
+          reason: l.lag === 0 ? "none" : (options.reasonOf?.(l.partition) ?? "unknown"),
+        },
+        (t - since) / 1000,
+      );
+    }
+    progress = seen;
     snapshot = { at: new Date().toISOString(), partitions: lags };
     return lags;
   };

@@ -13,7 +13,7 @@ import { createKafka, ensureTopics } from "../../core/kafka.ts";
 import { createLogger, defaultSink, type Logger } from "../../core/log.ts";
 import { createChannels } from "./channels/index.ts";
 import { loadProcessorConfig, type ProcessorConfig } from "./config.ts";
-import { createNotificationConsumer } from "./consumer.ts";
+import { createNotificationConsumer, stallReason } from "./consumer.ts";
 import { createMysqlLog, createSqliteLog, type DeliveryLog } from "./delivery-log/index.ts";
 import { createDispatcher } from "./dispatch.ts";
 import { createDeadLetterQueue } from "./dlq.ts";
@@ -155,6 +155,7 @@ export async function startProcessor(
     metrics,
     logger,
     partitions: () => consumer.state().partitions,
+    reasonOf: (partition) => stallReason(consumer.state(), partition),
     intervalMs: config.lagIntervalMs,
   });
   const watchdog = startWatchdog({ stallMs: config.livenessStallMs });

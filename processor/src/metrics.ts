@@ -19,6 +19,7 @@ export interface Metrics {
   batchPhaseSeconds: Histogram<"phase">;
   consumerLag: Gauge<"topic" | "partition">;
   consumerLagSum: Gauge<"topic">;
+  partitionStalledSeconds: Gauge<"topic" | "partition" | "reason">;
   rateLimitWaitSeconds: Counter<"channel">;
   slackNotificationsPerMessage: Histogram<never>;
   eventLoopStallSeconds: Gauge<never>;
@@ -101,6 +102,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: "kafka_consumer_lag_sum",
       help: "Sum of kafka_consumer_lag over the partitions assigned to this processor.",
       labelNames: ["topic"],
+      registers: [registry],
+    }),
+    partitionStalledSeconds: new Gauge({
+      name: "fanda_partition_stalled_seconds",
+      help: "Seconds since the group's committed offset last moved on a partition with messages waiting (0 when none wait), per partition assigned to this processor, with the consumer's last reason (channel-down, dlq-unavailable, claimed-elsewhere, audit-unavailable, store-unavailable, in-flight, not-running, ...).",
+      labelNames: ["topic", "partition", "reason"],
       registers: [registry],
     }),
     slackNotificationsPerMessage: new Histogram({

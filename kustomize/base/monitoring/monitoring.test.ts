@@ -110,6 +110,7 @@ describe("alert rules", () => {
       "EndToEndLatencyHigh",
       "ProcessingStalled",
       "ChannelDown",
+      "PartitionStalled",
     ]);
   });
 

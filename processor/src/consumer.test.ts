@@ -1,0 +1,26 @@
+import { describe, expect, test } from "bun:test";
+import { type ConsumerState, stallReason } from "./consumer.ts";
+
+const running: ConsumerState = { running: true, joined: true, partitions: [0, 1], paused: [] };
+
+describe("stallReason", () => {
+  test("names what the consumer knows of a partition that does not progress", () => {
+    expect(stallReason({ ...running, missingTopics: ["t.dlq"] }, 0)).toBe("topic-missing");
+    expect(stallReason({ ...running, running: false, fatal: new Error("x") }, 0)).toBe("crashed");
+    expect(stallReason({ ...running, running: false }, 0)).toBe("not-running");
+    const notFinal = [{ partition: 0, reason: "dlq-unavailable", at: 2000 }];
+    expect(stallReason({ ...running, notFinal }, 0)).toBe("dlq-unavailable");
+    expect(stallReason({ ...running, notFinal }, 1)).toBe("unknown");
+    // A batch that started before the last stop and still runs: a send that hangs.
+    expect(
+      stallReason({ ...running, notFinal, inFlight: [{ partition: 0, since: 1000 }] }, 0),
+    ).toBe("in-flight");
+    // The batch after the pause: the last reason still stands while it runs.
+    expect(
+      stallReason({ ...running, notFinal, inFlight: [{ partition: 0, since: 3000 }] }, 0),
+    ).toBe("dlq-unavailable");
+    expect(stallReason({ ...running, inFlight: [{ partition: 1, since: 3000 }] }, 1)).toBe(
+      "in-flight",
+    );
+  });
+});
