@@ -82,6 +82,20 @@ export function idempotencyConformance(
       await b.close();
     });
 
+    test("extend renews our claim past its TTL, and never someone else's", async () => {
+      const space = crypto.randomUUID();
+      const a = make({ space, owner: "a", claimTtlMs: 1000 });
+      const b = make({ space, owner: "b", claimTtlMs: 1000 });
+      const k = key();
+      await a.claim([k]);
+      await expireWait(700);
+      expect(await a.extend([k, key()])).toEqual([true, false]);
+      await expireWait(700); // past the first claim's TTL, within the renewed one
+      expect(await b.claim([k])).toEqual(["busy"]);
+      expect(await b.extend([k])).toEqual([false]);
+      await Promise.all([a.close(), b.close()]);
+    });
+
     test("many keys in one call keep their order and are independent per channel", async () => {
       const space = crypto.randomUUID();
       const a = make({ space, owner: "a" });

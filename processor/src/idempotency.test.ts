@@ -1,6 +1,12 @@
 import { expect, test } from "bun:test";
+import { aNotification } from "../../test/support/notifications.ts";
 import { idempotencyConformance } from "./idempotency.conformance.ts";
-import { createMemoryStore, type MemoryState, reconnectOnReadonly } from "./idempotency.ts";
+import {
+  createMemoryStore,
+  extendClaimsWhileSending,
+  type MemoryState,
+  reconnectOnReadonly,
+} from "./idempotency.ts";
 
 // Stores made for the same space share one state, like two workers on one Redis; the clock
 // is virtual, so expiry needs no real waiting.
@@ -47,4 +53,42 @@ test("READONLY (a demoted primary, also inside a script's error) reconnects and 
   ).toBe(2);
   expect(reconnectOnReadonly(new Error("NOSCRIPT No matching script"))).toBe(false);
   expect(reconnectOnReadonly(new Error("ERR value is not READONLYISH"))).toBe(false);
+});
+
+test("a send that outlasts the claim TTL keeps its claim: another worker's claim is busy, not claimed", async () => {
+  const state: MemoryState = new Map();
+  let now = 0;
+  const options = { state, now: () => now, claimTtlMs: 1000, ownerTtlMs: 60_000 };
+  const a = createMemoryStore({ ...options, owner: "a" });
+  const b = createMemoryStore({ ...options, owner: "b" });
+  const ticks = new Set<() => void>();
+  const every = (fn: () => void) => {
+    ticks.add(fn);
+    return () => ticks.delete(fn);
+  };
+  const { promise: finished, resolve: finish } = Promise.withResolvers<void>();
+  const dispatch = Object.assign(
+    async () => {
+      await finished;
+      return [];
+    },
+    { health: () => ({}) },
+  );
+  const send = extendClaimsWhileSending(dispatch, a, { intervalMs: 300, every });
+  const n = aNotification();
+  const k = { eventId: n.eventId, channel: "webhook" };
+  expect(await a.claim([k])).toEqual(["claimed"]);
+  const sending = send(n, { targets: {}, channels: ["webhook"] }, new AbortController().signal);
+  for (let t = 0; t < 10; t++) {
+    now += 300; // three claim TTLs in all, renewed every 300 ms
+    for (const tick of ticks) tick();
+    await Bun.sleep(0);
+  }
+  expect(await b.claim([k])).toEqual(["busy"]);
+  finish();
+  await sending;
+  expect(ticks.size).toBe(0);
+  now += 1001; // the send is over: nothing renews the claim any more
+  expect(await b.claim([k])).toEqual(["claimed"]);
+  await Promise.all([a.close(), b.close()]);
 });

@@ -11,12 +11,16 @@
  *   Re-claiming a key we hold ourselves extends it.
  * complete: after the provider confirmed the send, the key becomes `done` for `doneTtlMs`.
  * release: after a failed send, our claim is dropped so a later attempt can claim again.
+ * extend: while a send runs, its claims are renewed (extendClaimsWhileSending), so a send
+ *   that outlasts the claim TTL (retries, rate limits) never has its key expire under it
+ *   and claimed by another worker: liveness only protects claims whose key still exists.
  *
  * So a redelivered message resends only the channels that did not finish, and two workers
  * (say, the old and new owner of a partition during a rebalance) do not both send.
  * Claims for a whole batch go to Redis in one pipelined round trip.
  */
 import { Redis } from "ioredis";
+import type { Dispatcher } from "./dispatch.ts";
 import { ConfigError, createHealthGate, FandaError } from "./errors.ts";
 
 /** One delivery: an event on a channel. */
@@ -35,6 +39,8 @@ export interface IdempotencyStore {
   claim(keys: readonly DeliveryKey[]): Promise<ClaimState[]>;
   /** Marks keys delivered. */
   complete(keys: readonly DeliveryKey[]): Promise<void>;
+  /** Renews our claims (only ours) for another claim TTL; per key, whether we still hold it. */
+  extend(keys: readonly DeliveryKey[]): Promise<boolean[]>;
   /** Drops our claims (only ours) so the deliveries can be tried again. */
   release(keys: readonly DeliveryKey[]): Promise<void>;
   /** Whether the last operation reached the store. */
@@ -118,7 +124,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
+// KEYS[1] key; ARGV[1] our claim value, ARGV[2] claim TTL ms. Renews only our own claim.
+const EXTEND_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+
 type FandaRedis = Redis & {
+  fandaExtend(key: string, owner: string, ttl: number): Promise<number>;
   fandaClaim(key: string, owner: string, ttl: number, livenessPrefix: string): Promise<string>;
   fandaRelease(key: string, owner: string): Promise<number>;
 };
@@ -179,6 +192,7 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
   }) as FandaRedis;
   redis.defineCommand("fandaClaim", { numberOfKeys: 1, lua: CLAIM_LUA });
   redis.defineCommand("fandaRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
+  redis.defineCommand("fandaExtend", { numberOfKeys: 1, lua: EXTEND_LUA });
   // Errors are reported through the operations; this only keeps ioredis from logging them.
   redis.on("error", () => {});
   const gate = createHealthGate((op, cause) => new StoreUnavailableError(op, cause), false);
@@ -224,6 +238,13 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
     complete: (keys) =>
       run("completing", async () => {
         await Promise.all(keys.map((k) => redis.set(keyOf(k), DONE, "PX", doneTtlMs)));
+      }),
+    extend: (keys) =>
+      run("extending", async () => {
+        const held = await Promise.all(
+          keys.map((k) => redis.fandaExtend(keyOf(k), owner, claimTtlMs)),
+        );
+        return held.map((h) => h === 1);
       }),
     release: (keys) =>
       run("releasing", async () => {
@@ -294,6 +315,13 @@ export function createMemoryStore(
     async complete(keys) {
       for (const k of keys) entries.set(keyOf(k), { value: DONE, expiresAt: now() + doneTtlMs });
     },
+    async extend(keys) {
+      return keys.map((k) => {
+        if (get(keyOf(k)) !== owner) return false;
+        entries.set(keyOf(k), { value: owner, expiresAt: now() + claimTtlMs });
+        return true;
+      });
+    },
     async release(keys) {
       for (const k of keys) if (get(keyOf(k)) === owner) entries.delete(keyOf(k));
     },
@@ -303,4 +331,52 @@ export function createMemoryStore(
       entries.delete(livenessOf(owner));
     },
   };
+}
+
+/** Options of {@link extendClaimsWhileSending}. */
+export interface ClaimExtensionOptions {
+  /** How often claims are renewed while a send runs: well under the claim TTL (a third). */
+  intervalMs: number;
+  /** Runs `fn` every `ms` until the returned function is called (injected in tests). */
+  every?: (fn: () => void, ms: number) => () => void;
+}
+
+/**
+ * Wraps a dispatcher so the claims of a send are renewed while it runs. Without it, a send
+ * longer than the claim TTL (retries, a rate limit, a slow provider) loses its key: it
+ * expires, and another worker's claim finds nothing and sends a second time, although this
+ * worker is alive and still sending. A renewal that fails (store down) is left to the next.
+ * @throws ConfigError for an interval that is not a positive integer
+ * @example
+ * const send = extendClaimsWhileSending(dispatch, store, { intervalMs: claimTtlMs / 3 });
+ */
+export function extendClaimsWhileSending(
+  dispatch: Dispatcher,
+  store: Pick<IdempotencyStore, "extend">,
+  options: ClaimExtensionOptions,
+): Dispatcher {
+  if (!Number.isInteger(options.intervalMs) || options.intervalMs < 1) {
+    throw new ConfigError("idempotency", ["intervalMs: expected an integer >= 1"]);
+  }
+  const every =
+    options.every ??
+    ((fn: () => void, ms: number) => {
+      const timer = setInterval(fn, ms);
+      timer.unref?.();
+      return () => clearInterval(timer);
+    });
+  const send = async (
+    notification: Parameters<Dispatcher>[0],
+    route: Parameters<Dispatcher>[1],
+    signal: AbortSignal,
+  ) => {
+    const keys = route.channels.map((channel) => ({ eventId: notification.eventId, channel }));
+    const stop = every(() => void store.extend(keys).catch(() => {}), options.intervalMs);
+    try {
+      return await dispatch(notification, route, signal);
+    } finally {
+      stop();
+    }
+  };
+  return Object.assign(send, { health: () => dispatch.health() });
 }

@@ -19,7 +19,12 @@ import { createDispatcher } from "./dispatch.ts";
 import { createDeadLetterQueue } from "./dlq.ts";
 import { ConfigError } from "./errors.ts";
 import { createHttpApp } from "./http.ts";
-import { createMemoryStore, createRedisStore, type IdempotencyStore } from "./idempotency.ts";
+import {
+  createMemoryStore,
+  createRedisStore,
+  extendClaimsWhileSending,
+  type IdempotencyStore,
+} from "./idempotency.ts";
 import { createLagMonitor } from "./lag.ts";
 import { createMetrics } from "./metrics.ts";
 import { createRecent } from "./recent.ts";
@@ -126,7 +131,10 @@ export async function startProcessor(
     kafka,
     topic: config.kafka.topic,
     groupId: config.groupId,
-    dispatch,
+    // A send that outlasts the claim TTL keeps its claims: renewed while it runs.
+    dispatch: extendClaimsWhileSending(dispatch, store, {
+      intervalMs: Math.max(1, Math.floor(config.claimTtlMs / 3)),
+    }),
     route,
     store,
     deliveryLog: log,
