@@ -1,5 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { createRouter, parseRoutingRules } from "./routing.ts";
+
+/** Names every plain object inherits, which data must never reach. */
+const INHERITED = Object.getOwnPropertyNames(Object.prototype);
 
 describe("routing", () => {
   test("without rules every category goes to every enabled channel (the default)", () => {
@@ -70,5 +74,44 @@ describe("routing", () => {
       });
       expect(plain(c)).toEqual({ channels: ["log"], targets: {} });
     }
+  });
+});
+
+describe("routing (properties)", () => {
+  const channels = ["log", "webhook", "slack"];
+  const category = fc.oneof(
+    fc.string({ unit: "binary" }),
+    fc.constantFrom(...INHERITED),
+    fc.stringMatching(/^[a-z][a-z0-9_-]{0,8}$/),
+  );
+  const route = fc.record({
+    channels: fc.subarray(channels, { minLength: 1 }),
+  });
+  const rulesText = fc.record(
+    {
+      categories: fc.dictionary(
+        fc.oneof(fc.stringMatching(/^[a-z][a-z0-9_-]{0,8}$/), fc.constant("constructor")),
+        route,
+      ),
+      default: route,
+    },
+    { requiredKeys: ["categories"] },
+  );
+
+  test("any category gets its own rule or the fallback: never an inherited value, never a throw", () => {
+    fc.assert(
+      fc.property(rulesText, fc.array(category, { maxLength: 20 }), (rules, asked) => {
+        const router = createRouter({
+          enabled: channels,
+          rules: parseRoutingRules(JSON.stringify(rules), "ROUTING_RULES"),
+        });
+        const fallback = rules.default ?? { channels };
+        for (const c of [...asked, ...INHERITED]) {
+          const expected = Object.hasOwn(rules.categories, c) ? rules.categories[c] : fallback;
+          expect(router(c)).toEqual({ channels: expected?.channels, targets: {} });
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -2,11 +2,12 @@ import { describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import type { Notification } from "../../core/contract.ts";
 import { aNotification } from "../../test/support/notifications.ts";
 import { loadEmailTemplates } from "./channels/email/render.ts";
 import { loadSlackTemplates } from "./channels/slack/render.ts";
-import { asIs, compileText, valuesOf } from "./templates.ts";
+import { asIs, compileText, PLACEHOLDERS, valuesOf } from "./templates.ts";
 
 /** Both channels' templates, as one folder serves them (each channel loads its own). */
 function loadTemplates(dir?: string) {
@@ -168,5 +169,73 @@ describe("template engine", () => {
     // An escaping encoder gets strings only (a function would make it throw).
     expect(text(values, (s) => s.replace(/&/g, "&amp;"))).toBe("abcde");
     expect(compileText("{{fileName}}")(values, asIs)).toBe("Q3 실적 보고서.pdf");
+  });
+});
+
+describe("template engine (properties)", () => {
+  const INHERITED = Object.getOwnPropertyNames(Object.prototype);
+  const name = fc.oneof(
+    fc.constantFrom(...PLACEHOLDERS, ...INHERITED),
+    fc.stringMatching(/^[A-Za-z][A-Za-z0-9]{0,8}$/),
+  );
+  /** Template text: literal pieces (anything, braces included) and placeholders. */
+  const template = fc
+    .array(
+      fc.oneof(
+        fc.string({ unit: "binary" }),
+        fc.constantFrom("{", "}", "{{", "}}", "{{ }}", "{{1x}}"),
+        name.map((n) => `{{${n}}}`),
+        name.map((n) => `{{ ${n} }}`),
+      ),
+      { maxLength: 12 },
+    )
+    .map((parts) => parts.join(""));
+  const values = fc.dictionary(name, fc.string({ unit: "binary" }));
+  /** What the engine must produce: own values, everything else empty. */
+  const reference = (text: string, v: Record<string, string>) =>
+    text.replace(/\{\{\s*([A-Za-z][A-Za-z0-9]*)\s*\}\}/g, (_m, n: string) =>
+      Object.hasOwn(v, n) ? (v[n] as string) : "",
+    );
+
+  test("any template text with any values renders to a string: own values only, the rest empty", () => {
+    fc.assert(
+      fc.property(template, values, (text, v) => {
+        const rendered = compileText(text)(v, asIs);
+        expect(typeof rendered).toBe("string");
+        expect(rendered).toBe(reference(text, v));
+        // An encoder that only takes strings never sees anything else.
+        expect(compileText(text)(v, (s) => s.toUpperCase())).toBe(
+          reference(
+            text,
+            Object.fromEntries(Object.entries(v).map(([k, x]) => [k, x.toUpperCase()])),
+          ),
+        );
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test("any notification field values give every placeholder a string; inherited names stay empty", () => {
+    const inherited = INHERITED.filter((n) => /^[A-Za-z]/.test(n));
+    const text = compileText(inherited.map((n) => `{{${n}}}`).join("|"));
+    fc.assert(
+      fc.property(
+        fc.record({
+          key: fc.string({ unit: "binary", minLength: 1 }),
+          bucket: fc.string({ unit: "binary", minLength: 3, maxLength: 63 }),
+          size: fc.option(fc.nat(), { nil: undefined }),
+          eTag: fc.option(fc.string({ unit: "binary" }), { nil: undefined }),
+          versionId: fc.option(fc.string({ unit: "binary" }), { nil: undefined }),
+          eventName: fc.string({ unit: "binary" }),
+          category: fc.stringMatching(/^[a-z][a-z0-9_-]{0,20}$/),
+        }),
+        (fields) => {
+          const v = valuesOf(aNotification(fields));
+          for (const p of PLACEHOLDERS) expect(typeof v[p]).toBe("string");
+          expect(text(v, asIs)).toBe("|".repeat(inherited.length - 1));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
