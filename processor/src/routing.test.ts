@@ -107,8 +107,8 @@ describe("routing (properties)", () => {
         });
         const fallback = rules.default ?? { channels };
         for (const c of [...asked, ...INHERITED]) {
-          const expected = Object.hasOwn(rules.categories, c) ? rules.categories[c] : fallback;
-          expect(router(c)).toEqual({ channels: expected?.channels, targets: {} });
+          const expected = (Object.hasOwn(rules.categories, c) && rules.categories[c]) || fallback;
+          expect(router(c)).toEqual({ channels: expected.channels, targets: {} });
         }
       }),
       { numRuns: 300 },
