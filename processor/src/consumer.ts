@@ -12,6 +12,10 @@
  *    commits are written. A crash before a commit redelivers: the idempotency store turns
  *    the redelivery into no sends, and rows for deliveries found done are written again.
  *
+ * Nothing one message does stops more than that message: any exception while handling it
+ * (decode, route, claim bookkeeping, send, settle, records) is its outcome, a dead letter with
+ * reason `processing-error`; copies of one eventId in a batch are sent once.
+ *
  * A message whose outcome is not final (a channel is down, another worker holds the claim,
  * the store is unreachable, shutdown interrupted it) stops its key's sequence and the
  * partition is paused with a growing delay: Kafka hands the unresolved rest to us again
