@@ -1,11 +1,13 @@
-import { expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { aNotification } from "../../test/support/notifications.ts";
+import { createSqliteLog } from "./delivery-log/index.ts";
 import { idempotencyConformance } from "./idempotency.conformance.ts";
 import {
   createMemoryStore,
   extendClaimsWhileSending,
   type MemoryState,
   reconnectOnReadonly,
+  withDeliveryLogFallback,
 } from "./idempotency.ts";
 
 // Stores made for the same space share one state, like two workers on one Redis; the clock
@@ -91,4 +93,50 @@ test("a send that outlasts the claim TTL keeps its claim: another worker's claim
   now += 1001; // the send is over: nothing renews the claim any more
   expect(await b.claim([k])).toEqual(["claimed"]);
   await Promise.all([a.close(), b.close()]);
+});
+
+describe("the delivery log as the second line", () => {
+  const delivered = async (keys: { eventId: string; channel: string }[]) => {
+    const log = createSqliteLog({ path: ":memory:" });
+    await log.migrate();
+    await log.write(
+      keys.map((k) => ({
+        notification: aNotification({ eventId: k.eventId }),
+        channel: k.channel,
+        status: "delivered" as const,
+        attempts: 1,
+        firstAttemptAt: new Date(0),
+        finishedAt: new Date(1),
+      })),
+    );
+    return log;
+  };
+
+  test("a forgotten done mark (store emptied) is found in the log: done, and marked again", async () => {
+    const state: MemoryState = new Map();
+    const k = { eventId: "a".repeat(32), channel: "webhook" };
+    const other = { eventId: "b".repeat(32), channel: "webhook" };
+    const log = await delivered([k]);
+    const store = withDeliveryLogFallback(createMemoryStore({ state }), log);
+    await store.claim([k]);
+    await store.complete([k]);
+    state.clear(); // the store forgot everything, as Redis failed over to an empty replica
+    expect(await store.claim([k, other])).toEqual(["done", "claimed"]);
+    const plain = createMemoryStore({ state, owner: "plain" });
+    expect(await plain.claim([k])).toEqual(["done"]);
+    await Promise.all([store.close(), plain.close(), log.close()]);
+  });
+
+  test("without the log's answer (closed database) claims stand as the store gave them", async () => {
+    const k = { eventId: "c".repeat(32), channel: "webhook" };
+    const log = await delivered([k]);
+    await log.close();
+    const errors: unknown[] = [];
+    const store = withDeliveryLogFallback(createMemoryStore(), log, {
+      onUnavailable: (err) => errors.push(err),
+    });
+    expect(await store.claim([k])).toEqual(["claimed"]);
+    expect(errors).toHaveLength(1);
+    await store.close();
+  });
 });

@@ -380,3 +380,60 @@ export function extendClaimsWhileSending(
   };
   return Object.assign(send, { health: () => dispatch.health() });
 }
+
+/** What {@link withDeliveryLogFallback} reads: the delivery log's delivered rows. */
+export interface DeliveredLookup {
+  delivered(keys: readonly DeliveryKey[]): Promise<boolean[]>;
+}
+
+/** Options of {@link withDeliveryLogFallback}. */
+export interface DeliveryLogFallbackOptions {
+  /** The log could not answer: the claims stand as the store gave them. */
+  onUnavailable?: (err: unknown) => void;
+  /** The log knew deliveries the store had forgotten (their done marks are set again). */
+  onRecovered?: (keys: readonly DeliveryKey[]) => void;
+}
+
+/**
+ * Makes the delivery log the store's second line. A store can forget done marks (Redis
+ * failed over to an empty replica, an evicted in-memory key, a replay after the done TTL):
+ * every key a claim finds without a done mark is looked up in the log, in one query per
+ * claim call, and a delivered row makes it `done` (and its done mark is set again). So a
+ * delivery is resent only when neither remembers it: what was delivered but not yet written
+ * to the log, the in-flight bound. While the log cannot answer, claims behave as without it
+ * (`claimed`): delivery does not stop for the log.
+ * @example
+ * const store = withDeliveryLogFallback(createRedisStore({ url }), deliveryLog);
+ */
+export function withDeliveryLogFallback(
+  store: IdempotencyStore,
+  log: DeliveredLookup,
+  options: DeliveryLogFallbackOptions = {},
+): IdempotencyStore {
+  return {
+    ...store,
+    kind: store.kind,
+    async claim(keys) {
+      const states = await store.claim(keys);
+      const open = states.flatMap((s, i) => (s === "claimed" ? [i] : []));
+      if (open.length === 0) return states;
+      let found: boolean[];
+      try {
+        found = await log.delivered(open.map((i) => keys[i] as DeliveryKey));
+      } catch (err) {
+        options.onUnavailable?.(err);
+        return states;
+      }
+      const done = open.filter((_, j) => found[j] === true);
+      if (done.length === 0) return states;
+      const doneKeys = done.map((i) => keys[i] as DeliveryKey);
+      // Turns our fresh claims into done marks; if the store fails now, the claims lapse and
+      // the next claim asks the log again.
+      await store.complete(doneKeys).catch(() => {});
+      options.onRecovered?.(doneKeys);
+      const out = [...states];
+      for (const i of done) out[i] = "done";
+      return out;
+    },
+  };
+}

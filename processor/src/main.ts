@@ -24,6 +24,7 @@ import {
   createRedisStore,
   extendClaimsWhileSending,
   type IdempotencyStore,
+  withDeliveryLogFallback,
 } from "./idempotency.ts";
 import { createLagMonitor } from "./lag.ts";
 import { createMetrics } from "./metrics.ts";
@@ -105,7 +106,15 @@ export async function startProcessor(
   await Promise.all(channels.map((c) => c.connect?.()));
   const log = openDeliveryLog(config);
   await log.migrate();
-  const store = idempotencyStore(config);
+  // The delivery log answers for done marks the store has lost (Redis emptied by a failover).
+  const store = withDeliveryLogFallback(idempotencyStore(config), log, {
+    onUnavailable: (err) =>
+      logger.warn("delivery log unavailable for the idempotency check; claims stand", { err }),
+    onRecovered: (keys) =>
+      logger.warn("idempotency store had forgotten deliveries the log knows", {
+        count: keys.length,
+      }),
+  });
   const kafka = createKafka(config.kafka, { logger });
   if (config.createTopics) {
     const created = await ensureTopics(kafka, config.kafka.topic);

@@ -107,6 +107,31 @@ export function deliveryLogConformance(name: string, open: () => Promise<Deliver
       await log.close();
     });
 
+    test("delivered: per key, in order, whether a delivered row exists (failed rows and unknown keys do not count)", async () => {
+      const log = await open();
+      const a = notification(id());
+      const b = notification(id());
+      const longChannel = `channel-${"x".repeat(60)}`;
+      await log.write([
+        record(a, { channel: "webhook" }),
+        record(a, { channel: "email", status: "failed", lastError: "503" }),
+        record(b, { channel: longChannel }),
+      ]);
+      const keys = [
+        { eventId: a.eventId, channel: "email" },
+        { eventId: a.eventId, channel: "webhook" },
+        { eventId: b.eventId, channel: longChannel },
+        { eventId: b.eventId, channel: "webhook" },
+        { eventId: a.eventId, channel: "webhook" },
+        { eventId: id(), channel: "slack" },
+      ];
+      expect(await log.delivered(keys)).toEqual([false, true, true, false, true, false]);
+      expect(await log.delivered([])).toEqual([]);
+      const many = Array.from({ length: 2500 }, () => ({ eventId: id(), channel: "webhook" }));
+      expect((await log.delivered([...many, keys[1] as (typeof keys)[0]])).at(-1)).toBe(true);
+      await log.close();
+    });
+
     test("writing nothing is a no-op", async () => {
       const log = await open();
       await log.write([]);

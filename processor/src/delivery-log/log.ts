@@ -43,6 +43,11 @@ export interface DeliveryLog {
   write(records: readonly DeliveryRecord[]): Promise<void>;
   /** Failed deliveries, oldest first, optionally since a time or for one event. */
   failed(filter?: { since?: Date; eventId?: string; limit?: number }): Promise<FailedDelivery[]>;
+  /**
+   * Per key, in order, whether the log has a delivered row for it: one query per call (the
+   * unique (event_id, channel) key). The idempotency store's second line (idempotency.ts).
+   */
+  delivered(keys: readonly { eventId: string; channel: string }[]): Promise<boolean[]>;
   /** Whether the last operation reached the database. */
   healthy(): boolean;
   close(): Promise<void>;
@@ -120,6 +125,39 @@ function parseUploadTime(s: string): Date {
 const rawText = (s: string, max = RAW_CHARS) => (s.length <= max ? s : s.slice(0, max) + TRUNCATED);
 const timeText = (d: unknown) =>
   d instanceof Date && !Number.isNaN(d.getTime()) ? d.toISOString() : String(d);
+
+/** Keys per `delivered` query: bounds the statement; a batch's keys fit in one. */
+export const DELIVERED_CHUNK = 2000;
+
+/**
+ * Answers `delivered` from the rows a query found: CHAR and PAD SPACE collations ignore
+ * trailing spaces, so both sides are compared without them.
+ */
+export function deliveredOf(
+  keys: readonly { eventId: string; channel: string }[],
+  found: readonly { event_id: string; channel: string }[],
+): boolean[] {
+  const id = (e: string, c: string) => `${e.trimEnd()}\u0000${c.trimEnd()}`;
+  const seen = new Set(found.map((r) => id(String(r.event_id), String(r.channel))));
+  return keys.map((k) => {
+    const c = keyColumns(k);
+    return seen.has(id(c.eventId, c.channel));
+  });
+}
+
+/** Distinct stored keys of `keys`, in chunks of {@link DELIVERED_CHUNK}. */
+export function deliveredChunks(keys: readonly { eventId: string; channel: string }[]) {
+  const distinct = new Map<string, { eventId: string; channel: string }>();
+  for (const k of keys) {
+    const c = keyColumns(k);
+    distinct.set(`${c.eventId}\u0000${c.channel}`, c);
+  }
+  const all = [...distinct.values()];
+  const chunks: (typeof all)[] = [];
+  for (let i = 0; i < all.length; i += DELIVERED_CHUNK)
+    chunks.push(all.slice(i, i + DELIVERED_CHUNK));
+  return chunks;
+}
 
 /** Where in a delivery-log row a (event, channel) key is stored. */
 export const keyColumns = (k: { eventId: string; channel: string }) => ({

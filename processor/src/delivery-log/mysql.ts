@@ -1,7 +1,15 @@
 /** The MySQL (RDS) backend of the delivery log, through a mysql2 pool. */
 import mysql from "mysql2/promise";
 import { ConfigError, createHealthGate } from "../errors.ts";
-import { type DeliveryLog, DeliveryLogUnavailableError, keyColumns, row, toFailed } from "./log.ts";
+import {
+  type DeliveryLog,
+  DeliveryLogUnavailableError,
+  deliveredChunks,
+  deliveredOf,
+  keyColumns,
+  row,
+  toFailed,
+} from "./log.ts";
 
 /** Versioned schema migrations; append only, never edit an applied one. */
 const MYSQL_MIGRATIONS: { version: number; name: string; sql: string }[] = [
@@ -188,6 +196,19 @@ export function createMysqlLog(options: { url: string; poolSize?: number }): Del
           args,
         );
         return (rows as Parameters<typeof toFailed>[0][]).flatMap((r) => toFailed(r) ?? []);
+      }),
+    delivered: (keys) =>
+      run("reading delivered rows", async () => {
+        const found: { event_id: string; channel: string }[] = [];
+        for (const chunk of deliveredChunks(keys)) {
+          const [rows] = await pool.query(
+            `SELECT event_id, channel FROM fanda_deliveries
+             WHERE status = 'delivered' AND (event_id, channel) IN (?)`,
+            [chunk.map((k) => [k.eventId, k.channel])],
+          );
+          found.push(...(rows as typeof found));
+        }
+        return deliveredOf(keys, found);
       }),
     healthy: gate.healthy,
     close: () => pool.end(),

@@ -1,7 +1,15 @@
 /** The SQLite (bun:sqlite) backend of the delivery log, for the main job on one machine. */
 import { createRequire } from "node:module";
 import { ConfigError, createHealthGate } from "../errors.ts";
-import { type DeliveryLog, DeliveryLogUnavailableError, keyColumns, row, toFailed } from "./log.ts";
+import {
+  type DeliveryLog,
+  DeliveryLogUnavailableError,
+  deliveredChunks,
+  deliveredOf,
+  keyColumns,
+  row,
+  toFailed,
+} from "./log.ts";
 
 /** Versioned schema migrations; append only, never edit an applied one. */
 const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[] = [
@@ -124,6 +132,22 @@ export function createSqliteLog(options: { path: string }): DeliveryLog {
           )
           .all(...args)
           .flatMap((r) => toFailed(r) ?? []);
+      }),
+    delivered: (keys) =>
+      run("reading delivered rows", () => {
+        const found: { event_id: string; channel: string }[] = [];
+        for (const chunk of deliveredChunks(keys)) {
+          const pairs = chunk.map(() => "(?, ?)").join(", ");
+          found.push(
+            ...db
+              .query<{ event_id: string; channel: string }, string[]>(
+                `SELECT event_id, channel FROM fanda_deliveries
+                 WHERE status = 'delivered' AND (event_id, channel) IN (VALUES ${pairs})`,
+              )
+              .all(...chunk.flatMap((k) => [k.eventId, k.channel])),
+          );
+        }
+        return deliveredOf(keys, found);
       }),
     healthy: gate.healthy,
     async close() {
