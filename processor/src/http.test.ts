@@ -61,6 +61,12 @@ describe("processor HTTP", () => {
   test.each([
     ["not joined", { joined: false }, {}, "not a member of the consumer group"],
     ["stopped", { running: false }, {}, "consumer not running"],
+    [
+      "the DLQ topic is missing",
+      { running: false, missingTopics: ["fanda-notifications.dlq"] },
+      {},
+      "topic fanda-notifications.dlq does not exist",
+    ],
     ["draining", {}, { draining: true }, "draining for shutdown"],
     [
       "Redis is down",
