@@ -58,6 +58,8 @@ export interface SlackServer {
   carriedEventIds(): string[];
   /** Answers the next `count` posts with `error` (an ok:false code) or an HTTP status. */
   failNext(failure: { error: string } | { status: number }, count: number): void;
+  /** Accepts `token` from now on (the old one answers invalid_auth, as a revoked token does). */
+  setToken(token: string): void;
   /** Leaves the next `count` posts unanswered (until the server stops). */
   stallNext(count: number): void;
   /** Answers the next `count` posts' headers (200) and the start of the body, then nothing more. */
@@ -67,7 +69,7 @@ export interface SlackServer {
 
 /** Starts the server on 127.0.0.1. */
 export function startSlackServer(options: SlackServerOptions = {}): SlackServer {
-  const token = options.token ?? "xoxb-local";
+  let token = options.token ?? "xoxb-local";
   const rate = options.ratePerSecond ?? 1;
   const burst = options.burst ?? 3;
   const retryAfter = options.retryAfterSeconds ?? 1;
@@ -215,6 +217,9 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
       ),
     failNext(failure, count) {
       failures = { failure, count };
+    },
+    setToken(next) {
+      token = next;
     },
     stallNext(count) {
       stalls = count;

@@ -3,7 +3,7 @@ import type { Notification } from "../../core/contract.ts";
 import { createLogger } from "../../core/log.ts";
 import type { Channel, SendContext } from "./channels/channel.ts";
 import { createDispatcher } from "./dispatch.ts";
-import { ChannelError, ChannelUnavailableError } from "./errors.ts";
+import { ChannelConfigError, ChannelError, ChannelUnavailableError } from "./errors.ts";
 
 const logger = createLogger({ sink: () => {} });
 const n = { eventId: "0123456789abcdef0123456789abcdef" } as Notification;
@@ -231,6 +231,49 @@ describe("createDispatcher", () => {
     });
     expect(waits).toEqual([]);
     expect(a.calls).toHaveLength(1);
+  });
+
+  test("a configuration-class failure marks the channel down at once and defers; a delivery clears it", async () => {
+    let revoked = true;
+    const a = scripted("a", [
+      async () => {
+        if (revoked) throw new ChannelConfigError("a", "SLACK_BOT_TOKEN", "token_revoked");
+        return {};
+      },
+    ]);
+    const b = scripted("b", [ok()]);
+    const flagged: [string, string, boolean][] = [];
+    const waits: number[] = [];
+    const dispatch = createDispatcher({
+      channels: [a.channel, b.channel],
+      logger,
+      breakerThreshold: 10,
+      sleep: async (ms) => void waits.push(ms),
+      onMisconfigured: (channel, setting, on) => flagged.push([channel, setting, on]),
+    });
+    const outcomes = await Promise.all(
+      Array.from({ length: 5 }, () => dispatch(n, route("a", "b"), never)),
+    );
+    expect(outcomes.map((o) => o.map((x) => x.status))).toEqual(
+      Array(5).fill(["deferred", "delivered"]),
+    );
+    expect(a.calls).toHaveLength(5);
+    expect(waits).toEqual([]);
+    expect(dispatch.health().a).toMatchObject({
+      breakerOpen: true,
+      misconfigured: { setting: "SLACK_BOT_TOKEN" },
+    });
+    expect(dispatch.health().a?.misconfigured?.error).toContain("token_revoked");
+    expect(dispatch.health().b?.breakerOpen).toBe(false);
+    expect(flagged).toEqual([["a", "SLACK_BOT_TOKEN", true]]);
+    revoked = false;
+    expect((await dispatch(n, route("a"), never))[0]?.status).toBe("delivered");
+    expect(dispatch.health().a).toMatchObject({ breakerOpen: false, consecutiveFailures: 0 });
+    expect(dispatch.health().a?.misconfigured).toBeUndefined();
+    expect(flagged).toEqual([
+      ["a", "SLACK_BOT_TOKEN", true],
+      ["a", "SLACK_BOT_TOKEN", false],
+    ]);
   });
 
   test("a route naming a channel that is not enabled fails that channel only", async () => {

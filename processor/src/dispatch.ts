@@ -9,14 +9,22 @@
  *   message goes to the dead-letter topic;
  * - deferred: retries exhausted while the channel is failing for every message (its breaker
  *   is open: `breakerThreshold` failed attempts in a row), the channel is unavailable for
- *   longer than a retry may wait (ChannelUnavailableError), or shutdown interrupted the send.
+ *   longer than a retry may wait (ChannelUnavailableError) or misconfigured (ChannelConfigError:
+ *   a revoked token, paused sending; its breaker opens at once and its health names the
+ *   setting to fix, until a delivery succeeds), or shutdown interrupted the send.
  *   The outcome is not final: the consumer pauses the partition and tries again later, so an
  *   outage slows consumption instead of dead-lettering everything.
  */
 import type { Notification } from "../../core/contract.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Channel } from "./channels/channel.ts";
-import { ChannelError, ChannelUnavailableError, ConfigError, toFandaError } from "./errors.ts";
+import {
+  ChannelConfigError,
+  ChannelError,
+  ChannelUnavailableError,
+  ConfigError,
+  toFandaError,
+} from "./errors.ts";
 import type { Route } from "./routing.ts";
 import { abortableSleep } from "./text.ts";
 
@@ -44,6 +52,11 @@ export interface ChannelHealth {
   lastAt?: string;
   /** The channel's own state (rate, waits), when it reports one. */
   provider?: Record<string, unknown>;
+  /**
+   * Set while the provider refuses the channel's configuration (a revoked token, sending
+   * paused): what to fix, the provider's answer, and since when. Cleared by a delivery.
+   */
+  misconfigured?: { setting: string; error: string; since: string };
 }
 
 /** Options of {@link createDispatcher}. */
@@ -65,6 +78,11 @@ export interface DispatcherOptions {
   random?: () => number;
   /** Called after each failed attempt that will be retried. */
   onRetry?: (channel: string, error: Error) => void;
+  /**
+   * Called when a channel becomes misconfigured (`on` true, with the setting to fix) and when
+   * a delivery shows it fixed (`on` false, with the setting it had named): for a gauge.
+   */
+  onMisconfigured?: (channel: string, setting: string, on: boolean) => void;
 }
 
 /** Sends one notification to the given channels of its route. */
@@ -118,11 +136,50 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     if (outcome.status === "delivered") {
       h.consecutiveFailures = 0;
       h.breakerOpen = false;
+      const fixed = h.misconfigured;
+      if (fixed) {
+        delete h.misconfigured;
+        log.info("channel configuration works again", { channel, setting: fixed.setting });
+        tell(channel, fixed.setting, false);
+      }
     } else {
       h.lastError = outcome.error.message;
     }
     health.set(channel, h);
     return outcome;
+  };
+
+  const tell = (channel: string, setting: string, on: boolean) => {
+    try {
+      options.onMisconfigured?.(channel, setting, on);
+    } catch {
+      // A metrics callback must not change an outcome.
+    }
+  };
+
+  /** The provider refused the channel's configuration: the channel is down until fixed. */
+  const misconfigured = (channel: string, error: ChannelConfigError) => {
+    const h = health.get(channel);
+    if (!h) return;
+    failedAttempt(channel, error);
+    h.breakerOpen = true;
+    const previous = h.misconfigured;
+    if (previous?.setting === error.setting) {
+      previous.error = error.message;
+      return;
+    }
+    h.misconfigured = {
+      setting: error.setting,
+      error: error.message,
+      since: new Date().toISOString(),
+    };
+    log.error("channel misconfigured: deferring its messages until fixed", {
+      channel,
+      setting: error.setting,
+      err: error,
+    });
+    if (previous) tell(channel, previous.setting, false);
+    tell(channel, error.setting, true);
   };
 
   // One failed request is one failure, however many notifications it carried: a Slack digest
@@ -170,6 +227,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       } catch (err) {
         const error = toFandaError(`channel ${channel.name}`, err);
         if (signal.aborted) return end("deferred", attempt, error);
+        if (err instanceof ChannelConfigError) {
+          misconfigured(channel.name, err);
+          return end("deferred", attempt, error);
+        }
         if (err instanceof ChannelUnavailableError) {
           log.warn("channel unavailable, deferring", {
             eventId: n.eventId,
@@ -232,6 +293,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         return deliver(channel, n, route.targets[name] ?? {}, signal);
       }),
     )) as Dispatcher;
-  dispatch.health = () => Object.fromEntries([...health].map(([k, v]) => [k, { ...v }]));
+  dispatch.health = () =>
+    Object.fromEntries(
+      [...health].map(([k, v]) => [
+        k,
+        { ...v, ...(v.misconfigured ? { misconfigured: { ...v.misconfigured } } : {}) },
+      ]),
+    );
   return dispatch;
 }

@@ -133,6 +133,8 @@ export async function startProcessor(
     retryMaxMs: config.retryMaxMs,
     breakerThreshold: config.breakerThreshold,
     onRetry: (channel) => metrics.retries.inc({ channel }),
+    onMisconfigured: (channel, setting, on) =>
+      metrics.channelMisconfigured.set({ channel, setting }, on ? 1 : 0),
   });
   const dlq = createDeadLetterQueue({ kafka, topic: config.kafka.topic });
   let draining = false;

@@ -15,6 +15,7 @@ export interface Metrics {
   retries: Counter<"channel">;
   duplicatesSkipped: Counter<"channel">;
   deferrals: Counter<"reason">;
+  channelMisconfigured: Gauge<"channel" | "setting">;
   batchSize: Histogram<never>;
   batchPhaseSeconds: Histogram<"phase">;
   consumerLag: Gauge<"topic" | "partition">;
@@ -83,6 +84,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: "fanda_deferrals_total",
       help: "Messages left for later (partition paused), by reason.",
       labelNames: ["reason"],
+      registers: [registry],
+    }),
+    channelMisconfigured: new Gauge({
+      name: "fanda_channel_misconfigured",
+      help: "1 while the provider refuses a channel's configuration (revoked token, SES sending paused, webhook 401/404): its messages are deferred until the named setting is fixed.",
+      labelNames: ["channel", "setting"],
       registers: [registry],
     }),
     batchPhaseSeconds: new Histogram({

@@ -245,6 +245,42 @@ describe("pipeline: S3 event → ingest → Kafka → processor → channels", (
     );
   }, 60_000);
 
+  test("a webhook that refuses us (401) is a channel down, not dead letters: paused, the gauge and /readyz name WEBHOOK_URL; fixed, it delivers", async () => {
+    const metric = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${processor.port}/metrics`)).text();
+      const line = text
+        .split("\n")
+        .find((l) =>
+          l.startsWith('fanda_channel_misconfigured{channel="webhook",setting="WEBHOOK_URL"}'),
+        );
+      return line ? Number(line.split(" ").at(-1)) : undefined;
+    };
+    const deadLetters = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${processor.port}/metrics`)).text();
+      return text
+        .split("\n")
+        .filter((l) => l.startsWith("fanda_dlq_messages_total"))
+        .reduce((sum, l) => sum + Number(l.split(" ").at(-1)), 0);
+    };
+    const lettersBefore = await deadLetters();
+    sink.failNext(401, 1_000_000);
+    const keys = Array.from({ length: 5 }, (_, i) => `reports/positive/revoked-${i}.pdf`);
+    for (const key of keys) expect((await upload(key)).status).toBe(202);
+    await waitFor("/readyz naming the webhook's wrong setting", async () => {
+      const ready = (await (await fetch(`http://127.0.0.1:${processor.port}/readyz`)).json()) as {
+        dependencies: { channels: Record<string, { misconfigured?: { setting: string } }> };
+      };
+      return ready.dependencies.channels.webhook?.misconfigured?.setting === "WEBHOOK_URL";
+    });
+    expect(await metric()).toBe(1);
+    sink.failNext(401, 0);
+    for (const key of keys) {
+      await sink.waitFor((b) => (b as { objectKey?: string }).objectKey === key, 60_000);
+    }
+    await waitFor("the gauge back to 0", async () => (await metric()) === 0);
+    expect(await deadLetters()).toBe(lettersBefore);
+  }, 90_000);
+
   test("replaying a dead letter sends only the channel that failed, once", async () => {
     sink.failNext(400, 1);
     const key = "replay/from-dlq.txt";

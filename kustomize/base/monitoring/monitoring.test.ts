@@ -59,6 +59,7 @@ const PROMQL_WORDS = new Set([
   "count",
   "rate",
   "increase",
+  "max_over_time",
   "irate",
   "delta",
   "histogram_quantile",
@@ -110,6 +111,7 @@ describe("alert rules", () => {
       "EndToEndLatencyHigh",
       "ProcessingStalled",
       "ChannelDown",
+      "ChannelMisconfigured",
       "PartitionStalled",
     ]);
   });

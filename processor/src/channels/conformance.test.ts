@@ -16,14 +16,18 @@ import { createWebhookChannel } from "./webhook/webhook.ts";
 function provider(answers: {
   ok: () => Response;
   fail: (kind: "retriable" | "final") => Response;
+  /** What the provider answers every request while misconfigured. */
+  misconfigured?: () => Response;
 }) {
   let next: "ok" | "retriable" | "final" | "stall" | "stall-body" = "ok";
+  let broken = false;
   const held: (() => void)[] = [];
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
     async fetch(req) {
       await req.arrayBuffer();
+      if (broken && answers.misconfigured) return answers.misconfigured();
       const mode = next;
       next = "ok";
       if (mode === "stall") {
@@ -55,6 +59,10 @@ function provider(answers: {
     set: (mode: typeof next) => {
       next = mode;
     },
+    /** Every answer is `misconfigured()` until set back. */
+    misconfigure: (on: boolean) => {
+      broken = on;
+    },
     stop: async () => {
       for (const release of held.splice(0)) release();
       await server.stop(true);
@@ -66,6 +74,7 @@ channelConformance("webhook", async () => {
   const p = provider({
     ok: () => new Response(null, { status: 204, headers: { "x-request-id": "req-1" } }),
     fail: (kind) => new Response("no", { status: kind === "retriable" ? 503 : 400 }),
+    misconfigured: () => new Response("who are you", { status: 401 }),
   });
   return {
     channel: async ({ timeoutMs }) => createWebhookChannel({ url: `${p.url}/hook`, timeoutMs }),
@@ -73,6 +82,11 @@ channelConformance("webhook", async () => {
     failFinal: () => p.set("final"),
     stall: () => p.set("stall"),
     stallBody: () => p.set("stall-body"),
+    misconfigure: () => {
+      p.misconfigure(true);
+      return "WEBHOOK_URL";
+    },
+    fix: () => p.misconfigure(false),
     timesOut: true,
     providerId: true,
     stop: p.stop,
@@ -94,7 +108,13 @@ channelConformance("slack", async () => {
       }),
     target: { channel: "#uploads" },
     failRetriable: () => server.failNext({ status: 503 }, 1),
-    failFinal: () => server.failNext({ error: "channel_not_found" }, 1),
+    failFinal: () => server.failNext({ error: "msg_too_long" }, 1),
+    // The token is revoked on Slack's side, then granted again.
+    misconfigure: () => {
+      server.setToken("xoxb-someone-else");
+      return "SLACK_BOT_TOKEN";
+    },
+    fix: () => server.setToken("xoxb-local"),
     stall: () => server.stallNext(1),
     stallBody: () => server.stallBodyNext(1),
     timesOut: true,
@@ -127,6 +147,7 @@ channelConformance("email", async () => {
     ok: () => Response.json({ MessageId: "ses-message-1" }),
     fail: (kind) =>
       kind === "retriable" ? error(429, "TooManyRequestsException") : error(400, "MessageRejected"),
+    misconfigured: () => error(400, "SendingPausedException"),
   });
   return {
     channel: async () =>
@@ -142,6 +163,11 @@ channelConformance("email", async () => {
     failFinal: () => p.set("final"),
     stall: () => p.set("stall"),
     stallBody: () => p.set("stall-body"),
+    misconfigure: () => {
+      p.misconfigure(true);
+      return "SES account";
+    },
+    fix: () => p.misconfigure(false),
     providerId: true,
     stop: async () => {
       restore();

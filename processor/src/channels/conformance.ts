@@ -5,11 +5,18 @@
  * never answers ends as a retriable failure within the channel's timeout, and so does one that
  * sends its headers and then stalls the body (the timeout covers the whole exchange); and a
  * shutdown (the send's signal aborting) ends a send that waits on such a provider, whether it
- * waits for the headers or for the body, and the channel closes.
+ * waits for the headers or for the body, and the channel closes. A provider that refuses every
+ * message because of how the channel is set up (a revoked token, paused sending, a URL that
+ * answers 401) is a configuration-class failure naming the setting to fix: through the
+ * dispatcher, fifty sends are all deferred (none failed, so none dead-lettered), the channel's
+ * breaker is open and its health names the setting; once fixed, they deliver.
  */
 import { describe, expect, test } from "bun:test";
 import type { Notification } from "../../../core/contract.ts";
+import { createLogger } from "../../../core/log.ts";
 import { aNotification } from "../../../test/support/notifications.ts";
+import { createDispatcher } from "../dispatch.ts";
+import { ChannelConfigError } from "../errors.ts";
 import type { Channel } from "./channel.ts";
 import { channelErrorOf } from "./testing.ts";
 
@@ -27,6 +34,13 @@ export interface ConformanceHarness {
   stall?(): void;
   /** The provider answers the next request's headers (success) and then never ends the body. */
   stallBody?(): void;
+  /**
+   * The provider refuses every request from now on the way a misconfiguration does (a revoked
+   * token, sending paused, a 401); returns the setting the channel must name.
+   */
+  misconfigure?(): string;
+  /** The operator fixes what `misconfigure` broke. */
+  fix?(): void;
   /** The channel has a per-request timeout, so a stalled provider ends as retriable. */
   timesOut?: boolean;
   /** The provider's id is recorded in the receipt. */
@@ -119,6 +133,51 @@ export function channelConformance(name: string, harness: () => Promise<Conforma
           const sending = c.send(n, { signal: shutdown.signal, target: h.target ?? {} });
           setTimeout(() => shutdown.abort(new Error("shutdown")), 100);
           await expect(sending).rejects.toBeDefined();
+        }),
+      30_000,
+    );
+
+    test("a configuration-class failure is a ChannelConfigError naming the setting", () =>
+      run(async (h, c, n) => {
+        if (!h.misconfigure) return;
+        const setting = h.misconfigure();
+        const err = await errorOf(c.send(n, { signal: never, target: h.target ?? {} }));
+        expect(err).toBeInstanceOf(ChannelConfigError);
+        expect({ channel: err.channel, setting: (err as ChannelConfigError).setting }).toEqual({
+          channel: name,
+          setting,
+        });
+      }));
+
+    test(
+      "a misconfigured channel is down, not failing messages: all deferred, breaker open, the setting named; fixed, they deliver",
+      () =>
+        run(async (h, c) => {
+          if (!h.misconfigure || !h.fix) return;
+          const setting = h.misconfigure();
+          const flagged: [string, string, boolean][] = [];
+          const dispatch = createDispatcher({
+            channels: [c],
+            logger: createLogger({ sink: () => {} }),
+            sleep: async () => {},
+            onMisconfigured: (channel, wrong, on) => flagged.push([channel, wrong, on]),
+          });
+          const route = { channels: [name], targets: { [name]: h.target ?? {} } };
+          const notifications = Array.from({ length: 50 }, (_, i) =>
+            aNotification({ key: `reports/positive/r-${i}.pdf` }),
+          );
+          const down = await Promise.all(notifications.map((m) => dispatch(m, route, never)));
+          expect(down.flat().map((o) => o.status)).toEqual(Array(50).fill("deferred"));
+          const health = dispatch.health()[name];
+          expect(health?.breakerOpen).toBe(true);
+          expect(health?.misconfigured?.setting).toBe(setting);
+          expect(flagged[0]).toEqual([name, setting, true]);
+          h.fix?.();
+          const up = await Promise.all(notifications.map((m) => dispatch(m, route, never)));
+          expect(up.flat().map((o) => o.status)).toEqual(Array(50).fill("delivered"));
+          expect(dispatch.health()[name]).toMatchObject({ breakerOpen: false });
+          expect(dispatch.health()[name]?.misconfigured).toBeUndefined();
+          expect(flagged.at(-1)).toEqual([name, setting, false]);
         }),
       30_000,
     );

@@ -2,10 +2,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { SESv2Client, SendEmailCommand } from "@aws-sdk/client-sesv2";
 import sesLocal from "aws-ses-v2-local";
 import type { Notification } from "../../../../core/contract.ts";
+import { createLogger } from "../../../../core/log.ts";
 import { LOCAL_SES_ACCOUNT } from "../../../../scripts/ses-local.ts";
 import { aNotification } from "../../../../test/support/notifications.ts";
+import { createDispatcher } from "../../dispatch.ts";
+import { ChannelConfigError } from "../../errors.ts";
 import { channelErrorOf } from "../testing.ts";
 import { createEmailChannel, isEmailAddress, type SesApi } from "./email.ts";
 import { loadEmailTemplates } from "./render.ts";
@@ -112,11 +116,12 @@ describe("email channel", () => {
     expect(sent?.subject.startsWith("[Fanda] New file (unknown-category): ")).toBe(true);
   });
 
-  test("an empty recipient list or a bad address is a final error", async () => {
+  test("no recipients at all is the channel's configuration (EMAIL_TO); a bad address is final for the message", async () => {
     const none = await channelErrorOf(
       channel({ defaultTo: [] }).send(notification(), { signal: never, target: {} }),
     );
-    expect(none.retriable).toBe(false);
+    expect(none).toBeInstanceOf(ChannelConfigError);
+    expect((none as ChannelConfigError).setting).toBe("EMAIL_TO");
     expect(none.message).toContain("no recipients for category negative");
     const bad = await channelErrorOf(
       channel().send(notification(), { signal: never, target: { to: ["not-an-address"] } }),
@@ -130,21 +135,89 @@ describe("email channel", () => {
       throw error;
     },
   });
+  const status = (httpStatusCode: number) => ({ $metadata: { httpStatusCode } });
   test.each([
-    [{ name: "TooManyRequestsException", $metadata: { httpStatusCode: 429 } }, true],
-    [{ name: "LimitExceededException", $metadata: { httpStatusCode: 400 } }, true],
-    [{ name: "InternalFailure", $metadata: { httpStatusCode: 500 } }, true],
-    [{ name: "ServiceUnavailable", $metadata: { httpStatusCode: 503 } }, true],
-    [{ name: "MessageRejected", $metadata: { httpStatusCode: 400 } }, false],
-    [{ name: "MailFromDomainNotVerifiedException", $metadata: { httpStatusCode: 400 } }, false],
-    [{ name: "BadRequestException", $metadata: { httpStatusCode: 400 } }, false],
-    [{ name: "NotFoundException", $metadata: { httpStatusCode: 404 } }, false],
-    [{ name: "TimeoutError", message: "socket hang up" }, true],
-  ])("SES error %p is retriable: %p", async (error, retriable) => {
-    const email = channel({ client: failing(error) });
+    [{ name: "TooManyRequestsException", ...status(429) }, {}, "retriable"],
+    [{ name: "LimitExceededException", ...status(400) }, {}, "retriable"],
+    [{ name: "InternalFailure", ...status(500) }, {}, "retriable"],
+    [{ name: "ServiceUnavailable", ...status(503) }, {}, "retriable"],
+    [{ name: "TimeoutError", message: "socket hang up" }, {}, "retriable"],
+    [{ name: "MessageRejected", ...status(400) }, {}, "final"],
+    [{ name: "BadRequestException", ...status(400) }, {}, "final"],
+    [
+      {
+        name: "MessageRejected",
+        message: "Email address is not verified: ops@example.com",
+        ...status(400),
+      },
+      {},
+      "final",
+    ],
+    [
+      {
+        name: "MessageRejected",
+        message:
+          "Email address is not verified. The following identities failed the check: fanda@example.com",
+        ...status(400),
+      },
+      {},
+      "SES_FROM",
+    ],
+    [{ name: "SendingPausedException", ...status(400) }, {}, "SES account"],
+    [{ name: "AccountSuspendedException", ...status(400) }, {}, "SES account"],
+    [{ name: "MailFromDomainNotVerifiedException", ...status(400) }, {}, "SES_FROM"],
+    [{ name: "NotFoundException", ...status(404) }, {}, "SES_FROM"],
+    [
+      { name: "NotFoundException", ...status(404) },
+      { configurationSet: "gone" },
+      "SES_CONFIGURATION_SET",
+    ],
+    [{ name: "AccessDeniedException", ...status(403) }, {}, "AWS credentials"],
+    [{ name: "UnrecognizedClientException", ...status(403) }, {}, "AWS credentials"],
+    [{ name: "ExpiredTokenException", ...status(403) }, {}, "AWS credentials"],
+  ])("SES error %p (options %p) is %s", async (error, over, expected) => {
+    const email = channel({ client: failing(error), ...over });
     const err = await channelErrorOf(email.send(notification(), { signal: never, target: {} }));
-    expect(err.retriable).toBe(retriable);
+    const kind =
+      err instanceof ChannelConfigError ? err.setting : err.retriable ? "retriable" : "final";
+    expect(kind).toBe(expected);
     expect(err.message).toContain(error.name);
+  });
+
+  test("SES sending paused: 50 sends deferred (none failed), the channel down naming the SES account; resumed, they deliver", async () => {
+    let paused = true;
+    // The emulator behind a switch: aws-ses-v2-local cannot pause sending.
+    const ses = new SESv2Client({ region: "ap-northeast-2", endpoint, maxAttempts: 1 });
+    const pausable: SesApi = {
+      send: async (command, options) => {
+        if (paused && command instanceof SendEmailCommand) {
+          throw Object.assign(new Error("Sending paused for this account"), {
+            name: "SendingPausedException",
+            $metadata: { httpStatusCode: 400 },
+          });
+        }
+        return ses.send(command as SendEmailCommand, options);
+      },
+    };
+    const dispatch = createDispatcher({
+      channels: [channel({ client: pausable, maxSendRate: 1000 })],
+      logger: createLogger({ sink: () => {} }),
+      sleep: async () => {},
+    });
+    const route = { channels: ["email"], targets: {} };
+    const batch = Array.from({ length: 50 }, () => notification());
+    const down = await Promise.all(batch.map((m) => dispatch(m, route, never)));
+    expect(down.flat().map((o) => o.status)).toEqual(Array(50).fill("deferred"));
+    expect(dispatch.health().email).toMatchObject({
+      breakerOpen: true,
+      misconfigured: { setting: "SES account" },
+    });
+    paused = false;
+    const before = (await store()).length;
+    const up = await Promise.all(batch.map((m) => dispatch(m, route, never)));
+    expect(up.flat().map((o) => o.status)).toEqual(Array(50).fill("delivered"));
+    expect((await store()).length - before).toBe(50);
+    expect(dispatch.health().email?.misconfigured).toBeUndefined();
   });
 
   test("an account the emulator cannot describe fails connect with the SES error", async () => {

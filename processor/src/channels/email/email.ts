@@ -4,8 +4,10 @@
  *
  * The send rate follows the account's `MaxSendRate`, read with `GetAccount` at start-up
  * (or set by configuration), through one token bucket: SES throttling is avoided rather than
- * provoked. Throttling, 5xx and network errors are retriable; `MessageRejected`, unverified
- * identities, bad addresses and other 4xx are final. The SDK's own retries are off, so every
+ * provoked. Throttling, 5xx and network errors are retriable; sending paused, a suspended
+ * account, an unverified sender or MAIL FROM domain and refused credentials are
+ * configuration-class (the channel is down until fixed; nothing is dead-lettered);
+ * `MessageRejected`, bad addresses and other 4xx are final for the message. The SDK's own retries are off, so every
  * retry is the dispatcher's and an email is never sent twice behind its back.
  */
 import {
@@ -18,6 +20,7 @@ import type { Notification } from "../../../../core/contract.ts";
 import { ConfigError } from "../../../../core/errors.ts";
 import {
   type Channel,
+  ChannelConfigError,
   ChannelError,
   createRateLimiter,
   type RateLimiter,
@@ -37,6 +40,25 @@ const RETRIABLE = new Set([
   "RequestTimeout",
   "RequestTimeoutException",
   "TimeoutError",
+]);
+
+/**
+ * SES error names that refuse every message because of the account or the channel's settings,
+ * by the setting to fix: configuration-class (the channel is down and deferred, not failed).
+ */
+const CONFIG_ERRORS = new Map<string, string>([
+  ["SendingPausedException", "SES account"],
+  ["AccountSuspendedException", "SES account"],
+  ["MailFromDomainNotVerifiedException", "SES_FROM"],
+  ["AccessDeniedException", "AWS credentials"],
+  ["AccessDenied", "AWS credentials"],
+  ["UnrecognizedClientException", "AWS credentials"],
+  ["InvalidClientTokenId", "AWS credentials"],
+  ["ExpiredTokenException", "AWS credentials"],
+  ["ExpiredToken", "AWS credentials"],
+  ["InvalidSignatureException", "AWS credentials"],
+  ["SignatureDoesNotMatch", "AWS credentials"],
+  ["CredentialsProviderError", "AWS credentials"],
 ]);
 
 /** A practical address check (SES validates for real; this catches configuration typos). */
@@ -73,7 +95,14 @@ export interface EmailChannelOptions {
   onRateLimitWait?: (ms: number) => void;
 }
 
-function classify(err: unknown): ChannelError {
+/**
+ * Sorts what the SDK threw. A `NotFoundException` names the configuration set when one is
+ * set (SendEmail's only named resource besides the sender), else the sender identity.
+ */
+function classify(
+  err: unknown,
+  settings: { from: string; configurationSet?: string | undefined },
+): ChannelError {
   const e = err as {
     name?: string;
     message?: string;
@@ -82,11 +111,25 @@ function classify(err: unknown): ChannelError {
   };
   const name = e.name ?? "Error";
   const status = e.$metadata?.httpStatusCode;
+  const text = `SES SendEmail failed: ${name}: ${e.message ?? ""}`.trim();
+  let setting = CONFIG_ERRORS.get(name);
+  if (name === "NotFoundException")
+    setting = settings.configurationSet ? "SES_CONFIGURATION_SET" : "SES_FROM";
+  // SES says an unverified sender in a MessageRejected naming it (recipients, in the sandbox,
+  // are per message and stay final).
+  if (
+    name === "MessageRejected" &&
+    /not verified/i.test(e.message ?? "") &&
+    (e.message ?? "").includes(settings.from)
+  )
+    setting = "SES_FROM";
+  if (setting)
+    return new ChannelConfigError("email", setting, text, { status: status ?? name, cause: err });
   const retriable =
     RETRIABLE.has(name) ||
     (status !== undefined && (status >= 500 || status === 429)) ||
     (!status && !e.$metadata);
-  return new ChannelError("email", `SES SendEmail failed: ${name}: ${e.message ?? ""}`.trim(), {
+  return new ChannelError("email", text, {
     retriable,
     status: status ?? name,
     cause: err,
@@ -139,7 +182,7 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
       try {
         account = (await client.send(new GetAccountCommand({}))) as typeof account;
       } catch (err) {
-        throw classify(err);
+        throw classify(err, options);
       }
       const accountRate = account.SendQuota?.MaxSendRate;
       if (accountRate && accountRate > 0) {
@@ -152,9 +195,11 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
     async send(notification: Notification, { signal, target }: SendContext) {
       const to = Array.isArray(target.to) ? target.to.map(String) : (options.defaultTo ?? []);
       if (to.length === 0) {
-        throw new ChannelError("email", `no recipients for category ${notification.category}`, {
-          retriable: false,
-        });
+        throw new ChannelConfigError(
+          "email",
+          "EMAIL_TO",
+          `no recipients for category ${notification.category}: set EMAIL_TO or a routing target`,
+        );
       }
       const bad = to.filter((a) => !isEmailAddress(a));
       if (bad.length > 0) {
@@ -189,7 +234,7 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
           abortSignal: signal,
         })) as typeof result;
       } catch (err) {
-        const error = classify(err);
+        const error = classify(err, options);
         if (error.status === 429 || error.status === "TooManyRequestsException")
           limiter.block(1000);
         throw error;

@@ -5,7 +5,7 @@ import { createLogger } from "../../../../core/log.ts";
 import { type SlackServer, startSlackServer } from "../../../../scripts/slack-server.ts";
 import { aNotification } from "../../../../test/support/notifications.ts";
 import { createDispatcher } from "../../dispatch.ts";
-import { ChannelError } from "../../errors.ts";
+import { ChannelConfigError, ChannelError } from "../../errors.ts";
 import { channelErrorOf } from "../testing.ts";
 import { loadSlackTemplates, type SlackTemplates } from "./render.ts";
 import { createSlackChannel } from "./slack.ts";
@@ -93,7 +93,7 @@ describe("slack channel", () => {
     });
   });
 
-  test("uses the default channel when the route names none, and fails finally without one", async () => {
+  test("uses the default channel when the route names none; without one the channel is misconfigured", async () => {
     const s = server();
     const withDefault = createSlackChannel({
       token,
@@ -105,35 +105,73 @@ describe("slack channel", () => {
     expect(s.messages[0]?.channel).toBe("#uploads");
     const without = createSlackChannel({ token, templates, apiUrl: s.apiUrl });
     const err = await channelErrorOf(without.send(notification(), { signal: never, target: {} }));
-    expect(err.retriable).toBe(false);
+    expect(err).toBeInstanceOf(ChannelConfigError);
+    expect((err as ChannelConfigError).setting).toBe("SLACK_DEFAULT_CHANNEL");
     expect(err.message).toContain("no Slack channel for category positive");
   });
 
   test.each([
-    [{ error: "channel_not_found" }, false],
-    [{ error: "not_in_channel" }, false],
-    [{ error: "invalid_auth" }, false],
-    [{ error: "msg_too_long" }, false],
-    [{ error: "account_inactive" }, false],
-    [{ error: "service_unavailable" }, true],
-    [{ error: "internal_error" }, true],
-    [{ status: 500 }, true],
-    [{ status: 503 }, true],
-    [{ status: 400 }, false],
-  ])("%p is retriable: %p", async (failure, retriable) => {
+    [{ error: "channel_not_found" }, {}, "SLACK_DEFAULT_CHANNEL"],
+    [{ error: "not_in_channel" }, { channel: "#wins" }, "routing targets.slack.channel"],
+    [{ error: "is_archived" }, {}, "SLACK_DEFAULT_CHANNEL"],
+    [{ error: "invalid_auth" }, {}, "SLACK_BOT_TOKEN"],
+    [{ error: "token_revoked" }, {}, "SLACK_BOT_TOKEN"],
+    [{ error: "account_inactive" }, {}, "SLACK_BOT_TOKEN"],
+    [{ error: "missing_scope" }, {}, "SLACK_BOT_TOKEN"],
+    [{ error: "msg_too_long" }, {}, "final"],
+    [{ error: "invalid_blocks" }, {}, "final"],
+    [{ error: "service_unavailable" }, {}, "retriable"],
+    [{ error: "internal_error" }, {}, "retriable"],
+    [{ status: 500 }, {}, "retriable"],
+    [{ status: 503 }, {}, "retriable"],
+    [{ status: 400 }, {}, "final"],
+  ])("%p (target %p) is %s", async (failure, target, expected) => {
     const s = server();
     s.failNext(failure, 1);
     const slack = createSlackChannel({ token, templates, apiUrl: s.apiUrl, defaultChannel: "#x" });
-    const err = await channelErrorOf(slack.send(notification(), { signal: never, target: {} }));
-    expect(err.retriable).toBe(retriable);
+    const err = await channelErrorOf(slack.send(notification(), { signal: never, target }));
+    const kind =
+      err instanceof ChannelConfigError ? err.setting : err.retriable ? "retriable" : "final";
+    expect(kind).toBe(expected);
   });
 
-  test("a wrong token fails at connect, finally", async () => {
+  test("a wrong token fails at connect, naming SLACK_BOT_TOKEN", async () => {
     const s = server();
     const slack = createSlackChannel({ token: "xoxb-wrong", templates, apiUrl: s.apiUrl });
     const err = await channelErrorOf(slack.connect?.() ?? Promise.resolve());
-    expect(err.retriable).toBe(false);
+    expect(err).toBeInstanceOf(ChannelConfigError);
+    expect((err as ChannelConfigError).setting).toBe("SLACK_BOT_TOKEN");
     expect(err.message).toContain("invalid_auth");
+  });
+
+  test("a token revoked while running: 50 sends deferred (none failed), the channel down naming SLACK_BOT_TOKEN; granted again, they deliver", async () => {
+    const s = server({ ratePerSecond: 1000, burst: 1000 });
+    const slack = createSlackChannel({
+      token,
+      templates,
+      apiUrl: s.apiUrl,
+      ratePerSecond: 1000,
+      burst: 1000,
+    });
+    const dispatch = createDispatcher({
+      channels: [slack],
+      logger: createLogger({ sink: () => {} }),
+      sleep: async () => {},
+    });
+    const route = { channels: ["slack"], targets: { slack: { channel: "#uploads" } } };
+    const batch = Array.from({ length: 50 }, () => notification());
+    s.setToken("xoxb-granted-to-someone-else");
+    const down = await Promise.all(batch.map((m) => dispatch(m, route, never)));
+    expect(down.flat().map((o) => o.status)).toEqual(Array(50).fill("deferred"));
+    expect(dispatch.health().slack).toMatchObject({
+      breakerOpen: true,
+      misconfigured: { setting: "SLACK_BOT_TOKEN" },
+    });
+    s.setToken(token);
+    const up = await Promise.all(batch.map((m) => dispatch(m, route, never)));
+    expect(up.flat().map((o) => o.status)).toEqual(Array(50).fill("delivered"));
+    expect(new Set(s.carriedEventIds())).toEqual(new Set(batch.map((m) => m.eventId)));
+    expect(dispatch.health().slack?.misconfigured).toBeUndefined();
   });
 
   test("a 429 is retriable with Retry-After, and holds that channel's bucket", async () => {
@@ -315,7 +353,7 @@ describe("slack channel", () => {
 
   test("digest mode: a final error fails every notification of the message, finally", async () => {
     const s = server();
-    s.failNext({ error: "channel_not_found" }, 2);
+    s.failNext({ error: "msg_too_long" }, 2);
     const slack = createSlackChannel({
       token,
       templates,
@@ -329,7 +367,7 @@ describe("slack channel", () => {
       ),
     );
     expect(errors.map((e) => [e.retriable, e.status])).toEqual(
-      Array(4).fill([false, "channel_not_found"]),
+      Array(4).fill([false, "msg_too_long"]),
     );
     expect(s.messages).toHaveLength(0);
   });

@@ -9,7 +9,8 @@
  * partition): that Slack channel is held until then, and its sends are deferred
  * (ChannelUnavailableError) without asking Slack again, so the consumer pauses and comes back.
  * The WebClient's own retries are off: one attempt per call, so a retry is always ours and
- * never a hidden double post. `ok:false` codes are sorted into retriable and final.
+ * never a hidden double post. `ok:false` codes are sorted into retriable, final (this message)
+ * and configuration-class (a revoked token, a channel the bot is not in: the channel is down).
  *
  * Digest mode (default): notifications for one Slack channel queue behind its bucket, and
  * whatever has queued by the time a message may go is posted as one digest (up to
@@ -32,6 +33,7 @@ import type { Notification } from "../../../../core/contract.ts";
 import { ConfigError } from "../../../../core/errors.ts";
 import {
   type Channel,
+  ChannelConfigError,
   ChannelError,
   ChannelUnavailableError,
   createRateLimiter,
@@ -50,6 +52,36 @@ export const SLACK_RETRIABLE_ERRORS = new Set([
   "fatal_error",
   "request_timeout",
   "team_added_to_org",
+]);
+
+/**
+ * `ok:false` codes that mean the channel is set up wrong, not that one message is: each fails
+ * every message until the operator fixes the setting they name, so they are configuration-class
+ * (ChannelConfigError: the channel is down and deferred, nothing is dead-lettered).
+ */
+export const SLACK_TOKEN_ERRORS = new Set([
+  "invalid_auth",
+  "not_authed",
+  "account_inactive",
+  "token_revoked",
+  "token_expired",
+  "no_permission",
+  "missing_scope",
+  "not_allowed_token_type",
+  "ekm_access_denied",
+  "org_login_required",
+  "team_access_not_granted",
+  "access_denied",
+]);
+/** `ok:false` codes about the Slack channel posted to (see {@link SLACK_TOKEN_ERRORS}). */
+export const SLACK_CHANNEL_ERRORS = new Set([
+  "channel_not_found",
+  "not_in_channel",
+  "is_archived",
+  "restricted_action",
+  "restricted_action_read_only_channel",
+  "restricted_action_thread_only_channel",
+  "restricted_action_non_threadable_channel",
 ]);
 
 /**
@@ -109,7 +141,11 @@ interface Queued {
   reject: (err: unknown) => void;
 }
 
-function classify(err: unknown, slackChannel: string): ChannelError {
+/**
+ * Sorts what the Web API threw. `channelSetting` is where the Slack channel came from
+ * (SLACK_DEFAULT_CHANNEL or a routing target), named when Slack refuses the channel.
+ */
+function classify(err: unknown, slackChannel: string, channelSetting: string): ChannelError {
   if (err instanceof WebAPIRateLimitedError) {
     return new ChannelError("slack", `rate limited posting to ${slackChannel}`, {
       retriable: true,
@@ -120,6 +156,19 @@ function classify(err: unknown, slackChannel: string): ChannelError {
   }
   if (err instanceof WebAPIPlatformError) {
     const code = err.data.error;
+    const setting = SLACK_TOKEN_ERRORS.has(code)
+      ? "SLACK_BOT_TOKEN"
+      : SLACK_CHANNEL_ERRORS.has(code)
+        ? channelSetting
+        : undefined;
+    if (setting) {
+      return new ChannelConfigError(
+        "slack",
+        setting,
+        `chat.postMessage to ${slackChannel}: ${code}`,
+        { status: code, cause: err },
+      );
+    }
     return new ChannelError("slack", `chat.postMessage to ${slackChannel}: ${code}`, {
       retriable: SLACK_RETRIABLE_ERRORS.has(code),
       status: code,
@@ -206,6 +255,12 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
     return b;
   };
 
+  /** Which setting named a Slack channel, for the operator told to fix it. */
+  const channelSetting = (slackChannel: string) =>
+    slackChannel === options.defaultChannel
+      ? "SLACK_DEFAULT_CHANNEL"
+      : "routing targets.slack.channel";
+
   // Slack channels whose Retry-After exceeded the cap, with when (monotonic ms) it is over.
   const holds = new Map<string, number>();
   /** The deferral for a held Slack channel, or undefined when it may post. */
@@ -248,7 +303,7 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
       } as unknown as ChatPostMessageArguments);
       return res.ts ? { providerId: `${res.channel ?? slackChannel}/${res.ts}` } : {};
     } catch (err) {
-      const error = classify(err, slackChannel);
+      const error = classify(err, slackChannel, channelSetting(slackChannel));
       if (error.retryAfterMs === undefined) throw error;
       if (error.retryAfterMs <= retryAfterMax) {
         bucket(slackChannel).block(error.retryAfterMs);
@@ -361,17 +416,17 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
       try {
         await client.auth.test();
       } catch (err) {
-        throw classify(err, "auth.test");
+        throw classify(err, "auth.test", "SLACK_BOT_TOKEN");
       }
     },
     async send(notification: Notification, { signal, target }: SendContext) {
       const slackChannel =
         typeof target.channel === "string" ? target.channel : options.defaultChannel;
       if (!slackChannel) {
-        throw new ChannelError(
+        throw new ChannelConfigError(
           "slack",
+          "SLACK_DEFAULT_CHANNEL",
           `no Slack channel for category ${notification.category}: set SLACK_DEFAULT_CHANNEL or a routing target`,
-          { retriable: false },
         );
       }
       const hold = held(slackChannel);

@@ -2,6 +2,9 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Notification } from "../../../../core/contract.ts";
+import { createLogger } from "../../../../core/log.ts";
+import { createDispatcher } from "../../dispatch.ts";
+import { ChannelConfigError } from "../../errors.ts";
 import { channelErrorOf } from "../testing.ts";
 import { createWebhookChannel, webhookSignature } from "./webhook.ts";
 
@@ -68,19 +71,53 @@ describe("webhook channel", () => {
   });
 
   test.each([
-    [500, true],
-    [503, true],
-    [429, true],
-    [408, true],
-    [400, false],
-    [404, false],
-    [410, false],
-  ])("status %d is retriable: %p", async (status, retriable) => {
+    [500, undefined, "retriable"],
+    [503, undefined, "retriable"],
+    [429, undefined, "retriable"],
+    [408, undefined, "retriable"],
+    [400, undefined, "final"],
+    [413, undefined, "final"],
+    [422, undefined, "final"],
+    [401, undefined, "WEBHOOK_URL"],
+    [403, undefined, "WEBHOOK_URL"],
+    [401, "0123456789abcdef-secret", "WEBHOOK_SECRET"],
+    [403, "0123456789abcdef-secret", "WEBHOOK_SECRET"],
+    [404, undefined, "WEBHOOK_URL"],
+    [410, "0123456789abcdef-secret", "WEBHOOK_URL"],
+  ])("status %d (secret %p) is %s", async (status, secret, expected) => {
     next = () => new Response("nope", { status });
-    const err = await channelErrorOf(createWebhookChannel({ url }).send(n, never));
-    expect(err.retriable).toBe(retriable);
+    const err = await channelErrorOf(
+      createWebhookChannel({ url, ...(secret ? { secret } : {}) }).send(n, never),
+    );
+    const kind =
+      err instanceof ChannelConfigError ? err.setting : err.retriable ? "retriable" : "final";
+    expect(kind).toBe(expected);
     expect(err.status).toBe(status);
     expect(err.message).toContain(String(status));
+  });
+
+  test("a receiver answering 401 to everything: 50 sends deferred (none failed), the channel down naming WEBHOOK_URL; fixed, they deliver", async () => {
+    next = () => new Response("unauthorized", { status: 401 });
+    const dispatch = createDispatcher({
+      channels: [createWebhookChannel({ url })],
+      logger: createLogger({ sink: () => {} }),
+      sleep: async () => {},
+    });
+    const route = { channels: ["webhook"], targets: {} };
+    const batch = Array.from({ length: 50 }, (_, i) => ({
+      ...n,
+      eventId: i.toString(16).padStart(32, "0"),
+    }));
+    const down = await Promise.all(batch.map((m) => dispatch(m, route, never.signal)));
+    expect(down.flat().map((o) => o.status)).toEqual(Array(50).fill("deferred"));
+    expect(dispatch.health().webhook).toMatchObject({
+      breakerOpen: true,
+      misconfigured: { setting: "WEBHOOK_URL" },
+    });
+    next = () => new Response(null, { status: 204 });
+    const up = await Promise.all(batch.map((m) => dispatch(m, route, never.signal)));
+    expect(up.flat().map((o) => o.status)).toEqual(Array(50).fill("delivered"));
+    expect(dispatch.health().webhook?.misconfigured).toBeUndefined();
   });
 
   test("reads Retry-After in seconds", async () => {

@@ -1,11 +1,20 @@
 /**
  * The `webhook` channel: a JSON POST of the notification to one URL.
- * 2xx is delivered; 408, 429 and 5xx and network errors are retriable; other 4xx are final.
+ * 2xx is delivered; 408, 429 and 5xx and network errors are retriable; 401 and 403 (the
+ * receiver refuses us) and 404 and 410 (nothing there any more) are configuration-class, the
+ * channel is down until WEBHOOK_URL or WEBHOOK_SECRET is fixed; other 4xx are final for the
+ * message.
  */
 import { createHmac } from "node:crypto";
 import type { Notification } from "../../../../core/contract.ts";
 import { ConfigError } from "../../../../core/errors.ts";
-import { type Channel, ChannelError, type SendContext, untilAborted } from "../channel.ts";
+import {
+  type Channel,
+  ChannelConfigError,
+  ChannelError,
+  type SendContext,
+  untilAborted,
+} from "../channel.ts";
 
 /** Options of {@link createWebhookChannel}. */
 export interface WebhookChannelOptions {
@@ -62,6 +71,12 @@ export function createWebhookChannel(options: WebhookChannelOptions): Channel {
   }
   if (issues.length > 0 || !url) throw new ConfigError("channel webhook", issues);
   const target = url.toString();
+  /** The setting a status says is wrong, for the statuses that refuse every message. */
+  const configSetting = (status: number) => {
+    if (status === 401 || status === 403) return options.secret ? "WEBHOOK_SECRET" : "WEBHOOK_URL";
+    if (status === 404 || status === 410) return "WEBHOOK_URL";
+    return undefined;
+  };
   const doFetch = options.fetch ?? fetch;
 
   return {
@@ -121,17 +136,16 @@ export function createWebhookChannel(options: WebhookChannelOptions): Channel {
           return requestId ? { providerId: requestId } : {};
         }
         const status = response.status;
+        const answered = `POST ${url.host} answered ${status}: ${text.slice(0, 200)}`;
+        const setting = configSetting(status);
+        if (setting) throw new ChannelConfigError("webhook", setting, answered, { status });
         const retriable = status === 408 || status === 429 || status >= 500;
         const after = retryAfterMs(response.headers.get("retry-after"));
-        throw new ChannelError(
-          "webhook",
-          `POST ${url.host} answered ${status}: ${text.slice(0, 200)}`,
-          {
-            retriable,
-            status,
-            ...(after === undefined ? {} : { retryAfterMs: after }),
-          },
-        );
+        throw new ChannelError("webhook", answered, {
+          retriable,
+          status,
+          ...(after === undefined ? {} : { retryAfterMs: after }),
+        });
       } finally {
         clearTimeout(timer);
         signal.removeEventListener("abort", abort);
