@@ -220,3 +220,37 @@ describe("loadProcessorConfig", () => {
     expect(c.sessionTimeoutMs).toBe(30000);
   });
 });
+
+describe("the in-memory idempotency store", () => {
+  test("is bounded: IDEMPOTENCY_MEMORY_MAX_KEYS (default 100000), a malformed value is named", () => {
+    expect(loadProcessorConfig({ ENABLED_CHANNELS: "log" }).memoryMaxKeys).toBe(100_000);
+    expect(
+      loadProcessorConfig({ ENABLED_CHANNELS: "log", IDEMPOTENCY_MEMORY_MAX_KEYS: "5000" })
+        .memoryMaxKeys,
+    ).toBe(5000);
+    for (const bad of ["abc", "0", "-3", "1.5"]) {
+      expect(() =>
+        loadProcessorConfig({ ENABLED_CHANNELS: "log", IDEMPOTENCY_MEMORY_MAX_KEYS: bad }),
+      ).toThrow(/IDEMPOTENCY_MEMORY_MAX_KEYS/);
+    }
+  });
+
+  test("is refused in Kubernetes or with NODE_ENV=production unless explicitly allowed; REDIS_URL is then required", () => {
+    for (const marker of [{ KUBERNETES_SERVICE_HOST: "10.0.0.1" }, { NODE_ENV: "production" }]) {
+      expect(() => loadProcessorConfig({ ENABLED_CHANNELS: "log", ...marker })).toThrow(
+        /REDIS_URL: required/,
+      );
+      expect(
+        loadProcessorConfig({ ENABLED_CHANNELS: "log", ...marker, REDIS_URL: "redis://r:6379" })
+          .redisUrl,
+      ).toBe("redis://r:6379");
+      expect(
+        loadProcessorConfig({ ENABLED_CHANNELS: "log", ...marker, IDEMPOTENCY_IN_MEMORY: "true" })
+          .redisUrl,
+      ).toBeUndefined();
+    }
+    expect(() =>
+      loadProcessorConfig({ ENABLED_CHANNELS: "log", IDEMPOTENCY_IN_MEMORY: "maybe" }),
+    ).toThrow(/IDEMPOTENCY_IN_MEMORY/);
+  });
+});

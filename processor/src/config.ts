@@ -74,6 +74,8 @@ export interface ProcessorConfig {
   ownerTtlMs: number;
   /** Deliver without idempotency while Redis is unreachable. */
   idempotencyFailOpen: boolean;
+  /** Keys the in-memory store (no REDIS_URL) keeps at most; the oldest go first. */
+  memoryMaxKeys: number;
   /** MySQL URL; unset → SQLite file at sqlitePath. */
   mysqlUrl?: string;
   sqlitePath: string;
@@ -154,6 +156,8 @@ const schema = z.object({
     "expected at least 1000",
   ),
   IDEMPOTENCY_FAIL_OPEN: envBoolean(false),
+  IDEMPOTENCY_MEMORY_MAX_KEYS: envPositiveInt("IDEMPOTENCY_MEMORY_MAX_KEYS", 100_000, 100_000_000),
+  IDEMPOTENCY_IN_MEMORY: envBoolean(false),
   MYSQL_URL: z
     .string()
     .regex(/^mysql:\/\/\S+\/[^/\s]+$/, "expected mysql://user:password@host:port/database")
@@ -185,6 +189,18 @@ function checkProcessorEnv(raw: Env): string[] {
   const done = Number(raw.IDEMPOTENCY_DONE_TTL_MS ?? 7 * 86_400_000);
   if (Number.isFinite(claim) && Number.isFinite(done) && done < claim) {
     issues.push("IDEMPOTENCY_DONE_TTL_MS: must be >= IDEMPOTENCY_CLAIM_TTL_MS");
+  }
+  // Kubernetes sets KUBERNETES_SERVICE_HOST in every pod: there, and under NODE_ENV=production,
+  // an in-memory store (one pod's memory, lost on restart) is a mistake unless asked for.
+  const deployed = Boolean(raw.KUBERNETES_SERVICE_HOST) || raw.NODE_ENV === "production";
+  if (
+    deployed &&
+    !raw.REDIS_URL &&
+    !["true", "1", "yes"].includes(raw.IDEMPOTENCY_IN_MEMORY ?? "")
+  ) {
+    issues.push(
+      "REDIS_URL: required in Kubernetes or with NODE_ENV=production (the in-memory idempotency store is per process and forgets on restart); set IDEMPOTENCY_IN_MEMORY=true to run in memory anyway",
+    );
   }
   if (raw.ROUTING_RULES && raw.ROUTING_FILE) {
     issues.push("ROUTING_FILE: set either ROUTING_RULES or ROUTING_FILE, not both");
@@ -278,6 +294,7 @@ export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
     doneTtlMs: e.IDEMPOTENCY_DONE_TTL_MS,
     ownerTtlMs: e.IDEMPOTENCY_OWNER_TTL_MS,
     idempotencyFailOpen: e.IDEMPOTENCY_FAIL_OPEN,
+    memoryMaxKeys: e.IDEMPOTENCY_MEMORY_MAX_KEYS,
     ...(e.MYSQL_URL ? { mysqlUrl: e.MYSQL_URL } : {}),
     sqlitePath: e.AUDIT_SQLITE_PATH,
     ...(routing ? { routing } : {}),

@@ -9,6 +9,8 @@ import {
   reconnectOnReadonly,
   withDeliveryLogFallback,
 } from "./idempotency.ts";
+import { createMetrics } from "./metrics.ts";
+import { createStatusReport } from "./status-report.ts";
 
 // Stores made for the same space share one state, like two workers on one Redis; the clock
 // is virtual, so expiry needs no real waiting.
@@ -138,5 +140,57 @@ describe("the delivery log as the second line", () => {
     expect(await store.claim([k])).toEqual(["claimed"]);
     expect(errors).toHaveLength(1);
     await store.close();
+  });
+});
+
+describe("the in-memory store is bounded", () => {
+  test("past maxEntries the oldest keys are evicted, never more than the bound are kept", async () => {
+    const state: MemoryState = new Map();
+    const store = createMemoryStore({ state, maxEntries: 3 });
+    const keys = Array.from({ length: 5 }, (_, i) => ({ eventId: `e${i}`, channel: "webhook" }));
+    for (const k of keys) {
+      await store.claim([k]);
+      await store.complete([k]);
+    }
+    expect(state.size).toBe(3); // this worker's liveness key and the two newest done marks
+    expect(await store.claim([keys[4] as (typeof keys)[0]])).toEqual(["done"]);
+    expect(await store.claim([keys[0] as (typeof keys)[0]])).toEqual(["claimed"]);
+    expect(store.describe()).toMatchObject({ kind: "memory", bounded: true, maxEntries: 3 });
+    expect(store.describe()).toMatchObject({ evicted: 4 }); // e0..e2, then e3 for e0's new claim
+    await store.close();
+  });
+
+  test("a bound that is not a positive integer is refused", () => {
+    expect(() => createMemoryStore({ maxEntries: 0 })).toThrow(/maxEntries/);
+    expect(() => createMemoryStore({ maxEntries: 1.5 })).toThrow(/maxEntries/);
+  });
+
+  test("/readyz's dependencies say the store is in memory and bounded", () => {
+    const store = createMemoryStore({ maxEntries: 1000 });
+    const report = createStatusReport({
+      version: "v",
+      startedAt: "2026-12-01T00:00:00.000Z",
+      topic: "t",
+      groupId: "g",
+      metrics: createMetrics({ defaultMetrics: false }),
+      consumerState: () => ({ running: true, joined: true, partitions: [], paused: [] }),
+      lag: { last: () => ({ partitions: [] }) },
+      recent: { entries: () => [] },
+      store,
+      deliveryLog: { kind: "sqlite", healthy: () => true },
+      dispatch: { health: () => ({}) },
+      channels: [],
+    });
+    try {
+      expect(report.dependencies().idempotency).toMatchObject({
+        kind: "memory",
+        healthy: true,
+        bounded: true,
+        maxEntries: 1000,
+        evicted: 0,
+      });
+    } finally {
+      report.stop();
+    }
   });
 });

@@ -45,8 +45,15 @@ export interface IdempotencyStore {
   release(keys: readonly DeliveryKey[]): Promise<void>;
   /** Whether the last operation reached the store. */
   healthy(): boolean;
+  /** What the status reports about the store (kind, and for memory its bound and size). */
+  describe(): StoreDescription;
   close(): Promise<void>;
 }
+
+/** What {@link IdempotencyStore.describe} tells /readyz and /status. */
+export type StoreDescription =
+  | { kind: "redis" }
+  | { kind: "memory"; bounded: true; maxEntries: number; entries: number; evicted: number };
 
 /** The store could not be reached; retriable, and readiness goes false meanwhile. */
 export class StoreUnavailableError extends FandaError {
@@ -251,6 +258,7 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
         await Promise.all(keys.map((k) => redis.fandaRelease(keyOf(k), owner)));
       }),
     healthy: gate.healthy,
+    describe: () => ({ kind: "redis" }),
     async close() {
       clearInterval(heartbeat);
       // Gone on purpose: whatever we still hold may be taken over at once.
@@ -263,21 +271,48 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
 /** The state of memory stores; stores given the same state behave like workers on one Redis. */
 export type MemoryState = Map<string, { value: string; expiresAt: number }>;
 
+/** Default bound of the in-memory store: about 20 MiB of keys. */
+export const DEFAULT_MEMORY_MAX_ENTRIES = 100_000;
+
 /**
- * Creates the in-memory store: the same semantics in one process, for the embedded default
- * (no REDIS_URL). It does not survive a restart, so a crash can resend (docs/architecture.md).
+ * Creates the in-memory store: the same semantics in one process, for local development (no
+ * REDIS_URL; config.ts refuses it in Kubernetes and production unless allowed). It does not
+ * survive a restart, so a crash can resend (docs/architecture.md). It is bounded: past
+ * `maxEntries` keys the least recently written are dropped, so memory stays flat however long
+ * the done TTL; a dropped done mark is still found in the delivery log when the store is
+ * composed with {@link withDeliveryLogFallback}, as main.ts does.
  * @param options.state shared state (default: a new one)
  * @param options.now clock in ms (default Date.now)
+ * @param options.maxEntries keys kept at most (default {@link DEFAULT_MEMORY_MAX_ENTRIES})
+ * @throws ConfigError for bad TTLs or bound
  */
 export function createMemoryStore(
-  options: StoreOptions & { now?: () => number; state?: MemoryState } = {},
+  options: StoreOptions & { now?: () => number; state?: MemoryState; maxEntries?: number } = {},
 ): IdempotencyStore {
   const { claimTtlMs, doneTtlMs, ownerTtlMs, owner } = checkOptions(options);
+  const maxEntries = options.maxEntries ?? DEFAULT_MEMORY_MAX_ENTRIES;
+  if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+    throw new ConfigError("idempotency", ["maxEntries: expected an integer >= 1"]);
+  }
   const now = options.now ?? Date.now;
   const entries: MemoryState = options.state ?? new Map();
+  let evicted = 0;
+  // A Map iterates in insertion order: writing a key anew moves it to the end, so the front
+  // holds the least recently written, which go first. Liveness keys are never dropped.
+  const put = (key: string, entry: { value: string; expiresAt: number }) => {
+    entries.delete(key);
+    entries.set(key, entry);
+    if (entries.size <= maxEntries) return;
+    for (const k of entries.keys()) {
+      if (entries.size <= maxEntries) break;
+      if (k.startsWith("owner:")) continue;
+      entries.delete(k);
+      evicted++;
+    }
+  };
   // Liveness as on Redis, so stores sharing a state behave like workers on one Redis.
   const livenessOf = (who: string) => `owner:${who}`;
-  const beat = () => entries.set(livenessOf(owner), { value: "1", expiresAt: now() + ownerTtlMs });
+  const beat = () => put(livenessOf(owner), { value: "1", expiresAt: now() + ownerTtlMs });
   beat();
   const heartbeat = setInterval(beat, Math.max(50, Math.floor(ownerTtlMs / 3)));
   heartbeat.unref?.();
@@ -306,19 +341,19 @@ export function createMemoryStore(
         if (v === DONE) return "done";
         const ownerGone = v?.startsWith(OWNER_MARK) === true && get(livenessOf(v)) === undefined;
         if (v === undefined || v === owner || ownerGone) {
-          entries.set(key, { value: owner, expiresAt: now() + claimTtlMs });
+          put(key, { value: owner, expiresAt: now() + claimTtlMs });
           return "claimed";
         }
         return "busy";
       });
     },
     async complete(keys) {
-      for (const k of keys) entries.set(keyOf(k), { value: DONE, expiresAt: now() + doneTtlMs });
+      for (const k of keys) put(keyOf(k), { value: DONE, expiresAt: now() + doneTtlMs });
     },
     async extend(keys) {
       return keys.map((k) => {
         if (get(keyOf(k)) !== owner) return false;
-        entries.set(keyOf(k), { value: owner, expiresAt: now() + claimTtlMs });
+        put(keyOf(k), { value: owner, expiresAt: now() + claimTtlMs });
         return true;
       });
     },
@@ -326,6 +361,7 @@ export function createMemoryStore(
       for (const k of keys) if (get(keyOf(k)) === owner) entries.delete(keyOf(k));
     },
     healthy: () => true,
+    describe: () => ({ kind: "memory", bounded: true, maxEntries, entries: entries.size, evicted }),
     async close() {
       clearInterval(heartbeat);
       entries.delete(livenessOf(owner));

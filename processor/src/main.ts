@@ -62,7 +62,7 @@ function idempotencyStore(config: ProcessorConfig): IdempotencyStore {
   };
   return config.redisUrl
     ? createRedisStore({ url: config.redisUrl, ...ttl })
-    : createMemoryStore(ttl);
+    : createMemoryStore({ ...ttl, maxEntries: config.memoryMaxKeys });
 }
 
 /** Builds the delivery log the configuration asks for. */

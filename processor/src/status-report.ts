@@ -40,7 +40,8 @@ export interface StatusReportOptions {
   consumerState: () => ConsumerState;
   lag: Pick<LagMonitor, "last">;
   recent: Pick<Recent, "entries">;
-  store: { kind: string; healthy(): boolean };
+  /** `describe` adds what the store says of itself (the in-memory store: its bound and size). */
+  store: { kind: string; healthy(): boolean; describe?(): object };
   deliveryLog: { kind: string; healthy(): boolean };
   dispatch: Pick<Dispatcher, "health">;
   channels: readonly Pick<Channel, "name" | "status">[];
@@ -61,7 +62,11 @@ export function createStatusReport(options: StatusReportOptions): StatusReport {
   });
   throughput.start();
   const dependencies = (): DependencyState => ({
-    idempotency: { kind: options.store.kind, healthy: options.store.healthy() },
+    idempotency: {
+      ...options.store.describe?.(),
+      kind: options.store.kind,
+      healthy: options.store.healthy(),
+    },
     deliveryLog: { kind: options.deliveryLog.kind, healthy: options.deliveryLog.healthy() },
     channels: Object.fromEntries(
       Object.entries(options.dispatch.health()).map(([name, health]) => {
