@@ -1,6 +1,8 @@
 /**
  * Replays dead letters (default) or failed deliveries from the delivery log through the main
- * topic. Idempotent: channels that already delivered an event are skipped by the processor.
+ * topic. Idempotent per (event, channel), even past the idempotency TTL: dead letters whose
+ * failed channels have a delivered row in the delivery log are not replayed, and the
+ * processor (its claims backed by the same log) sends only channels without one.
  *
  *   bun run replay [--from dlq|log] [--reason R[,R]] [--event-id ID] [--since ISO] [--until ISO]
  *                  [--limit N] [--dry-run]
@@ -72,6 +74,10 @@ const logger = createLogger({ level: config.logLevel, ns: "fanda.replay" });
 const kafka = createKafka(config.kafka, { logger });
 const publisher = createPublisher({ kafka, topic: config.kafka.topic });
 await publisher.connect();
+// Replay asks the delivery log which (event, channel) have delivered since, for both sources.
+const deliveryLog = config.mysqlUrl
+  ? createMysqlLog({ url: config.mysqlUrl })
+  : createSqliteLog({ path: config.sqlitePath });
 try {
   const report =
     values.from === "dlq"
@@ -80,6 +86,7 @@ try {
           topic: config.kafka.topic,
           publisher,
           logger,
+          deliveryLog,
           dryRun: values["dry-run"],
           filter: {
             ...(reasons ? { reasons } : {}),
@@ -89,30 +96,22 @@ try {
             ...(limit ? { limit } : {}),
           },
         })
-      : await (async () => {
-          const deliveryLog = config.mysqlUrl
-            ? createMysqlLog({ url: config.mysqlUrl })
-            : createSqliteLog({ path: config.sqlitePath });
-          try {
-            return await replayLog({
-              deliveryLog,
-              publisher,
-              logger,
-              dryRun: values["dry-run"],
-              filter: {
-                ...(values["event-id"] ? { eventId: values["event-id"] } : {}),
-                ...(since ? { since } : {}),
-                ...(limit ? { limit } : {}),
-              },
-            });
-          } finally {
-            await deliveryLog.close();
-          }
-        })();
+      : await replayLog({
+          deliveryLog,
+          publisher,
+          logger,
+          dryRun: values["dry-run"],
+          filter: {
+            ...(values["event-id"] ? { eventId: values["event-id"] } : {}),
+            ...(since ? { since } : {}),
+            ...(limit ? { limit } : {}),
+          },
+        });
   console.log(
-    `${values["dry-run"] ? "would replay" : "replayed"} ${values["dry-run"] ? report.eventIds.length : report.replayed} of ${report.scanned} scanned (${report.skipped} skipped)`,
+    `${values["dry-run"] ? "would replay" : "replayed"} ${values["dry-run"] ? report.eventIds.length : report.replayed} of ${report.scanned} scanned (${report.skipped} skipped, ${report.alreadyDelivered} of them delivered since)`,
   );
 } finally {
+  await deliveryLog.close().catch(() => {});
   await publisher.disconnect();
 }
 process.exit(0);

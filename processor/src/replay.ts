@@ -1,7 +1,10 @@
 /**
  * Replay: sends dead letters, or failed deliveries from the delivery log, back through the
- * main topic. Replays stay idempotent: the processor skips every channel that already
- * delivered the event and sends only the ones that did not.
+ * main topic. Replays stay idempotent per (event, channel), also long after the idempotency
+ * store's done TTL: replay asks the delivery log (one `delivered` query) and does not replay
+ * a dead letter whose failed channels have all delivered since; and the processor, whose
+ * claims fall back on the same log (withDeliveryLogFallback), sends a replayed event only on
+ * the channels without a delivered row.
  *
  * From the DLQ, the read is bounded: each partition is read up to the high watermark it had
  * when the replay started, so a replay never chases its own output or runs forever.
@@ -34,6 +37,8 @@ export interface ReplayReport {
   scanned: number;
   replayed: number;
   skipped: number;
+  /** Of the skipped, those whose failed channels all have a delivered row by now. */
+  alreadyDelivered: number;
   /** eventIds replayed, in order (for the operator's log). */
   eventIds: string[];
 }
@@ -64,6 +69,11 @@ export async function replayDlq(options: {
   dryRun?: boolean;
   /** Gives up when the DLQ cannot be read to its end within this time (default 60 s). */
   timeoutMs?: number;
+  /**
+   * Asked, per (event, failed channel), whether it has delivered since: such dead letters
+   * are not replayed. An unreachable log fails the replay rather than resend blindly.
+   */
+  deliveryLog?: Pick<DeliveryLog, "delivered">;
 }): Promise<ReplayReport> {
   const filter = options.filter ?? {};
   const reasons = filter.reasons ?? DEFAULT_REASONS;
@@ -85,7 +95,13 @@ export async function replayDlq(options: {
   } finally {
     await admin.disconnect();
   }
-  const report: ReplayReport = { scanned: 0, replayed: 0, skipped: 0, eventIds: [] };
+  const report: ReplayReport = {
+    scanned: 0,
+    replayed: 0,
+    skipped: 0,
+    alreadyDelivered: 0,
+    eventIds: [],
+  };
   if (ends.size === 0) return report;
 
   // A throwaway group: a replay reads from the beginning and leaves no offsets behind.
@@ -95,7 +111,13 @@ export async function replayDlq(options: {
   });
   const remaining = new Set(ends.keys());
   const { promise: finished, resolve: finish, reject: fail } = Promise.withResolvers<void>();
-  const toSend: { key: Buffer | null; value: Buffer; headers: IHeaders }[] = [];
+  const toSend: {
+    key: Buffer | null;
+    value: Buffer;
+    headers: IHeaders;
+    eventId?: string;
+    failedChannels: string[];
+  }[] = [];
   await consumer.connect();
   try {
     await consumer.subscribe({ topics: [source], fromBeginning: true });
@@ -131,8 +153,17 @@ export async function replayDlq(options: {
             if (!k.startsWith("dlq-") && v !== undefined) headers[k] = v;
           }
           headers[REPLAYED_FROM] = `${source}/${partition}/${message.offset}`;
-          toSend.push({ key: message.key, value: message.value, headers });
-          if (eventId) report.eventIds.push(eventId);
+          const failedChannels = (headerText(message.headers, DLQ_HEADERS.channels) ?? "")
+            .split(",")
+            .map((c) => c.trim())
+            .filter((c) => c.length > 0);
+          toSend.push({
+            key: message.key,
+            value: message.value,
+            headers,
+            ...(eventId ? { eventId } : {}),
+            failedChannels,
+          });
         }
         if (remaining.size === 0) finish();
       },
@@ -152,18 +183,53 @@ export async function replayDlq(options: {
   } finally {
     await consumer.disconnect();
   }
-  if (!options.dryRun && toSend.length > 0) await options.publisher.publishRaw(toSend);
-  report.replayed = options.dryRun ? 0 : toSend.length;
+  const wanted = options.deliveryLog
+    ? await stillUndelivered(options.deliveryLog, toSend)
+    : toSend.map(() => true);
+  const sending = toSend.filter((_, i) => wanted[i]);
+  report.alreadyDelivered = toSend.length - sending.length;
+  report.skipped += report.alreadyDelivered;
+  for (const m of sending) if (m.eventId) report.eventIds.push(m.eventId);
+  const messages = sending.map(({ key, value, headers }) => ({ key, value, headers }));
+  if (!options.dryRun && messages.length > 0) await options.publisher.publishRaw(messages);
+  report.replayed = options.dryRun ? 0 : messages.length;
   log.info(options.dryRun ? "replay dry run" : "replayed dead letters", { ...report, source });
   return report;
 }
 
 /**
+ * Per record, whether any of its failed channels lacks a delivered row (one query for all).
+ * A record that names no channels (or no event) is kept: there is nothing to look up.
+ */
+async function stillUndelivered(
+  deliveryLog: Pick<DeliveryLog, "delivered">,
+  records: readonly { eventId?: string; failedChannels: readonly string[] }[],
+): Promise<boolean[]> {
+  const keys = records.flatMap((r) =>
+    r.eventId ? r.failedChannels.map((channel) => ({ eventId: r.eventId as string, channel })) : [],
+  );
+  let delivered: boolean[];
+  try {
+    delivered = keys.length === 0 ? [] : await deliveryLog.delivered(keys);
+  } catch (err) {
+    throw toFandaError("replay: reading delivered rows from the delivery log", err);
+  }
+  let at = 0;
+  return records.map((r) => {
+    if (!r.eventId || r.failedChannels.length === 0) return true;
+    const mine = delivered.slice(at, at + r.failedChannels.length);
+    at += r.failedChannels.length;
+    return mine.some((d) => !d);
+  });
+}
+
+/**
  * Re-sends failed deliveries recorded in the delivery log (newest state per event/channel).
- * Each event is published once, however many of its channels failed.
+ * Each event is published once, however many of its channels failed; the processor sends it
+ * only on the channels without a delivered row.
  */
 export async function replayLog(options: {
-  deliveryLog: Pick<DeliveryLog, "failed">;
+  deliveryLog: Pick<DeliveryLog, "failed" | "delivered">;
   publisher: Pick<Publisher, "publishRaw">;
   logger: Logger;
   filter?: { since?: Date; eventId?: string; limit?: number };
@@ -175,9 +241,14 @@ export async function replayLog(options: {
   } catch (err) {
     throw toFandaError("replay: reading the delivery log", err);
   }
+  // A failed row may have been delivered since it was read (a processor still retrying).
+  const open = await stillUndelivered(
+    options.deliveryLog,
+    failed.map((f) => ({ eventId: f.notification.eventId, failedChannels: [f.channel] })),
+  );
   const seen = new Set<string>();
-  const toSend = failed.flatMap((f) => {
-    if (seen.has(f.notification.eventId)) return [];
+  const toSend = failed.flatMap((f, i) => {
+    if (!open[i] || seen.has(f.notification.eventId)) return [];
     seen.add(f.notification.eventId);
     return [
       {
@@ -196,6 +267,7 @@ export async function replayLog(options: {
     scanned: failed.length,
     replayed: options.dryRun ? 0 : toSend.length,
     skipped: failed.length - toSend.length,
+    alreadyDelivered: open.filter((o) => !o).length,
     eventIds: [...seen],
   };
   options.logger
