@@ -25,12 +25,14 @@ import {
   encodeNotification,
   HEADERS,
   MAX_MESSAGE_BYTES,
+  MAX_TRACE_ID_BYTES,
   messageKey,
   type Notification,
+  recordBytes,
   SCHEMA_VERSION,
 } from "./contract.ts";
 import { type Env, envOptionalBoolean, splitList } from "./env.ts";
-import { ConfigError, FandaError, toFandaError } from "./errors.ts";
+import { ConfigError, FandaError, InvalidInputError, toFandaError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 
 /** Kafka auth modes: plaintext (local), SCRAM-SHA-512, OAUTHBEARER (local tests), MSK IAM. */
@@ -342,8 +344,12 @@ export interface Publisher {
   /** Connects the underlying producer; errors surface here, not on first publish. */
   connect(): Promise<void>;
   /**
-   * Sends all notifications as one batch and resolves once every in-sync replica has them.
-   * @throws FandaError (retriable) when Kafka does not acknowledge
+   * Sends the notifications (one request unless they exceed the topic's message size) and
+   * resolves once every in-sync replica has them.
+   * @throws InvalidInputError for a notification the contract refuses, a message over the
+   *   topic's size or a trace id over MAX_TRACE_ID_BYTES (nothing of the call is sent)
+   * @throws FandaError when Kafka does not acknowledge (retriable unless the broker refused
+   *   this call's messages for good)
    */
   publish(notifications: readonly Notification[], options?: { traceId?: string }): Promise<void>;
   /**
@@ -360,12 +366,27 @@ export interface PublisherOptions {
   topic: string;
   /** Most messages in one produce request when calls are coalesced (default 500). */
   maxBatchMessages?: number;
+  /**
+   * The topic's `max.message.bytes` (default {@link MAX_MESSAGE_BYTES}, what ensureTopics
+   * sets): a larger message is refused before it is queued, and no produce request carries
+   * more than this many bytes.
+   */
+  maxMessageBytes?: number;
 }
 
-interface Pending {
-  messages: Message[];
+/** One publish call: it resolves once all its chunks are acknowledged, or rejects once. */
+interface Call {
   resolve: () => void;
   reject: (error: unknown) => void;
+  unsent: number;
+  failed: boolean;
+}
+
+/** Consecutive messages of one call that fit in one produce request. */
+interface Chunk {
+  call: Call;
+  messages: Message[];
+  bytes: number;
 }
 
 /**
@@ -385,11 +406,16 @@ export const IDEMPOTENT_PRODUCER: ProducerConfig = {
  * key `<bucket>/<key>`, contract headers).
  *
  * Calls are coalesced: while one produce request is in flight, the calls that arrive are
- * queued and go out together in the next request (never splitting one call's messages), each
- * call resolving when its own messages are acknowledged. With kafkajs's one request in flight
- * per broker (needed for idempotence), this is what lets throughput grow with load instead
- * of queueing one round trip per upload.
- * @throws ConfigError for a non-positive maxBatchMessages
+ * queued and go out together in the next request, each call resolving when its own messages
+ * are acknowledged. With kafkajs's one request in flight per broker (needed for idempotence),
+ * this is what lets throughput grow with load instead of queueing one round trip per upload.
+ *
+ * One call never fails another: a message larger than the topic takes is refused before it
+ * is queued; requests stay within maxMessageBytes (a call larger than that goes out in
+ * consecutive requests; by message count a call is never split); and when the broker refuses
+ * a coalesced request for good, its calls are re-sent one by one, so that only the call it
+ * refuses fails. A retriable failure (the broker unreachable) fails every call in the request.
+ * @throws ConfigError for a non-positive maxBatchMessages or a maxMessageBytes under 1 KiB
  * @example
  * const publisher = createPublisher({ kafka, topic: "fanda-notifications" });
  * await publisher.connect();
@@ -397,40 +423,81 @@ export const IDEMPOTENT_PRODUCER: ProducerConfig = {
  */
 export function createPublisher(options: PublisherOptions): Publisher {
   const maxBatch = options.maxBatchMessages ?? 500;
+  const maxBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+  const issues: string[] = [];
   if (!Number.isInteger(maxBatch) || maxBatch < 1) {
-    throw new ConfigError("publisher", ["maxBatchMessages: expected an integer >= 1"]);
+    issues.push("maxBatchMessages: expected an integer >= 1");
   }
+  if (!Number.isInteger(maxBytes) || maxBytes < 1024) {
+    issues.push("maxMessageBytes: expected an integer >= 1024");
+  }
+  if (issues.length > 0) throw new ConfigError("publisher", issues);
   const producer: Producer = options.kafka.producer(IDEMPOTENT_PRODUCER);
-  const queue: Pending[] = [];
+  const queue: Chunk[] = [];
   let flushing = false;
 
-  const takeBatch = (): Pending[] => {
-    const batch: Pending[] = [];
+  const takeBatch = (): Chunk[] => {
+    const batch: Chunk[] = [];
     let count = 0;
+    let bytes = 0;
     while (queue.length > 0) {
-      const next = queue[0] as Pending;
-      if (batch.length > 0 && count + next.messages.length > maxBatch) break;
+      const next = queue[0] as Chunk;
+      if (next.call.failed) {
+        queue.shift();
+        continue;
+      }
+      if (
+        batch.length > 0 &&
+        (count + next.messages.length > maxBatch || bytes + next.bytes > maxBytes)
+      ) {
+        break;
+      }
       batch.push(next);
       count += next.messages.length;
+      bytes += next.bytes;
       queue.shift();
     }
     return batch;
+  };
+
+  const settle = (chunk: Chunk, error?: FandaError) => {
+    const call = chunk.call;
+    if (call.failed) return;
+    if (error) {
+      call.failed = true;
+      call.reject(error);
+    } else if (--call.unsent === 0) {
+      call.resolve();
+    }
+  };
+
+  /** Sends chunks as one request; undefined when acknowledged, else the failure. */
+  const send = async (chunks: Chunk[]): Promise<FandaError | undefined> => {
+    const messages = chunks.flatMap((c) => c.messages);
+    try {
+      await producer.send({ topic: options.topic, acks: -1, messages });
+      return undefined;
+    } catch (cause) {
+      return toFandaError(
+        `kafka: publishing ${messages.length} message(s) to ${options.topic}`,
+        cause,
+      );
+    }
   };
 
   const flush = async () => {
     flushing = true;
     while (queue.length > 0) {
       const batch = takeBatch();
-      const messages = batch.flatMap((p) => p.messages);
-      try {
-        await producer.send({ topic: options.topic, acks: -1, messages });
-        for (const p of batch) p.resolve();
-      } catch (cause) {
-        const error = toFandaError(
-          `kafka: publishing ${messages.length} message(s) to ${options.topic}`,
-          cause,
-        );
-        for (const p of batch) p.reject(error);
+      if (batch.length === 0) continue;
+      const error = await send(batch);
+      if (!error || error.retriable || batch.length === 1) {
+        for (const chunk of batch) settle(chunk, error);
+        continue;
+      }
+      // Refused for good, perhaps for one record: each call's part on its own finds which.
+      for (const chunk of batch) {
+        if (!chunk.call.failed) settle(chunk, await send([chunk]));
       }
     }
     flushing = false;
@@ -438,7 +505,28 @@ export function createPublisher(options: PublisherOptions): Publisher {
 
   const enqueue = (messages: Message[]) =>
     new Promise<void>((resolve, reject) => {
-      queue.push({ messages, resolve, reject });
+      const chunks: { messages: Message[]; bytes: number }[] = [];
+      let current: { messages: Message[]; bytes: number } | undefined;
+      for (const [i, message] of messages.entries()) {
+        const bytes = recordBytes(message);
+        if (bytes > maxBytes) {
+          reject(
+            new InvalidInputError(
+              `kafka: publishing to ${options.topic}`,
+              `message ${i} takes ${bytes} bytes, over the topic's limit of ${maxBytes} (max.message.bytes)`,
+            ),
+          );
+          return;
+        }
+        if (!current || current.bytes + bytes > maxBytes) {
+          current = { messages: [], bytes: 0 };
+          chunks.push(current);
+        }
+        current.messages.push(message);
+        current.bytes += bytes;
+      }
+      const call: Call = { resolve, reject, unsent: chunks.length, failed: false };
+      for (const chunk of chunks) queue.push({ call, ...chunk });
       if (!flushing) void flush();
     });
 
@@ -458,6 +546,14 @@ export function createPublisher(options: PublisherOptions): Publisher {
     publish(notifications, publishOptions = {}) {
       if (notifications.length === 0) return Promise.resolve();
       const traceId = publishOptions.traceId ?? crypto.randomUUID();
+      if (Buffer.byteLength(traceId) > MAX_TRACE_ID_BYTES) {
+        return Promise.reject(
+          new InvalidInputError(
+            `kafka: publishing to ${options.topic}`,
+            `trace id is over ${MAX_TRACE_ID_BYTES} bytes`,
+          ),
+        );
+      }
       const headers: IHeaders = {
         [HEADERS.contentType]: CONTENT_TYPE,
         [HEADERS.schemaVersion]: String(SCHEMA_VERSION),

@@ -5,8 +5,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ConfigResourceTypes, type Kafka } from "kafkajs";
 import { LOCAL_BROKERS, localKafka } from "../test/support/local.ts";
-import { MAX_MESSAGE_BYTES } from "./contract.ts";
-import { dlqTopicOf, ensureTopics, TOPIC_MAX_MESSAGE_BYTES } from "./kafka.ts";
+import { aNotification } from "../test/support/notifications.ts";
+import { MAX_MESSAGE_BYTES, type Notification } from "./contract.ts";
+import { type FandaError, InvalidInputError } from "./errors.ts";
+import { createPublisher, dlqTopicOf, ensureTopics, TOPIC_MAX_MESSAGE_BYTES } from "./kafka.ts";
 
 let kafka: Kafka;
 const topic = `fanda-publisher-${crypto.randomUUID().slice(0, 8)}`;
@@ -43,6 +45,119 @@ describe(`publisher on ${LOCAL_BROKERS}`, () => {
       ]);
     } finally {
       await admin.disconnect();
+    }
+  }, 60_000);
+});
+
+/** A topic whose own max.message.bytes is small (one made by hand, or by an older build). */
+async function smallTopic(maxMessageBytes: number): Promise<string> {
+  const name = `fanda-small-${crypto.randomUUID().slice(0, 8)}`;
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        {
+          topic: name,
+          numPartitions: 2,
+          replicationFactor: -1,
+          configEntries: [{ name: "max.message.bytes", value: String(maxMessageBytes) }],
+        },
+      ],
+    });
+  } finally {
+    await admin.disconnect();
+  }
+  return name;
+}
+
+async function messagesIn(name: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(name);
+    return offsets.reduce((sum, o) => sum + Number(o.high), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function dropTopic(name: string): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [name] }).catch(() => {});
+  await admin.disconnect();
+}
+
+const note = (i: number, over: Partial<Notification> = {}) =>
+  aNotification({ key: `reports/positive/${i}.pdf`, category: "positive", ...over });
+
+describe("one message never fails its neighbours", () => {
+  test("of concurrent publishes, only the one the topic refuses rejects", async () => {
+    const name = await smallTopic(4096);
+    const publisher = createPublisher({ kafka, topic: name });
+    await publisher.connect();
+    try {
+      const first = publisher.publish([note(0)]);
+      // These queue behind the first request and go out together in one produce request.
+      const calls = [1, 2, 3, 4, 5].map((i) =>
+        publisher.publish([note(i, i === 3 ? { eTag: "e".repeat(6000) } : {})]),
+      );
+      const settled = Promise.allSettled(calls);
+      await first;
+      const outcomes = await settled;
+      expect(outcomes.map((o) => o.status)).toEqual([
+        "fulfilled",
+        "fulfilled",
+        "rejected",
+        "fulfilled",
+        "fulfilled",
+      ]);
+      const err = (outcomes[2] as PromiseRejectedResult).reason as FandaError;
+      expect(err.retriable).toBe(false);
+      expect(await messagesIn(name)).toBe(5);
+    } finally {
+      await publisher.disconnect();
+      await dropTopic(name);
+    }
+  }, 60_000);
+
+  test("a message over the contract's limit is refused alone; the rest of the request goes through", async () => {
+    const publisher = createPublisher({ kafka, topic });
+    await publisher.connect();
+    try {
+      const first = publisher.publish([note(0)]);
+      const calls = [
+        publisher.publish([note(1)]),
+        publisher.publishRaw([{ key: "big", value: Buffer.alloc(MAX_MESSAGE_BYTES, 120) }]),
+        publisher.publish([note(2)]),
+      ];
+      const settled = Promise.allSettled(calls);
+      await first;
+      const outcomes = await settled;
+      expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+      expect((outcomes[1] as PromiseRejectedResult).reason).toBeInstanceOf(InvalidInputError);
+    } finally {
+      await publisher.disconnect();
+    }
+  }, 60_000);
+
+  test("many small concurrent publishes never form a request larger than the topic takes", async () => {
+    const name = await smallTopic(4096);
+    const publisher = createPublisher({ kafka, topic: name, maxMessageBytes: 4096 });
+    await publisher.connect();
+    try {
+      const first = publisher.publish([note(0)]);
+      const calls = Array.from({ length: 30 }, (_, i) => publisher.publish([note(i + 1)]));
+      const settled = Promise.allSettled(calls);
+      await first;
+      const outcomes = await settled;
+      expect(outcomes.filter((o) => o.status === "rejected")).toEqual([]);
+      expect(await messagesIn(name)).toBe(31);
+    } finally {
+      await publisher.disconnect();
+      await dropTopic(name);
     }
   }, 60_000);
 });

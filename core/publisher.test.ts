@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import type { Kafka, Message, ProducerRecord } from "kafkajs";
 import { aNotification } from "../test/support/notifications.ts";
-import type { Notification } from "./contract.ts";
-import { FandaError } from "./errors.ts";
+import { MAX_TRACE_ID_BYTES, type Notification, recordBytes } from "./contract.ts";
+import { ConfigError, FandaError, InvalidInputError } from "./errors.ts";
 import { createPublisher } from "./kafka.ts";
 
 /** A producer whose sends complete only when the test says so. */
@@ -110,6 +110,103 @@ describe("publisher", () => {
     const publisher = createPublisher({ kafka, topic: "t" });
     await expect(publisher.publish([{ ...n(1), s3Url: "http://x" }])).rejects.toThrow(/s3Url/);
     expect(sends).toHaveLength(0);
+  });
+
+  const refused = () => Object.assign(new Error("MESSAGE_TOO_LARGE"), { retriable: false });
+
+  test("a request refused for good is re-sent call by call, so only the bad call fails", async () => {
+    const { kafka, sends } = fakeKafka();
+    const publisher = createPublisher({ kafka, topic: "t" });
+    const first = publisher.publish([n(1)]);
+    const [a, b, c] = [
+      publisher.publish([n(2)]),
+      publisher.publish([n(3)]),
+      publisher.publish([n(4)]),
+    ];
+    const bFailure = b.catch((e: unknown) => e);
+    sends[0]?.done.resolve();
+    await first;
+    await tick();
+    expect(sends[1]?.record.messages).toHaveLength(3);
+    sends[1]?.done.reject(refused());
+    await tick();
+    expect(keys(sends[2]?.record.messages ?? [])).toEqual(["bucket/k/f2.pdf"]);
+    sends[2]?.done.resolve();
+    await tick();
+    expect(keys(sends[3]?.record.messages ?? [])).toEqual(["bucket/k/f3.pdf"]);
+    sends[3]?.done.reject(refused());
+    await tick();
+    expect(keys(sends[4]?.record.messages ?? [])).toEqual(["bucket/k/f4.pdf"]);
+    sends[4]?.done.resolve();
+    await a;
+    const err = await bFailure;
+    expect(err).toBeInstanceOf(FandaError);
+    expect((err as FandaError).retriable).toBe(false);
+    await c;
+    expect(sends).toHaveLength(5);
+  });
+
+  test("a message over maxMessageBytes is refused before it is queued, alone", async () => {
+    const { kafka, sends } = fakeKafka();
+    const publisher = createPublisher({ kafka, topic: "t", maxMessageBytes: 2048 });
+    const ok = publisher.publishRaw([{ key: "a", value: "small" }]);
+    const big = publisher.publishRaw([{ key: "b", value: "x".repeat(2048) }]);
+    await expect(big).rejects.toThrow(InvalidInputError);
+    await expect(big).rejects.toThrow(/over the topic's limit of 2048/);
+    sends[0]?.done.resolve();
+    await ok;
+    expect(sends).toHaveLength(1);
+  });
+
+  test("coalesced requests stay within maxMessageBytes", async () => {
+    const { kafka, sends } = fakeKafka();
+    const one = recordBytes({
+      key: "bucket/k/f1.pdf",
+      value: JSON.stringify(n(1)),
+      headers: { "content-type": "application/json", "schema-version": "1", "trace-id": "t" },
+    });
+    const publisher = createPublisher({ kafka, topic: "t", maxMessageBytes: one * 2 + 10 });
+    const calls = [1, 2, 3, 4, 5].map((i) => publisher.publish([n(i)], { traceId: "t" }));
+    for (let i = 0; i < 3; i++) {
+      sends[i]?.done.resolve();
+      await tick();
+    }
+    expect(sends.map((s) => s.record.messages.length)).toEqual([1, 2, 2]);
+    await Promise.all(calls);
+  });
+
+  test("a call larger than maxMessageBytes goes out in consecutive requests", async () => {
+    const { kafka, sends } = fakeKafka();
+    const publisher = createPublisher({ kafka, topic: "t", maxMessageBytes: 1200 });
+    let done = false;
+    const call = publisher.publishRaw(
+      [1, 2, 3].map((i) => ({ key: `k${i}`, value: "v".repeat(500) })),
+    );
+    void call.then(() => {
+      done = true;
+    });
+    for (let i = 0; i < 3; i++) {
+      expect(done).toBe(false);
+      expect(keys(sends[i]?.record.messages ?? [])).toEqual([`k${i + 1}`]);
+      sends[i]?.done.resolve();
+      await tick();
+    }
+    await call;
+  });
+
+  test("refuses a trace id longer than the contract allows", async () => {
+    const { kafka, sends } = fakeKafka();
+    const publisher = createPublisher({ kafka, topic: "t" });
+    await expect(
+      publisher.publish([n(1)], { traceId: "t".repeat(MAX_TRACE_ID_BYTES + 1) }),
+    ).rejects.toThrow(InvalidInputError);
+    expect(sends).toHaveLength(0);
+  });
+
+  test.each([0, 100, 1.5])("refuses maxMessageBytes %p", (maxMessageBytes) => {
+    expect(() =>
+      createPublisher({ kafka: fakeKafka().kafka, topic: "t", maxMessageBytes }),
+    ).toThrow(ConfigError);
   });
 
   test("refuses a non-positive batch cap", () => {

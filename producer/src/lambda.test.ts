@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { encodeNotification, type Notification } from "../../core/contract.ts";
+import { encodeNotification, MAX_TRACE_ID_BYTES, type Notification } from "../../core/contract.ts";
 import { FandaError, InvalidInputError } from "../../core/errors.ts";
 import { createLogger } from "../../core/log.ts";
 import { createCategorizer } from "./category.ts";
@@ -33,6 +33,19 @@ describe("lambda handler, S3 trigger", () => {
     expect(batches).toHaveLength(1);
     expect(batches[0]?.traceId).toBe("req-1");
     expect(batches[0]?.notifications[0]?.category).toBe("positive");
+  });
+
+  test("traces by the request id when the X-Ray header is longer than a message header may be", async () => {
+    const { handler, batches } = setup();
+    const before = process.env._X_AMZN_TRACE_ID;
+    process.env._X_AMZN_TRACE_ID = `Root=1-5759e988;Lineage=${"a".repeat(MAX_TRACE_ID_BYTES)}`;
+    try {
+      await handler(put, { awsRequestId: "req-2" });
+    } finally {
+      if (before === undefined) delete process.env._X_AMZN_TRACE_ID;
+      else process.env._X_AMZN_TRACE_ID = before;
+    }
+    expect(batches[0]?.traceId).toBe("req-2");
   });
 
   test("throws on bad input, so Lambda retries and then uses the on-failure destination", async () => {

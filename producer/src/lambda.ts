@@ -16,7 +16,7 @@
  * and reused; a failed connect fails that invocation and is tried again on the next.
  */
 
-import type { Notification } from "../../core/contract.ts";
+import { MAX_TRACE_ID_BYTES, type Notification } from "../../core/contract.ts";
 import { createKafka, createPublisher, type Publisher } from "../../core/kafka.ts";
 import { createLogger, type Logger } from "../../core/log.ts";
 import { createCategorizer } from "./category.ts";
@@ -58,7 +58,12 @@ export function createHandler(runtime: () => Promise<ProducerRuntime>) {
     context: LambdaContext = {},
   ): Promise<SqsBatchResponse | S3Result> => {
     const rt = await runtime();
-    const traceId = process.env._X_AMZN_TRACE_ID ?? context.awsRequestId ?? crypto.randomUUID();
+    const xray = process.env._X_AMZN_TRACE_ID;
+    // The X-Ray header grows with its Lineage; past the header limit the request id traces.
+    const traceId =
+      (xray && Buffer.byteLength(xray) <= MAX_TRACE_ID_BYTES ? xray : undefined) ??
+      context.awsRequestId ??
+      crypto.randomUUID();
     const log = rt.logger.child("lambda");
     const notify = (o: Parameters<typeof toNotification>[0]) =>
       toNotification(o, rt.categorize(o.key));

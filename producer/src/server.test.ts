@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { encodeNotification, type Notification } from "../../core/contract.ts";
+import { encodeNotification, MAX_TRACE_ID_BYTES, type Notification } from "../../core/contract.ts";
 import { FandaError } from "../../core/errors.ts";
 import { createLogger } from "../../core/log.ts";
 import { createCategorizer } from "./category.ts";
@@ -157,6 +157,27 @@ describe("POST /s3-events", () => {
     const res = await post(JSON.stringify(put));
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({ error: "kafka: publishing: broker down", retriable: true });
+  });
+
+  test("answers 500, not 503, when the broker refuses the messages for good", async () => {
+    const { post } = setup(async () => {
+      throw new FandaError("kafka: publishing", "MESSAGE_TOO_LARGE", { retriable: false });
+    });
+    const res = await post(JSON.stringify(put));
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({
+      error: "kafka: publishing: MESSAGE_TOO_LARGE",
+      retriable: false,
+    });
+  });
+
+  test("answers 400 for an x-trace-id longer than a message header may be", async () => {
+    const { published, post } = setup();
+    const res = await post(JSON.stringify(put), {
+      "x-trace-id": "t".repeat(MAX_TRACE_ID_BYTES + 1),
+    });
+    expect(res.status).toBe(400);
+    expect(published).toHaveLength(0);
   });
 
   test("GET /healthz answers ok", async () => {

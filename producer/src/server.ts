@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { MAX_TRACE_ID_BYTES } from "../../core/contract.ts";
 import { ConfigError, InvalidInputError, toFandaError } from "../../core/errors.ts";
 import { createKafka, createPublisher, type Publisher } from "../../core/kafka.ts";
 import { createLogger, type Logger } from "../../core/log.ts";
@@ -26,8 +27,10 @@ export interface IngestAppOptions {
 
 /**
  * Builds the ingest's Hono app.
- * Answers `202 {"published":n,"skipped":m}`; `400 {"error":…}` for bad input (nothing
- * published); `503 {"error":…}` when Kafka did not take the messages (safe to retry).
+ * Answers `202 {"published":n,"skipped":m}`; `400 {"error":…}` for bad input, including
+ * anything the contract or the topic would refuse (nothing published); `503 {"error":…,
+ * "retriable":true}` when Kafka did not take the messages (safe to retry); `500` with
+ * `"retriable":false` when the broker refused them for good (retrying cannot help).
  * @example
  * const app = createIngestApp({ publisher, categorize: createCategorizer(), logger });
  * Bun.serve({ port: 8081, fetch: app.fetch });
@@ -66,12 +69,17 @@ export function createIngestApp(options: IngestAppOptions): Hono {
         throw err;
       }
       const traceId = c.req.header("x-trace-id") ?? crypto.randomUUID();
+      if (Buffer.byteLength(traceId) > MAX_TRACE_ID_BYTES) {
+        return c.json({ error: `x-trace-id is over ${MAX_TRACE_ID_BYTES} bytes` }, 400);
+      }
       try {
         await options.publisher.publish(notifications, { traceId });
       } catch (err) {
         const e = toFandaError("ingest: publishing", err);
         log.error("publish failed", { traceId, count: notifications.length, err: e });
-        return c.json({ error: e.message, retriable: e.retriable }, 503);
+        if (e instanceof InvalidInputError) return c.json({ error: e.message }, 400);
+        // 503 tells a client to try again; a refusal for good must not.
+        return c.json({ error: e.message, retriable: e.retriable }, e.retriable ? 503 : 500);
       }
       log.info("published", {
         traceId,
