@@ -68,8 +68,19 @@ test("while the log is unreachable, a claim behaves as without it (claimed)", as
     onUnavailable: (err) => errors.push(err),
   });
   const k = { eventId: crypto.randomUUID().replace(/-/g, ""), channel: "webhook" };
+  // Known down (never reached): not even asked.
   expect(await store.claim([k])).toEqual(["claimed"]);
+  expect(errors).toEqual([]);
+  // Asked anyway (as when it went down since its last answer): the failure leaves claims as they are.
+  const asking = withDeliveryLogFallback(
+    createRedisStore({ url: redis.url }),
+    { delivered: (keys) => unreachable.delivered(keys) },
+    { onUnavailable: (err) => errors.push(err) },
+  );
+  const k2 = { eventId: crypto.randomUUID().replace(/-/g, ""), channel: "webhook" };
+  expect(await asking.claim([k2])).toEqual(["claimed"]);
   expect(errors).toHaveLength(1);
+  await asking.close();
   await store.close();
   await unreachable.close();
 }, 30_000);

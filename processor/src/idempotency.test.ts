@@ -129,6 +129,23 @@ describe("the delivery log as the second line", () => {
     await Promise.all([store.close(), plain.close(), log.close()]);
   });
 
+  test("a log known to be down is not asked: claims stand", async () => {
+    let asked = 0;
+    const log = {
+      delivered: async (keys: readonly unknown[]) => {
+        asked++;
+        return keys.map(() => true);
+      },
+      healthy: () => false,
+    };
+    const store = withDeliveryLogFallback(createMemoryStore(), log);
+    expect(await store.claim([{ eventId: "d".repeat(32), channel: "webhook" }])).toEqual([
+      "claimed",
+    ]);
+    expect(asked).toBe(0);
+    await store.close();
+  });
+
   test("without the log's answer (closed database) claims stand as the store gave them", async () => {
     const k = { eventId: "c".repeat(32), channel: "webhook" };
     const log = await delivered([k]);

@@ -420,6 +420,8 @@ export function extendClaimsWhileSending(
 /** What {@link withDeliveryLogFallback} reads: the delivery log's delivered rows. */
 export interface DeliveredLookup {
   delivered(keys: readonly DeliveryKey[]): Promise<boolean[]>;
+  /** False while the database is known to be down: the lookup is skipped, not waited for. */
+  healthy?(): boolean;
 }
 
 /** Options of {@link withDeliveryLogFallback}. */
@@ -453,6 +455,8 @@ export function withDeliveryLogFallback(
       const states = await store.claim(keys);
       const open = states.flatMap((s, i) => (s === "claimed" ? [i] : []));
       if (open.length === 0) return states;
+      // Known down (a flush is retrying): do not add a connect timeout to every batch.
+      if (log.healthy?.() === false) return states;
       let found: boolean[];
       try {
         found = await log.delivered(open.map((i) => keys[i] as DeliveryKey));
