@@ -16,6 +16,7 @@ import {
   isSqsEvent,
   parseS3Event,
   parseSqsRecords,
+  type S3ObjectEvent,
   toNotification,
 } from "./s3-event.ts";
 
@@ -217,6 +218,157 @@ describe("eventIdOf", () => {
       eventIdOf({ ...base, versionId: "00A1" }),
     ]);
     expect(ids.size).toBe(5);
+  });
+});
+
+describe("eventIdOf tells distinct S3 events apart", () => {
+  const version = { bucket: "bkt", key: "k", versionId: "v1", sequencer: "00A1" };
+
+  test("the removal of a version has another id than that version's upload", () => {
+    const upload = eventIdOf({ ...version, eventName: "ObjectCreated:Put" });
+    const removal = eventIdOf({ ...version, sequencer: "00B2", eventName: "ObjectRemoved:Delete" });
+    expect(removal).not.toBe(upload);
+    expect(removal).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  test("an upload's id does not depend on how S3 named the creation", () => {
+    expect(eventIdOf({ ...version, eventName: "ObjectCreated:Copy" })).toBe(
+      eventIdOf({ ...version, eventName: "ObjectCreated:Put" }),
+    );
+    expect(eventIdOf({ ...version, eventName: "ObjectCreated:Put" })).toBe(eventIdOf(version));
+  });
+
+  test("uploads while versioning is suspended (version id 'null') are told apart by sequencer", () => {
+    const first = { ...version, versionId: "null", eventName: "ObjectCreated:Put" };
+    expect(eventIdOf(first)).not.toBe(eventIdOf({ ...first, sequencer: "00B2" }));
+  });
+});
+
+/** One S3 event's facts, and the same event in every envelope it can reach us in. */
+interface OneEvent {
+  bucket: string;
+  key: string;
+  versionId: string | undefined;
+  sequencer: string;
+  kind: "created" | "deleted" | "marker";
+  eventTime: string;
+}
+
+const anEvent: fc.Arbitrary<OneEvent> = fc.record({
+  bucket: fc.stringMatching(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/),
+  key: fc
+    .string({ unit: "grapheme", minLength: 1, maxLength: 40 })
+    .filter((k) => k.isWellFormed() && Buffer.byteLength(k) <= 1024),
+  versionId: fc.option(fc.stringMatching(/^[A-Za-z0-9._]{1,32}$/), { nil: undefined }),
+  sequencer: fc.stringMatching(/^[0-9A-F]{16}$/),
+  kind: fc.constantFrom("created", "deleted", "marker"),
+  eventTime: fc
+    .date({ min: new Date("2020-01-01"), max: new Date("2030-01-01"), noInvalidDate: true })
+    .map((d) => d.toISOString()),
+});
+
+function envelopesOf(e: OneEvent): Record<string, unknown> {
+  const created = e.kind === "created";
+  const eventName = created
+    ? "ObjectCreated:Put"
+    : e.kind === "marker"
+      ? "ObjectRemoved:DeleteMarkerCreated"
+      : "ObjectRemoved:Delete";
+  const direct = {
+    Records: [
+      {
+        eventVersion: "2.1",
+        eventSource: "aws:s3",
+        awsRegion: "ap-northeast-2",
+        eventTime: e.eventTime,
+        eventName,
+        s3: {
+          s3SchemaVersion: "1.0",
+          bucket: { name: e.bucket, arn: `arn:aws:s3:::${e.bucket}` },
+          object: {
+            key: encodeS3Key(e.key),
+            sequencer: e.sequencer,
+            ...(e.versionId ? { versionId: e.versionId } : {}),
+            ...(created ? { size: 5, eTag: "b1946ac92492d2347c6235b4d2611184" } : {}),
+          },
+        },
+      },
+    ],
+  };
+  const sns = { Type: "Notification", MessageId: "n-1", Message: JSON.stringify(direct) };
+  const sqs = (body: unknown) => ({
+    Records: [{ eventSource: "aws:sqs", messageId: "m-1", body: JSON.stringify(body) }],
+  });
+  const eventBridge = {
+    version: "0",
+    "detail-type": created ? "Object Created" : "Object Deleted",
+    source: "aws.s3",
+    time: e.eventTime,
+    detail: {
+      bucket: { name: e.bucket },
+      object: {
+        key: e.key,
+        sequencer: e.sequencer,
+        ...(e.versionId ? { "version-id": e.versionId } : {}),
+        ...(created ? { size: 5, etag: "b1946ac92492d2347c6235b4d2611184" } : {}),
+      },
+      ...(created
+        ? { reason: "PutObject" }
+        : {
+            reason: "DeleteObject",
+            "deletion-type": e.kind === "marker" ? "Delete Marker Created" : "Permanently Deleted",
+          }),
+    },
+  };
+  return {
+    direct,
+    "SNS (Lambda)": { Records: [{ EventSource: "aws:sns", Sns: sns }] },
+    "SNS envelope": sns,
+    "SQS of S3": sqs(direct),
+    "SQS of SNS": sqs(sns),
+    eventBridge,
+  };
+}
+
+describe("eventIdOf across envelopes (property)", () => {
+  test("one event has one id in every envelope, also after a redelivery", () => {
+    fc.assert(
+      fc.property(anEvent, (e) => {
+        const ids = Object.entries(envelopesOf(e)).map(([shape, event]) => {
+          const { objects } = parseS3Event(JSON.parse(JSON.stringify(event)), {
+            notifyOnRemoved: true,
+          });
+          expect(objects.map((o) => o.key)).toEqual([e.key]);
+          const [object] = objects as [S3ObjectEvent];
+          return [shape, toNotification(object, "general").eventId];
+        });
+        const [first] = ids;
+        for (const id of ids) expect(id[1]).toBe(first?.[1] as string);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test("the upload and the removal of one version have distinct ids", () => {
+    fc.assert(
+      fc.property(
+        anEvent,
+        fc.stringMatching(/^[A-Za-z0-9._]{1,32}$/),
+        fc.stringMatching(/^[0-9A-F]{16}$/),
+        fc.boolean(),
+        (e, versionId, removalSequencer, viaEventBridge) => {
+          const idOf = (x: OneEvent) => {
+            const event = envelopesOf(x)[viaEventBridge ? "eventBridge" : "direct"];
+            const [object] = parseS3Event(event, { notifyOnRemoved: true }).objects;
+            return object && eventIdOf(object);
+          };
+          const upload = idOf({ ...e, versionId, kind: "created" });
+          const removal = idOf({ ...e, versionId, kind: "deleted", sequencer: removalSequencer });
+          expect(removal).not.toBe(upload);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
 

@@ -340,13 +340,23 @@ export function parseSqsRecords(
 }
 
 /**
- * The idempotency id of one object version: the same for every retry and duplicate
- * delivery of the same event. Uses versionId when the bucket is versioned, else sequencer.
+ * The idempotency id of one S3 event: the same for every redelivery of that event and in
+ * every envelope it arrives in (direct, SNS, SQS, EventBridge), different for distinct events.
+ *
+ * An upload is identified by its object version (versionId in a versioned bucket, else the
+ * sequencer); a removal additionally by being a removal, because deleting one version
+ * permanently carries that version's id (a delete marker has a version of its own). The
+ * creation's exact name (Put, Copy, …) is left out: EventBridge names it differently.
+ * `eventName` absent means an upload.
  */
-export function eventIdOf(e: Pick<S3ObjectEvent, "bucket" | "key" | "versionId" | "sequencer">) {
-  const version = e.versionId ? `v:${e.versionId}` : `s:${e.sequencer}`;
+export function eventIdOf(
+  e: Pick<S3ObjectEvent, "bucket" | "key" | "versionId" | "sequencer"> & { eventName?: string },
+): string {
+  // "null" is the version id of every object written while versioning is suspended.
+  const version = e.versionId && e.versionId !== "null" ? `v:${e.versionId}` : `s:${e.sequencer}`;
+  const removal = e.eventName?.startsWith("ObjectRemoved:") ? "\nremoved" : "";
   return createHash("sha256")
-    .update(`${e.bucket}\n${e.key}\n${version}`)
+    .update(`${e.bucket}\n${e.key}\n${version}${removal}`)
     .digest("hex")
     .slice(0, 32);
 }
