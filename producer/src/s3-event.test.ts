@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { decodeNotification, encodeNotification, type Notification } from "../../core/contract.ts";
 import { InvalidInputError } from "../../core/errors.ts";
+import { hostileString, hostileValue, mutationsOf } from "../../core/testing/hostile.ts";
 import ebCreated from "./fixtures/eventbridge-created.json";
 import ebDeleted from "./fixtures/eventbridge-deleted.json";
 import multi from "./fixtures/s3-multi.json";
@@ -552,5 +554,132 @@ describe("parseSqsRecords", () => {
     expect(skipped && "parsed" in skipped && skipped.parsed.skipped).toEqual([
       { at: "Records[2].body", reason: "s3:TestEvent" },
     ]);
+  });
+});
+
+/**
+ * What every parser output must satisfy: objects the contract accepts, with a notification
+ * that encodes and decodes to itself, or an InvalidInputError and nothing else.
+ */
+function checkParsed(input: unknown, options = { notifyOnRemoved: true }): void {
+  let parsed: ReturnType<typeof parseS3Event>;
+  try {
+    parsed = parseS3Event(input, options);
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidInputError);
+    return;
+  }
+  for (const o of parsed.objects) {
+    expect(typeof o.eventName).toBe("string");
+    expect(/^Object(Created|Removed):/.test(o.eventName)).toBe(true);
+    expect(o.bucket.length).toBeGreaterThanOrEqual(3);
+    expect(o.bucket.length).toBeLessThanOrEqual(63);
+    expect(o.key.isWellFormed()).toBe(true);
+    expect(Buffer.byteLength(o.key)).toBeLessThanOrEqual(1024);
+    let n: Notification;
+    try {
+      n = toNotification(o, "general");
+    } catch (err) {
+      expect(err).toBeInstanceOf(InvalidInputError);
+      continue;
+    }
+    expect(decodeNotification(encodeNotification(n))).toEqual(n);
+  }
+  for (const s of parsed.skipped) expect(typeof s.reason).toBe("string");
+}
+
+describe("parsers (property)", () => {
+  const fixtures = { put, multi, testEvent, snsLambda, sqsLambda, ebCreated, ebDeleted };
+
+  test("any JSON value parses or raises InvalidInputError, nothing else", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.jsonValue(), hostileValue), (input) => checkParsed(input)),
+      { numRuns: 500 },
+    );
+  });
+
+  test.each(Object.entries(fixtures))(
+    "%s changed in hostile ways parses or raises InvalidInputError, nothing else",
+    (_name, fixture) => {
+      fc.assert(
+        fc.property(mutationsOf(fixture), (input) => checkParsed(input)),
+        { numRuns: 300 },
+      );
+    },
+  );
+
+  test("well-formed events of any valid content parse to their facts, in every envelope", () => {
+    fc.assert(
+      fc.property(anEvent, (e) => {
+        for (const event of Object.values(envelopesOf(e))) {
+          const [o] = parseS3Event(event, { notifyOnRemoved: true }).objects;
+          expect(o).toMatchObject({ bucket: e.bucket, key: e.key, sequencer: e.sequencer });
+          expect(o?.versionId).toBe(e.versionId);
+          checkParsed(event);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test("bucket names and keys of any length are checked at parse time", () => {
+    const lengths = fc.record({
+      bucket: fc.integer({ min: 1, max: 100 }),
+      keyBytes: fc.integer({ min: 1, max: 1100 }),
+      wide: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(lengths, anEvent, ({ bucket, keyBytes, wide }, e) => {
+        const key = wide ? "가".repeat(Math.ceil(keyBytes / 3)) : "k".repeat(keyBytes);
+        const event = { ...e, bucket: "b".repeat(bucket), key, kind: "created" as const };
+        const fits = bucket >= 3 && bucket <= 63 && Buffer.byteLength(key) <= 1024;
+        for (const input of Object.values(envelopesOf(event))) {
+          if (fits) expect(parseS3Event(input).objects).toHaveLength(1);
+          else expect(() => parseS3Event(input)).toThrow(InvalidInputError);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test("Lambda SQS events of hostile messages: one result per message, never a throw", () => {
+    const message = fc.oneof(
+      fc.constantFrom(...sqsLambda.Records),
+      mutationsOf(sqsLambda.Records[0]),
+      hostileValue,
+    );
+    fc.assert(
+      fc.property(fc.array(message, { minLength: 1, maxLength: 5 }), (records) => {
+        const event = {
+          Records: records.map((r) => ({ ...(r as object), eventSource: "aws:sqs" })),
+        };
+        expect(isSqsEvent(event)).toBe(true);
+        const results = parseSqsRecords(event);
+        expect(results).toHaveLength(records.length);
+        for (const r of results) {
+          if ("error" in r) expect(r.error).toBeInstanceOf(InvalidInputError);
+          else for (const o of r.parsed.objects) expect(typeof o.eventName).toBe("string");
+        }
+      }),
+      { numRuns: 300 },
+    );
+    fc.assert(fc.property(hostileValue, (v) => void isSqsEvent(v)));
+  });
+
+  test("decodeS3Key decodes what encodeS3Key made, and raises only InvalidInputError", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "grapheme" }), (key) => {
+        expect(decodeS3Key(encodeS3Key(key))).toBe(key);
+      }),
+    );
+    fc.assert(
+      fc.property(hostileString, (raw) => {
+        try {
+          expect(typeof decodeS3Key(raw)).toBe("string");
+        } catch (err) {
+          expect(err).toBeInstanceOf(InvalidInputError);
+        }
+      }),
+    );
   });
 });
