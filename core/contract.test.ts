@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import {
   decodeNotification,
   encodeNotification,
@@ -9,6 +10,7 @@ import {
   UnknownSchemaVersionError,
 } from "./contract.ts";
 import { InvalidInputError } from "./errors.ts";
+import { hostileValue, mutationsOf } from "./testing/hostile.ts";
 
 const valid: Notification = {
   schemaVersion: 1,
@@ -96,5 +98,115 @@ describe("contract", () => {
 
   test("refuses to encode an invalid notification", () => {
     expect(() => encodeNotification({ ...valid, s3Url: "https://x" })).toThrow(/s3Url/);
+  });
+});
+
+/** Any notification the contract accepts. */
+const aValidNotification: fc.Arbitrary<Notification> = fc
+  .record(
+    {
+      eventId: fc.stringMatching(/^[0-9a-f]{32}$/),
+      bucket: fc.stringMatching(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/),
+      key: fc
+        .string({ unit: "grapheme", minLength: 1, maxLength: 200 })
+        .filter((k) => k.isWellFormed() && Buffer.byteLength(k) <= MAX_OBJECT_KEY_BYTES),
+      uploadTime: fc
+        .date({ min: new Date("1970-01-01"), max: new Date("9999-12-31"), noInvalidDate: true })
+        .map((d) => d.toISOString()),
+      category: fc.stringMatching(/^[a-z][a-z0-9_-]{0,62}$/),
+      size: fc.option(fc.maxSafeNat(), { nil: undefined }),
+      eTag: fc.option(fc.string({ unit: "binary", minLength: 1 }), { nil: undefined }),
+      versionId: fc.option(fc.string({ minLength: 1 }), { nil: undefined }),
+      sequencer: fc.string({ unit: "binary", minLength: 1 }),
+      eventName: fc.string({ minLength: 1 }),
+    },
+    {
+      requiredKeys: [
+        "eventId",
+        "bucket",
+        "key",
+        "uploadTime",
+        "category",
+        "sequencer",
+        "eventName",
+      ],
+    },
+  )
+  .map(({ bucket, key, size, eTag, versionId, ...rest }) => ({
+    schemaVersion: 1 as const,
+    ...rest,
+    fileName: key.slice(key.lastIndexOf("/") + 1) || key,
+    bucketName: bucket,
+    objectKey: key,
+    s3Url: `s3://${bucket}/${key}`,
+    ...(size === undefined ? {} : { size }),
+    ...(eTag === undefined ? {} : { eTag }),
+    ...(versionId === undefined ? {} : { versionId }),
+  }));
+
+/** Decodes, and checks that whatever is not a notification raises InvalidInputError only. */
+function decodesOrRefuses(value: Buffer | string | null | undefined): Notification | undefined {
+  try {
+    const n = decodeNotification(value);
+    expect(decodeNotification(encodeNotification(n))).toEqual(n);
+    return n;
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidInputError);
+    return undefined;
+  }
+}
+
+describe("contract (property)", () => {
+  test("a valid notification encodes and decodes to itself", () => {
+    fc.assert(
+      fc.property(aValidNotification, (n) => {
+        expect(decodeNotification(encodeNotification(n))).toEqual(n);
+        expect(decodeNotification(encodeNotification(n).toString("utf8"))).toEqual(n);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test("any value decodes to a notification or raises InvalidInputError, nothing else", () => {
+    const values = fc.oneof(
+      fc.string(),
+      fc.string({ unit: "binary" }),
+      fc.jsonValue().map((v) => JSON.stringify(v) ?? ""),
+      hostileValue.map((v) => JSON.stringify(v) ?? ""),
+      fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
+      fc.constantFrom(null, undefined, ""),
+    );
+    fc.assert(
+      fc.property(values, (v) => void decodesOrRefuses(v)),
+      { numRuns: 500 },
+    );
+  });
+
+  test("a valid message changed in hostile ways decodes to a valid one or raises InvalidInputError", () => {
+    fc.assert(
+      fc.property(
+        aValidNotification.chain((n) => mutationsOf(n)),
+        (changed) => void decodesOrRefuses(JSON.stringify(changed) ?? ""),
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  test("encoding anything gives a message or raises InvalidInputError, nothing else", () => {
+    const inputs = fc.oneof(
+      hostileValue,
+      aValidNotification.chain((n) => mutationsOf(n)),
+    );
+    fc.assert(
+      fc.property(inputs, (input) => {
+        try {
+          const value = encodeNotification(input as Notification);
+          expect(decodeNotification(value)).toBeDefined();
+        } catch (err) {
+          expect(err).toBeInstanceOf(InvalidInputError);
+        }
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { ConfigError } from "../../core/errors.ts";
-import { createCategorizer, DEFAULT_CATEGORY_RULES, parseCategoryRules } from "./category.ts";
+import { hostileString, hostileValue, PROTOTYPE_NAMES } from "../../core/testing/hostile.ts";
+import {
+  type CategoryRule,
+  createCategorizer,
+  DEFAULT_CATEGORY_RULES,
+  parseCategoryRules,
+} from "./category.ts";
 
 describe("createCategorizer", () => {
   const categorize = createCategorizer();
@@ -78,5 +85,70 @@ describe("parseCategoryRules", () => {
     ["an unknown field", '[{"prefix":"x/","category":"x","extra":1}]', /CATEGORY_RULES\[0\]/],
   ])("rejects %s naming the variable", (_name, text, message) => {
     expect(() => parseCategoryRules(text)).toThrow(message);
+  });
+});
+
+describe("categories (property)", () => {
+  test("any key gets one of the rules' categories or the fallback", () => {
+    const categorize = createCategorizer();
+    fc.assert(
+      fc.property(fc.oneof(hostileString, fc.constantFrom(...PROTOTYPE_NAMES)), (key) => {
+        expect(["positive", "negative", "general"]).toContain(categorize(key));
+      }),
+    );
+  });
+
+  test("rules named like built-in properties classify as configured", () => {
+    const rules = PROTOTYPE_NAMES.map((prefix) => ({ prefix: `${prefix}/`, category: "proto" }));
+    const categorize = createCategorizer({ rules });
+    fc.assert(
+      fc.property(fc.constantFrom(...PROTOTYPE_NAMES), fc.string(), (name, rest) => {
+        expect(categorize(`${name}/${rest}`)).toBe("proto");
+        expect(categorize(name)).toBe("general");
+      }),
+    );
+  });
+
+  test("any rules and fallback build a categorizer or raise ConfigError, nothing else", () => {
+    const rules = fc.oneof(
+      hostileValue,
+      fc.array(fc.oneof(hostileValue, fc.record({ prefix: hostileValue, category: hostileValue }))),
+      fc.array(fc.record({ prefix: hostileString, category: hostileString })),
+    );
+    fc.assert(
+      fc.property(rules, fc.oneof(hostileString, fc.constant(undefined)), (r, fallback) => {
+        try {
+          const categorize = createCategorizer({
+            rules: r as CategoryRule[],
+            ...(fallback === undefined ? {} : { fallback }),
+          });
+          expect(typeof categorize("reports/positive/x")).toBe("string");
+        } catch (err) {
+          expect(err).toBeInstanceOf(ConfigError);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test("any CATEGORY_RULES text gives rules or raises ConfigError, nothing else", () => {
+    const texts = fc.oneof(
+      fc.string(),
+      fc.jsonValue().map((v) => JSON.stringify(v) ?? ""),
+      hostileValue.map((v) => JSON.stringify(v) ?? ""),
+      fc
+        .array(fc.record({ prefix: hostileString, category: hostileString }))
+        .map((v) => JSON.stringify(v)),
+    );
+    fc.assert(
+      fc.property(texts, (text) => {
+        try {
+          createCategorizer({ rules: parseCategoryRules(text) });
+        } catch (err) {
+          expect(err).toBeInstanceOf(ConfigError);
+        }
+      }),
+      { numRuns: 500 },
+    );
   });
 });

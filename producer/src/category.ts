@@ -50,15 +50,21 @@ export function createCategorizer(options: CategorizerOptions = {}): (key: strin
     for (const i of parsed.error.issues) issues.push(`rules.${i.path.join(".")}: ${i.message}`);
   }
   if (!categorySchema.safeParse(fallback).success) {
-    issues.push(`fallback: ${JSON.stringify(fallback)} is not a lower-case slug`);
+    issues.push(`fallback: ${String(JSON.stringify(fallback))} is not a lower-case slug`);
   }
-  rules.forEach((rule, i) => {
-    const earlier = rules
+  // Options come from code or from parsed configuration: anything may be here, and only
+  // string prefixes can shadow each other.
+  const prefixes = (Array.isArray(rules) ? (rules as unknown[]) : []).map((r) => {
+    const prefix = typeof r === "object" && r !== null ? (r as { prefix?: unknown }).prefix : "";
+    return typeof prefix === "string" ? prefix : "";
+  });
+  prefixes.forEach((prefix, i) => {
+    const earlier = prefixes
       .slice(0, i)
-      .findIndex((r) => r.prefix?.length > 0 && rule.prefix?.startsWith(r.prefix));
+      .findIndex((p) => p.length > 0 && prefix.length > 0 && prefix.startsWith(p));
     if (earlier >= 0) {
       issues.push(
-        `rules.${i}: prefix ${JSON.stringify(rule.prefix)} is shadowed by rule ${earlier} (${JSON.stringify(rules[earlier]?.prefix)}), so it never matches`,
+        `rules.${i}: prefix ${JSON.stringify(prefix)} is shadowed by rule ${earlier} (${JSON.stringify(prefixes[earlier])}), so it never matches`,
       );
     }
   });

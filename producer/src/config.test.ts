@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { ConfigError } from "../../core/errors.ts";
+import { hostileString, ownObject, PROTOTYPE_NAMES } from "../../core/testing/hostile.ts";
 import { loadProducerConfig } from "./config.ts";
 
 function issuesOf(env: Record<string, string>): string[] {
@@ -118,5 +120,35 @@ describe("loadProducerConfig", () => {
       loadProducerConfig({ CATEGORY_RULES: '[{"prefix":"x/","category":"xs"}]' }).categoryRules,
     ).toEqual([{ prefix: "x/", category: "xs" }]);
     expect(issuesOf({ CATEGORY_RULES: "nope" })[0]).toContain("CATEGORY_RULES: not valid JSON");
+  });
+});
+
+describe("loadProducerConfig (property)", () => {
+  test("any environment gives a configuration or raises ConfigError, nothing else", () => {
+    const names = fc.constantFrom(
+      "KAFKA_BROKERS",
+      "KAFKA_AUTH",
+      "KAFKA_SSL",
+      "KAFKA_TOPIC",
+      "AWS_REGION",
+      "PRODUCER_PORT",
+      "CATEGORY_RULES",
+      "NOTIFY_ON_REMOVED",
+      "LOG_LEVEL",
+      ...PROTOTYPE_NAMES,
+    );
+    const env = fc
+      .array(fc.tuple(fc.oneof(names, hostileString), hostileString), { maxLength: 8 })
+      .map((entries) => ownObject(entries) as Record<string, string>);
+    fc.assert(
+      fc.property(env, (e) => {
+        try {
+          expect(loadProducerConfig(e).kafka.brokers.length).toBeGreaterThan(0);
+        } catch (err) {
+          expect(err).toBeInstanceOf(ConfigError);
+        }
+      }),
+      { numRuns: 500 },
+    );
   });
 });

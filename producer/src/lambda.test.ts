@@ -1,12 +1,14 @@
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { encodeNotification, MAX_TRACE_ID_BYTES, type Notification } from "../../core/contract.ts";
 import { FandaError, InvalidInputError } from "../../core/errors.ts";
 import { createLogger } from "../../core/log.ts";
+import { hostileValue, mutationsOf } from "../../core/testing/hostile.ts";
 import { createCategorizer } from "./category.ts";
 import ebCreated from "./fixtures/eventbridge-created.json";
 import put from "./fixtures/s3-put.json";
 import sqsLambda from "./fixtures/sqs-lambda.json";
-import { createHandler, type ProducerRuntime } from "./lambda.ts";
+import { createHandler, type ProducerRuntime, type SqsBatchResponse } from "./lambda.ts";
 
 function setup(fail?: Error) {
   const batches: { notifications: readonly Notification[]; traceId?: string }[] = [];
@@ -148,5 +150,56 @@ describe("lambda handler, SQS trigger", () => {
         { itemIdentifier: "2e1424d4-f796-459a-8184-9c92662be6da" },
       ],
     });
+  });
+});
+
+describe("lambda handler (property)", () => {
+  const message = fc.oneof(
+    fc.constantFrom(...sqsLambda.Records),
+    mutationsOf(sqsLambda.Records[0]),
+    mutationsOf(sqsLambda.Records[1]),
+    hostileValue,
+  );
+
+  test("an SQS batch of hostile messages: never a throw, only messages reported, good ones published", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 6 }), async (records) => {
+        const { handler, batches } = setup();
+        const event = {
+          Records: records.map((r, i) => ({
+            ...(typeof r === "object" && r !== null ? r : { body: r }),
+            eventSource: "aws:sqs",
+            messageId: `m-${i}`,
+          })),
+        };
+        const result = (await handler(event)) as SqsBatchResponse;
+        const failed = new Set(result.batchItemFailures.map((f) => f.itemIdentifier));
+        for (const id of failed) expect(id).toMatch(/^m-\d+$/);
+        // The unchanged fixture messages with objects are published whatever their neighbours.
+        const [withObject, withTwo] = sqsLambda.Records;
+        const intact = records.flatMap((r, i) => (r === withObject || r === withTwo ? [i] : []));
+        for (const i of intact) expect(failed.has(`m-${i}`)).toBe(false);
+        const published = batches.flatMap((b) => b.notifications).length;
+        expect(published).toBeGreaterThanOrEqual(intact.length);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test("any direct event either publishes or throws InvalidInputError", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(mutationsOf(put), mutationsOf(ebCreated), hostileValue),
+        async (e) => {
+          const { handler } = setup();
+          try {
+            await handler(e);
+          } catch (err) {
+            expect(err).toBeInstanceOf(InvalidInputError);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -7,6 +7,7 @@ import fc from "fast-check";
 import type { Notification } from "../../core/contract.ts";
 import { ConfigError, FandaError, InvalidInputError } from "../../core/errors.ts";
 import { createLogger } from "../../core/log.ts";
+import { hostileValue, mutationsOf } from "../../core/testing/hostile.ts";
 import { main } from "../../scripts/redrive.ts";
 import { runCommand } from "../../scripts/run.ts";
 import { createCategorizer } from "./category.ts";
@@ -349,6 +350,25 @@ describe("record parser properties", () => {
         expect(failed.eventIds).toEqual(objects.map(eventIdOf));
         expect(failed.eventIds).toEqual(parseS3Event(record.requestPayload).objects.map(eventIdOf));
       }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("record parser, hostile records (property)", () => {
+  test("an on-failure record changed in hostile ways is read or raises InvalidRecordError", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(mutationsOf(onFailure), mutationsOf(kafkaFailure), hostileValue),
+        (record) => {
+          try {
+            const failed = readFailedInvocation(JSON.stringify(record) ?? "");
+            for (const id of failed.eventIds) expect(id).toMatch(/^[0-9a-f]{32}$/);
+          } catch (err) {
+            expect(err).toBeInstanceOf(InvalidRecordError);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });

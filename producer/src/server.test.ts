@@ -1,7 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { encodeNotification, MAX_TRACE_ID_BYTES, type Notification } from "../../core/contract.ts";
 import { FandaError } from "../../core/errors.ts";
 import { createLogger } from "../../core/log.ts";
+import { hostileValue, mutationsOf } from "../../core/testing/hostile.ts";
 import { createCategorizer } from "./category.ts";
 import ebCreated from "./fixtures/eventbridge-created.json";
 import multi from "./fixtures/s3-multi.json";
@@ -9,6 +11,9 @@ import put from "./fixtures/s3-put.json";
 import snsLambda from "./fixtures/sns-lambda.json";
 import sqsLambda from "./fixtures/sqs-lambda.json";
 import { createIngestApp } from "./server.ts";
+
+/** As the real publisher does: each notification encoded against the contract. */
+const encodes = async (ns: readonly Notification[]) => void ns.map(encodeNotification);
 
 function setup(publish?: (ns: readonly Notification[]) => Promise<void>) {
   const published: { notifications: readonly Notification[]; traceId?: string }[] = [];
@@ -107,8 +112,6 @@ describe("POST /s3-events", () => {
       ],
     });
   };
-  // The real publisher encodes each notification against the contract.
-  const encodes = async (ns: readonly Notification[]) => void ns.map(encodeNotification);
 
   test.each([
     ["a 2-character bucket name", withObject("ab", {}), /bucket\.name/],
@@ -195,5 +198,26 @@ describe("POST /s3-events", () => {
         maxBodyBytes: 0,
       }),
     ).toThrow(/maxBodyBytes/);
+  });
+});
+
+describe("POST /s3-events (property)", () => {
+  test("any body is published (202) or refused (400/413); never a 5xx", async () => {
+    const bodies = fc.oneof(
+      fc.string(),
+      fc
+        .oneof(mutationsOf(put), mutationsOf(snsLambda), mutationsOf(sqsLambda))
+        .map((v) => JSON.stringify(v) ?? ""),
+      mutationsOf(ebCreated).map((v) => JSON.stringify(v) ?? ""),
+      hostileValue.map((v) => JSON.stringify(v) ?? ""),
+    );
+    const { post } = setup(encodes);
+    await fc.assert(
+      fc.asyncProperty(bodies, async (body) => {
+        const res = await post(body);
+        expect([202, 400, 413]).toContain(res.status);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
