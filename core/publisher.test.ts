@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import type { Kafka, Message, ProducerRecord } from "kafkajs";
 import { aNotification } from "../test/support/notifications.ts";
 import { MAX_TRACE_ID_BYTES, type Notification, recordBytes } from "./contract.ts";
@@ -213,5 +214,77 @@ describe("publisher", () => {
     expect(() =>
       createPublisher({ kafka: fakeKafka().kafka, topic: "t", maxBatchMessages: 0 }),
     ).toThrow(/maxBatchMessages/);
+  });
+});
+
+describe("publisher (property)", () => {
+  /** A broker that refuses for good any request with a "bad" message, after a turn. */
+  function refusingKafka() {
+    const requests: Message[][] = [];
+    const producer = {
+      connect: async () => {},
+      disconnect: async () => {},
+      send: async (record: ProducerRecord) => {
+        await tick();
+        requests.push(record.messages);
+        if (record.messages.some((m) => String(m.value).startsWith("bad"))) {
+          throw Object.assign(new Error("INVALID_RECORD"), { retriable: false });
+        }
+      },
+    };
+    return { kafka: { producer: () => producer } as unknown as Kafka, requests };
+  }
+
+  const aMessage = fc.record({
+    bad: fc.boolean(),
+    size: fc.oneof(fc.integer({ min: 1, max: 1500 }), fc.constant(5000)),
+  });
+
+  test("each call's outcome is its own: it fails only for its own messages", async () => {
+    const maxMessageBytes = 4096;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.array(aMessage, { minLength: 1, maxLength: 4 }), {
+          minLength: 1,
+          maxLength: 12,
+        }),
+        fc.integer({ min: 1, max: 5 }),
+        async (calls, maxBatchMessages) => {
+          const { kafka, requests } = refusingKafka();
+          const publisher = createPublisher({
+            kafka,
+            topic: "t",
+            maxMessageBytes,
+            maxBatchMessages,
+          });
+          const outcomes = await Promise.allSettled(
+            calls.map((messages, c) =>
+              publisher.publishRaw(
+                messages.map((m, i) => ({
+                  key: `c${c}-m${i}`,
+                  value: (m.bad ? "bad" : "ok-").padEnd(m.size, "x"),
+                })),
+              ),
+            ),
+          );
+          calls.forEach((messages, c) => {
+            const oversized = messages.some(
+              (m) => recordBytes({ key: "c0-m0", value: "x".repeat(m.size) }) > maxMessageBytes,
+            );
+            const refused = messages.some((m) => m.bad);
+            const outcome = outcomes[c];
+            expect(outcome?.status).toBe(oversized || refused ? "rejected" : "fulfilled");
+            if (oversized) {
+              expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(InvalidInputError);
+            }
+          });
+          for (const request of requests) {
+            const bytes = request.reduce((sum, m) => sum + recordBytes(m), 0);
+            expect(bytes <= maxMessageBytes || request.length === 1).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 });
