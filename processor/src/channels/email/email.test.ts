@@ -163,6 +163,38 @@ describe("email channel", () => {
       {},
       "SES_FROM",
     ],
+    // Sandbox: an unverified recipient whose address merely contains the sender's is the
+    // message's problem, not the channel's.
+    [
+      {
+        name: "MessageRejected",
+        message:
+          "Email address is not verified. The following identities failed the check in region AP-NORTHEAST-2: myfanda@example.com",
+        ...status(400),
+      },
+      {},
+      "final",
+    ],
+    [
+      {
+        name: "MessageRejected",
+        message:
+          "Email address is not verified. The following identities failed the check in region AP-NORTHEAST-2: fanda@example.com.au",
+        ...status(400),
+      },
+      {},
+      "final",
+    ],
+    [
+      {
+        name: "MessageRejected",
+        message:
+          "Email address is not verified. The following identities failed the check in region AP-NORTHEAST-2: ops@example.com, fanda@example.com.",
+        ...status(400),
+      },
+      {},
+      "SES_FROM",
+    ],
     [{ name: "SendingPausedException", ...status(400) }, {}, "SES account"],
     [{ name: "AccountSuspendedException", ...status(400) }, {}, "SES account"],
     [{ name: "MailFromDomainNotVerifiedException", ...status(400) }, {}, "SES_FROM"],

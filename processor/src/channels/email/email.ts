@@ -96,6 +96,17 @@ export interface EmailChannelOptions {
 }
 
 /**
+ * Whether `text` names `address` as a whole address (case-insensitively): a recipient that
+ * merely contains the sender's address (my-fanda@…, fanda@….au) is not the sender.
+ */
+function namesAddress(text: string, address: string): boolean {
+  const wanted = address.toLowerCase();
+  return text
+    .split(/[\s,;:<>()[\]"']+/)
+    .some((word) => word.replace(/\.+$/, "").toLowerCase() === wanted);
+}
+
+/**
  * Sorts what the SDK threw. A `NotFoundException` names the configuration set when one is
  * set (SendEmail's only named resource besides the sender), else the sender identity.
  */
@@ -120,7 +131,7 @@ function classify(
   if (
     name === "MessageRejected" &&
     /not verified/i.test(e.message ?? "") &&
-    (e.message ?? "").includes(settings.from)
+    namesAddress(e.message ?? "", settings.from)
   )
     setting = "SES_FROM";
   if (setting)
