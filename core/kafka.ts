@@ -308,6 +308,19 @@ export function kafkaErrorType(error: unknown): string | undefined {
 }
 
 /**
+ * A kafkajs failure as a FandaError. Once kafkajs's retrier gives up it throws a
+ * KafkaJSNumberOfRetriesExceeded whose own `retriable` is false (kafkajs will not retry
+ * again), but what it retried was transient (a broker unreachable, a leader election, a topic
+ * being created): the operation may succeed later, so here it is retriable.
+ */
+export function kafkaFailure(operation: string, cause: unknown): FandaError {
+  if (cause instanceof Error && cause.name === "KafkaJSNumberOfRetriesExceeded") {
+    return new FandaError(operation, cause.message, { retriable: true, cause });
+  }
+  return toFandaError(operation, cause);
+}
+
+/**
  * Asks the cluster for `topic`'s metadata, so that connect fails fast and clearly when
  * authentication was refused (kafkajs only notices on the first request, see
  * docs/architecture.md) or the topic does not exist.
@@ -478,7 +491,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       await producer.send({ topic: options.topic, acks: -1, messages });
       return undefined;
     } catch (cause) {
-      return toFandaError(
+      return kafkaFailure(
         `kafka: publishing ${messages.length} message(s) to ${options.topic}`,
         cause,
       );

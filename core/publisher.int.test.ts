@@ -3,12 +3,19 @@
  * never failing the others it is sent with.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ConfigResourceTypes, type Kafka } from "kafkajs";
+import { ConfigResourceTypes, type Kafka, logLevel as KafkaLogLevel } from "kafkajs";
 import { LOCAL_BROKERS, localKafka } from "../test/support/local.ts";
 import { aNotification } from "../test/support/notifications.ts";
 import { MAX_MESSAGE_BYTES, type Notification } from "./contract.ts";
 import { type FandaError, InvalidInputError } from "./errors.ts";
-import { createPublisher, dlqTopicOf, ensureTopics, TOPIC_MAX_MESSAGE_BYTES } from "./kafka.ts";
+import {
+  createKafka,
+  createPublisher,
+  dlqTopicOf,
+  ensureTopics,
+  TOPIC_MAX_MESSAGE_BYTES,
+} from "./kafka.ts";
+import { createLogger } from "./log.ts";
 
 let kafka: Kafka;
 const topic = `fanda-publisher-${crypto.randomUUID().slice(0, 8)}`;
@@ -158,6 +165,38 @@ describe("one message never fails its neighbours", () => {
     } finally {
       await publisher.disconnect();
       await dropTopic(name);
+    }
+  }, 60_000);
+});
+
+describe("a broker-side failure that outlasts kafkajs's retries", () => {
+  test("is retriable (the topic gone while publishing), not a refusal for good", async () => {
+    const name = await smallTopic(MAX_MESSAGE_BYTES);
+    const quick = createKafka(
+      {
+        brokers: LOCAL_BROKERS.split(","),
+        auth: "plaintext",
+        ssl: false,
+        topic: name,
+        clientId: "fanda-publisher-retries",
+      },
+      {
+        logger: createLogger({ level: "error", ns: "publisher-retries" }),
+        logLevel: KafkaLogLevel.NOTHING,
+        overrides: { retry: { retries: 1, initialRetryTime: 50, maxRetryTime: 100 } },
+      },
+    );
+    const publisher = createPublisher({ kafka: quick, topic: name });
+    await publisher.connect();
+    try {
+      await publisher.publish([note(0)]);
+      await dropTopic(name);
+      const err = (await publisher.publish([note(1)]).catch((e: unknown) => e)) as FandaError;
+      expect(err).toBeInstanceOf(Error);
+      expect((err.cause as Error).name).toBe("KafkaJSNumberOfRetriesExceeded");
+      expect(err.retriable).toBe(true);
+    } finally {
+      await publisher.disconnect();
     }
   }, 60_000);
 });

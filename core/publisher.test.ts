@@ -1,6 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import type { Kafka, Message, ProducerRecord } from "kafkajs";
+import {
+  type Kafka,
+  KafkaJSConnectionError,
+  KafkaJSNumberOfRetriesExceeded,
+  type Message,
+  type ProducerRecord,
+} from "kafkajs";
 import { aNotification } from "../test/support/notifications.ts";
 import { MAX_TRACE_ID_BYTES, type Notification, recordBytes } from "./contract.ts";
 import { ConfigError, FandaError, InvalidInputError } from "./errors.ts";
@@ -104,6 +110,35 @@ describe("publisher", () => {
     await tick();
     sends[1]?.done.resolve();
     await second;
+  });
+
+  test("kafkajs giving up after its retries (broker unreachable) is retriable and never split", async () => {
+    // What kafkajs really throws once its retrier is exhausted: a KafkaJSNumberOfRetriesExceeded,
+    // whose own `retriable` is false (it will not retry again) although the cause is transient.
+    const exhausted = () =>
+      new KafkaJSNumberOfRetriesExceeded(
+        new KafkaJSConnectionError("Connection error: connect ECONNREFUSED 127.0.0.1:9092"),
+        { retryCount: 5, retryTime: 1000 },
+      );
+    const { kafka, sends } = fakeKafka();
+    const publisher = createPublisher({ kafka, topic: "t" });
+    const first = publisher.publish([n(1)]);
+    const later = [publisher.publish([n(2)]), publisher.publish([n(3)])];
+    const outcomes = Promise.allSettled(later);
+    sends[0]?.done.reject(exhausted());
+    const err = await first.catch((e: unknown) => e);
+    expect((err as FandaError).retriable).toBe(true);
+    await tick();
+    expect(sends[1]?.record.messages).toHaveLength(2);
+    sends[1]?.done.reject(exhausted());
+    const settled = await outcomes;
+    await tick();
+    // Not re-sent call by call: each re-send would wait through kafkajs's retries again.
+    expect(sends).toHaveLength(2);
+    for (const o of settled) {
+      expect(o.status).toBe("rejected");
+      expect(((o as PromiseRejectedResult).reason as FandaError).retriable).toBe(true);
+    }
   });
 
   test("an invalid notification is refused before anything is sent", async () => {
