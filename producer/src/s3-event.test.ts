@@ -240,9 +240,41 @@ describe("eventIdOf tells distinct S3 events apart", () => {
     expect(eventIdOf({ ...version, eventName: "ObjectCreated:Put" })).toBe(eventIdOf(version));
   });
 
+  test("a delete marker's creation and its permanent removal have distinct ids", () => {
+    // DELETE without a version id creates a marker (its own version id); DELETE of that
+    // version id later removes the marker: ObjectRemoved:Delete with the same version id.
+    const marker = { ...version, versionId: "m1", eventName: "ObjectRemoved:DeleteMarkerCreated" };
+    const removed = { ...marker, sequencer: "00C3", eventName: "ObjectRemoved:Delete" };
+    expect(eventIdOf(removed)).not.toBe(eventIdOf(marker));
+  });
+
   test("uploads while versioning is suspended (version id 'null') are told apart by sequencer", () => {
     const first = { ...version, versionId: "null", eventName: "ObjectCreated:Put" };
     expect(eventIdOf(first)).not.toBe(eventIdOf({ ...first, sequencer: "00B2" }));
+  });
+});
+
+describe("eventIdOf across a deploy", () => {
+  // Ids the release before this one gave these fixtures: an event in flight during a deploy
+  // (published, then redelivered by SQS to the new code) must keep its id, or it is sent twice.
+  // Only events the old ids could not tell apart (the permanent removal of a version, version
+  // id 'null') may change.
+  const idsOf = (event: unknown) =>
+    parseS3Event(event, { notifyOnRemoved: true }).objects.map(
+      (o) => `${o.eventName} ${toNotification(o, "general").eventId}`,
+    );
+
+  test("uploads, delete markers and removals in an unversioned bucket keep their ids", () => {
+    expect(idsOf(put)).toEqual(["ObjectCreated:Put b4518c1204617185be9571505c34050b"]);
+    expect(idsOf(ebCreated)).toEqual(["ObjectCreated:Put 0b7ca8de3b9ce7c54afb6a5e25f3662f"]);
+    expect(idsOf(multi)).toEqual([
+      "ObjectCreated:CompleteMultipartUpload b00d74527813b5432900582372af1d2f",
+      "ObjectRemoved:Delete 152bef7a5c5a4164ffd9579ecac45372",
+      "ObjectCreated:Copy fc915667f082f8989ca3dcf0e3498f6b",
+    ]);
+    expect(idsOf(ebDeleted)).toEqual([
+      "ObjectRemoved:DeleteMarkerCreated 6cedb212160beac65819bd4b157466bd",
+    ]);
   });
 });
 
@@ -268,6 +300,15 @@ const anEvent: fc.Arbitrary<OneEvent> = fc.record({
     .date({ min: new Date("2020-01-01"), max: new Date("2030-01-01"), noInvalidDate: true })
     .map((d) => d.toISOString()),
 });
+
+const anEventExample: OneEvent = {
+  bucket: "bkt",
+  key: "k",
+  versionId: undefined,
+  sequencer: "00A1",
+  kind: "created",
+  eventTime: "2026-01-01T00:00:00.000Z",
+};
 
 function envelopesOf(e: OneEvent): Record<string, unknown> {
   const created = e.kind === "created";
@@ -367,6 +408,34 @@ describe("eventIdOf across envelopes (property)", () => {
           const upload = idOf({ ...e, versionId, kind: "created" });
           const removal = idOf({ ...e, versionId, kind: "deleted", sequencer: removalSequencer });
           expect(removal).not.toBe(upload);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  test("a delete marker's creation and its permanent removal have distinct ids", () => {
+    fc.assert(
+      fc.property(
+        anEvent,
+        fc.stringMatching(/^[A-Za-z0-9._]{1,32}$/),
+        fc.stringMatching(/^[0-9A-F]{16}$/),
+        fc.constantFrom(...(Object.keys(envelopesOf(anEventExample)) as string[])),
+        (e, markerVersion, removalSequencer, shape) => {
+          const idOf = (x: OneEvent) => {
+            const event = envelopesOf(x)[shape];
+            const [object] = parseS3Event(event, { notifyOnRemoved: true }).objects;
+            return object && toNotification(object, "general").eventId;
+          };
+          const marker = idOf({ ...e, versionId: markerVersion, kind: "marker" });
+          const removal = idOf({
+            ...e,
+            versionId: markerVersion,
+            kind: "deleted",
+            sequencer: removalSequencer,
+          });
+          expect(marker).toBeDefined();
+          expect(removal).not.toBe(marker);
         },
       ),
       { numRuns: 200 },

@@ -343,18 +343,21 @@ export function parseSqsRecords(
  * The idempotency id of one S3 event: the same for every redelivery of that event and in
  * every envelope it arrives in (direct, SNS, SQS, EventBridge), different for distinct events.
  *
- * An upload is identified by its object version (versionId in a versioned bucket, else the
- * sequencer); a removal additionally by being a removal, because deleting one version
- * permanently carries that version's id (a delete marker has a version of its own). The
- * creation's exact name (Put, Copy, …) is left out: EventBridge names it differently.
- * `eventName` absent means an upload.
+ * An event is identified by its object version (versionId in a versioned bucket, else the
+ * sequencer, which every event has its own of). A delete marker is a version of its own; the
+ * permanent removal of a version (ObjectRemoved:Delete, EventBridge "Permanently Deleted")
+ * carries the id of the version it removes, an upload's or a delete marker's, so it is marked
+ * as a removal. Nothing else is: ids the previous release gave stay as they were, so an event
+ * redelivered across a deploy keeps its id. The creation's exact name (Put, Copy, …) is left
+ * out: EventBridge names it differently. `eventName` absent means an upload.
  */
 export function eventIdOf(
   e: Pick<S3ObjectEvent, "bucket" | "key" | "versionId" | "sequencer"> & { eventName?: string },
 ): string {
   // "null" is the version id of every object written while versioning is suspended.
-  const version = e.versionId && e.versionId !== "null" ? `v:${e.versionId}` : `s:${e.sequencer}`;
-  const removal = e.eventName?.startsWith("ObjectRemoved:") ? "\nremoved" : "";
+  const versioned = Boolean(e.versionId) && e.versionId !== "null";
+  const version = versioned ? `v:${e.versionId}` : `s:${e.sequencer}`;
+  const removal = versioned && e.eventName === "ObjectRemoved:Delete" ? "\nremoved" : "";
   return createHash("sha256")
     .update(`${e.bucket}\n${e.key}\n${version}${removal}`)
     .digest("hex")
