@@ -1,6 +1,8 @@
 /** Helpers for tests, benchmarks and chaos runs that need local processes on free ports. */
 import { mkdtempSync, rmSync } from "node:fs";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
+import { Redis } from "ioredis";
 import { type Kafka, logLevel as KafkaLogLevel } from "kafkajs";
 import { createKafka } from "../../core/kafka.ts";
 import { createLogger } from "../../core/log.ts";
@@ -15,14 +17,16 @@ export const LOCAL_BROKERS = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
  * A kafkajs client for the local stack's PLAINTEXT listener.
  * @param options.logLevel kafkajs's own log level (default: nothing; its errors are the
  *   caller's to handle)
+ * @param options.brokers bootstrap servers, comma-separated (default {@link LOCAL_BROKERS};
+ *   {@link LOCAL_CLUSTER_BROKERS} for the three-broker cluster)
  */
 export function localKafka(
   clientId: string,
-  options: { topic?: string; logLevel?: KafkaLogLevel } = {},
+  options: { topic?: string; logLevel?: KafkaLogLevel; brokers?: string } = {},
 ): Kafka {
   return createKafka(
     {
-      brokers: LOCAL_BROKERS.split(","),
+      brokers: (options.brokers ?? LOCAL_BROKERS).split(","),
       auth: "plaintext",
       ssl: false,
       topic: options.topic ?? "unused",
@@ -128,4 +132,163 @@ export async function startPrivateRedis(
     rmSync(dir, { recursive: true, force: true });
   };
   return { port, url: `redis://127.0.0.1:${port}`, kill, start, stop };
+}
+
+/** The three-broker cluster's bootstrap servers (`scripts/stack up --brokers 3`). */
+export const LOCAL_CLUSTER_BROKERS =
+  process.env.KAFKA_CLUSTER_BROKERS ?? "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094";
+
+/** A TCP proxy on 127.0.0.1 in front of a local port, which can be cut and pointed elsewhere. */
+export interface TcpProxy {
+  port: number;
+  /** Connections piped right now. */
+  open(): number;
+  /**
+   * Drops every open connection and refuses new ones (the port stops listening) until
+   * {@link restore}: a database or cache that went away, as far as its clients can tell.
+   */
+  cut(): void;
+  /** Listens on the same port again. */
+  restore(): Promise<void>;
+  /**
+   * Sends new connections to `port`; open ones stay where they are, as a DNS name moved to
+   * another node leaves established connections on the old one.
+   */
+  retarget(port: number): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a TCP proxy on a free port of 127.0.0.1 that pipes every connection to
+ * 127.0.0.1:`targetPort`. For fault runs that must break one client's path to a shared
+ * service (MariaDB) without touching the service, or move an endpoint (a Redis failover).
+ */
+export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  let target = targetPort;
+  const sockets = new Set<Socket>();
+  const onConnection = (client: Socket) => {
+    const upstream = connect(target, "127.0.0.1");
+    sockets.add(client);
+    sockets.add(upstream);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const s of [client, upstream]) {
+      s.on("error", close);
+      s.on("close", close);
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  };
+  const listen = (port: number) =>
+    new Promise<Server>((resolve, reject) => {
+      const server = createServer(onConnection);
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => resolve(server));
+    });
+  let server: Server | undefined = await listen(0);
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  const cut = () => {
+    server?.close();
+    server = undefined;
+    for (const s of sockets) s.destroy();
+    sockets.clear();
+  };
+  return {
+    port,
+    open: () => sockets.size / 2,
+    cut,
+    async restore() {
+      if (!server) server = await listen(port);
+    },
+    retarget(next) {
+      target = next;
+    },
+    async stop() {
+      cut();
+    },
+  };
+}
+
+/** Sends one command to the Redis on 127.0.0.1:`port` and returns its reply. */
+export async function redisCommand(port: number, args: string[]): Promise<unknown> {
+  const client = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await client.connect();
+    return await client.call(args[0] as string, ...args.slice(1));
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** A Redis primary and its replica behind one endpoint, as ElastiCache's primary endpoint. */
+export interface RedisPair {
+  /** The primary endpoint (a proxy): new connections reach whichever node is primary now. */
+  url: string;
+  /** The node that is primary now, and the replica. */
+  primary(): PrivateRedis;
+  replica(): PrivateRedis;
+  /**
+   * Fails over as ElastiCache does: the replica is promoted, the endpoint moves to it, and the
+   * old primary becomes a replica of it. Clients still connected to the old primary get
+   * READONLY for every write until they reconnect.
+   */
+  failover(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Waits until the replica on `port` reports its link to the primary up. */
+async function waitReplicaLinked(port: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = String(await redisCommand(port, ["INFO", "replication"]).catch(() => ""));
+    if (info.includes("master_link_status:up")) return;
+    if (Date.now() > deadline) throw new Error(`redis replica on ${port} did not link: ${info}`);
+    await Bun.sleep(100);
+  }
+}
+
+/** Waits until the Redis on `port` answers PING. */
+async function waitRedisUp(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if ((await redisCommand(port, ["PING"]).catch(() => "")) === "PONG") return;
+    if (Date.now() > deadline) throw new Error(`redis on ${port} did not answer PING`);
+    await Bun.sleep(100);
+  }
+}
+
+/**
+ * Starts two private redis-servers (no persistence; the replica is the copy), the second a
+ * replica of the first, and a proxy as the primary endpoint.
+ */
+export async function startRedisPair(): Promise<RedisPair> {
+  let primary = await startPrivateRedis();
+  let replica = await startPrivateRedis();
+  await Promise.all([waitRedisUp(primary.port), waitRedisUp(replica.port)]);
+  await redisCommand(replica.port, ["REPLICAOF", "127.0.0.1", String(primary.port)]);
+  await waitReplicaLinked(replica.port);
+  const endpoint = await startTcpProxy(primary.port);
+  return {
+    url: `redis://127.0.0.1:${endpoint.port}`,
+    primary: () => primary,
+    replica: () => replica,
+    async failover() {
+      const old = primary;
+      await redisCommand(replica.port, ["REPLICAOF", "NO", "ONE"]);
+      endpoint.retarget(replica.port);
+      await redisCommand(old.port, ["REPLICAOF", "127.0.0.1", String(replica.port)]);
+      primary = replica;
+      replica = old;
+      await waitReplicaLinked(replica.port);
+    },
+    async stop() {
+      await endpoint.stop();
+      await Promise.all([primary.stop(), replica.stop()]);
+    },
+  };
 }
