@@ -317,6 +317,15 @@ describe("publisher (property)", () => {
             const bytes = request.reduce((sum, m) => sum + recordBytes(m), 0);
             expect(bytes <= maxMessageBytes || request.length === 1).toBe(true);
           }
+          // What a call resolved for was acknowledged, and nothing was acknowledged twice.
+          const acknowledged = requests
+            .filter((r) => !r.some((m) => String(m.value).startsWith("bad")))
+            .flatMap((r) => r.map((m) => String(m.key)));
+          expect(new Set(acknowledged).size).toBe(acknowledged.length);
+          calls.forEach((messages, c) => {
+            if (outcomes[c]?.status !== "fulfilled") return;
+            for (const i of messages.keys()) expect(acknowledged).toContain(`c${c}-m${i}`);
+          });
         },
       ),
       { numRuns: 150 },
