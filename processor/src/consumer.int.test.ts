@@ -17,7 +17,7 @@ import { createSqliteLog, type DeliveryLog } from "./delivery-log/index.ts";
 import type { ChannelOutcome, Dispatcher } from "./dispatch.ts";
 import { createDeadLetterQueue, DLQ_HEADERS } from "./dlq.ts";
 import { createHttpApp } from "./http.ts";
-import { createMemoryStore } from "./idempotency.ts";
+import { createMemoryStore, type MemoryState } from "./idempotency.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createRouter } from "./routing.ts";
 
@@ -301,6 +301,63 @@ describe("two copies of one eventId in one fetched batch", () => {
       "delivery-failed",
       "delivery-failed",
     ]);
+  }, 60_000);
+});
+
+describe("claims of messages waiting behind others of their batch", () => {
+  test("stay ours past the claim TTL while an earlier message is sent: another worker finds them busy; renewal stops with the batch", async () => {
+    const topic = await newTopic();
+    // One object key: one sequence, so the second waits for the first's send.
+    const first = aNotification({ key: "r/1.pdf" });
+    const second = aNotification({ key: "r/1.pdf" });
+    let t = 0;
+    const now = () => t;
+    const state: MemoryState = new Map();
+    const claimTtlMs = 1000;
+    const stores = { ownerTtlMs: 3_600_000, claimTtlMs, state, now };
+    const mine = createMemoryStore({ ...stores, owner: "mine" });
+    const other = createMemoryStore({ ...stores, owner: "other" });
+    const renewals = new Set<() => void>();
+    const every = (fn: () => void) => {
+      renewals.add(fn);
+      return () => void renewals.delete(fn);
+    };
+    const { promise: held, resolve: release } = Promise.withResolvers<void>();
+    cleanups.push(async () => {
+      release();
+      await mine.close();
+      await other.close();
+    });
+    let sendingFirst = false;
+    const { dispatch: deliver, sent } = aDispatcher();
+    const dispatch = Object.assign(
+      async (...args: Parameters<Dispatcher>) => {
+        if (args[0].eventId === first.eventId) {
+          sendingFirst = true;
+          await held;
+        }
+        return deliver(...args);
+      },
+      { health: () => ({}) },
+    ) as Dispatcher;
+    await publish(topic, [first, second]);
+    const s = await startConsumer(topic, {
+      dispatch,
+      store: mine,
+      claimRenewal: { intervalMs: Math.floor(claimTtlMs / 3), every },
+    });
+    await waitFor("the first message is being sent", () => sendingFirst, { timeoutMs: 30_000 });
+    // The first send outlasts the claim TTL; renewals run as their timer would.
+    for (let step = 0; step < 4; step++) {
+      t += 400;
+      for (const renew of renewals) renew();
+      await Bun.sleep(10);
+    }
+    expect(await other.claim([{ eventId: second.eventId, channel: "log" }])).toEqual(["busy"]);
+    release();
+    await committedTo(s, topic, 2);
+    expect(sent).toEqual([first.eventId, second.eventId]);
+    expect(renewals.size).toBe(0);
   }, 60_000);
 });
 

@@ -1,5 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { type ConsumerState, stallReason } from "./consumer.ts";
+import { createLogger } from "../../core/log.ts";
+import {
+  type ConsumerOptions,
+  type ConsumerState,
+  createNotificationConsumer,
+  stallReason,
+} from "./consumer.ts";
+import { ConfigError } from "./errors.ts";
 
 const running: ConsumerState = { running: true, joined: true, partitions: [0, 1], paused: [] };
 
@@ -22,5 +29,19 @@ describe("stallReason", () => {
     expect(stallReason({ ...running, inFlight: [{ partition: 1, since: 3000 }] }, 1)).toBe(
       "in-flight",
     );
+  });
+});
+
+describe("createNotificationConsumer options", () => {
+  test.each([0, -1, 1.5, Number.NaN])("refuses claimRenewal.intervalMs %p", (intervalMs) => {
+    const options = {
+      kafka: {},
+      topic: "t",
+      groupId: "g",
+      logger: createLogger({ level: "error", sink: () => {} }),
+      claimRenewal: { intervalMs },
+    } as unknown as ConsumerOptions;
+    expect(() => createNotificationConsumer(options)).toThrow(ConfigError);
+    expect(() => createNotificationConsumer(options)).toThrow(/claimRenewal.intervalMs/);
   });
 });

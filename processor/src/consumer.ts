@@ -132,6 +132,14 @@ export interface ConsumerOptions {
   fromBeginning?: boolean;
   /** How often start() looks again for a missing topic or DLQ topic, in ms (default 5000). */
   topicCheckMs?: number;
+  /**
+   * Renews a batch's claims while the batch runs (main.ts: every third of the claim TTL). A
+   * message waiting behind others of its batch (a slow channel, a rate limit) would otherwise
+   * have its claims expire before its send starts, and a worker taking the partition over
+   * would claim and send it too. A claim found lost is taken again before its send. Off when
+   * unset. `every` runs `fn` every `ms` until the function it returns is called (tests).
+   */
+  claimRenewal?: { intervalMs: number; every?: (fn: () => void, ms: number) => () => void };
 }
 
 /** Runs `work` over `items` with at most `limit` running at once. */
@@ -176,6 +184,9 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
   const topicCheckMs = options.topicCheckMs ?? 5000;
   if (!Number.isInteger(topicCheckMs) || topicCheckMs < 1)
     issues.push("topicCheckMs: expected an integer >= 1");
+  const renewal = options.claimRenewal;
+  if (renewal && (!Number.isInteger(renewal.intervalMs) || renewal.intervalMs < 1))
+    issues.push("claimRenewal.intervalMs: expected an integer >= 1");
   if (issues.length > 0) throw new ConfigError("consumer", issues);
 
   const log = options.logger.child("consumer");
@@ -336,6 +347,42 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     }
   };
 
+  /** The keys an item holds a claim on (its channels claimed, not done or busy). */
+  const claimedKeys = (item: Item) =>
+    (item.route as Route).channels.flatMap((ch, i) =>
+      item.claims?.[i] === "claimed" ? [deliveryKey(item.notification as Notification, ch)] : [],
+    );
+
+  /**
+   * Renews the claims of `waiting` items until the returned function is called; an item any
+   * of whose claims is no longer ours goes into `lost`, to be claimed again before its send.
+   */
+  const renewClaims = (waiting: Set<Item>, lost: Set<Item>): (() => void) => {
+    if (!renewal) return () => {};
+    const every =
+      renewal.every ??
+      ((fn: () => void, ms: number) => {
+        const timer = setInterval(fn, ms);
+        timer.unref?.();
+        return () => clearInterval(timer);
+      });
+    return every(() => {
+      const items = [...waiting].map((item) => ({ item, keys: claimedKeys(item) }));
+      const keys = items.flatMap((i) => i.keys);
+      if (keys.length === 0) return;
+      void store.extend(keys).then(
+        (held) => {
+          let at = 0;
+          for (const { item, keys } of items) {
+            if (held.slice(at, at + keys.length).some((h) => h !== true)) lost.add(item);
+            at += keys.length;
+          }
+        },
+        () => {},
+      );
+    }, renewal.intervalMs);
+  };
+
   // Commits what is resolved even when no batch arrives (idle topic, paused partitions).
   let ticker: ReturnType<typeof setInterval> | undefined;
 
@@ -355,6 +402,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     const records: DeliveryRecord[] = [];
     const items: Item[] = batch.messages.map((message) => ({ message, final: false }));
     let reason: Reason | undefined;
+    let stopRenewal = () => {};
     let mark = performance.now();
     const phase = (name: string) => {
       const now = performance.now();
@@ -395,6 +443,10 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
           i.claims = states.slice(at, at + count);
           at += count;
         }
+        // Claims stay ours while their messages wait for their turn (see claimRenewal).
+        const waiting = new Set(pending);
+        const lost = new Set<Item>();
+        stopRenewal = renewClaims(waiting, lost);
         // 3. one key's messages in order, different keys concurrently. A later copy of an
         // eventId joins its first copy's sequence: the batch's claim is ours for both, so only
         // the first may send, and the copy is claimed again once the first's outcome is known.
@@ -417,8 +469,10 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
         await eachLimited([...byKey.values()], concurrency, async (sequence) => {
           for (const item of sequence) {
             if (!payload.isRunning() || payload.isStale()) return;
-            if (copies.has(item) && !(await claimAgain(partition, item))) return;
+            if ((copies.has(item) || lost.has(item)) && !(await claimAgain(partition, item)))
+              return;
             await handler.handle(topic, partition, item, records);
+            waiting.delete(item);
             if (!item.final) return;
           }
         });
@@ -440,6 +494,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       log.error("batch failed; partition paused, the batch is tried again", { partition, err });
       reason ??= "processing-error";
     } finally {
+      stopRenewal();
       // Commit on an interval or when records pile up, in the background so the database's
       // write does not hold this partition. Wait for it when this batch stopped early or the
       // consumer is stopping (what reached a final outcome must not be redone), and when the

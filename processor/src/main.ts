@@ -146,6 +146,8 @@ export async function startProcessor(
     dispatch: extendClaimsWhileSending(dispatch, store, {
       intervalMs: Math.max(1, Math.floor(config.claimTtlMs / 3)),
     }),
+    // And while a message waits behind others of its batch, before its send starts.
+    claimRenewal: { intervalMs: Math.max(1, Math.floor(config.claimTtlMs / 3)) },
     route,
     store,
     deliveryLog: log,
