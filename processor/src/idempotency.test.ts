@@ -146,6 +146,41 @@ describe("the delivery log as the second line", () => {
     await store.close();
   });
 
+  test("a log that does not answer (a hung database) does not hold claims: they stand, and it is not asked again until that lookup ends", async () => {
+    let asked = 0;
+    let answer: ((found: boolean[]) => void) | undefined;
+    const log = {
+      delivered: (keys: readonly unknown[]) => {
+        asked++;
+        if (asked === 1) return new Promise<boolean[]>((resolve) => (answer = resolve));
+        return Promise.resolve(keys.map(() => true));
+      },
+    };
+    const errors: unknown[] = [];
+    const store = withDeliveryLogFallback(createMemoryStore(), log, {
+      timeoutMs: 1,
+      onUnavailable: (err) => errors.push(err),
+    });
+    const k = (c: string) => ({ eventId: c.repeat(32), channel: "webhook" });
+    expect(await store.claim([k("e")])).toEqual(["claimed"]);
+    expect(errors).toHaveLength(1);
+    // Still hung: later claims do not wait for the log again.
+    expect(await store.claim([k("f")])).toEqual(["claimed"]);
+    expect(asked).toBe(1);
+    answer?.([false]);
+    await Bun.sleep(0);
+    expect(await store.claim([k("9")])).toEqual(["done"]);
+    expect(asked).toBe(2);
+    await store.close();
+  });
+
+  test("a lookup timeout that is not a positive integer is refused", () => {
+    const log = { delivered: async () => [] };
+    expect(() => withDeliveryLogFallback(createMemoryStore(), log, { timeoutMs: 0 })).toThrow(
+      /timeoutMs/,
+    );
+  });
+
   test("without the log's answer (closed database) claims stand as the store gave them", async () => {
     const k = { eventId: "c".repeat(32), channel: "webhook" };
     const log = await delivered([k]);

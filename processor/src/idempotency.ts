@@ -20,6 +20,7 @@
  * Claims for a whole batch go to Redis in one pipelined round trip.
  */
 import { Redis } from "ioredis";
+import { DeliveryLogUnavailableError } from "./delivery-log/log.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import { ConfigError, createHealthGate, FandaError } from "./errors.ts";
 
@@ -430,6 +431,12 @@ export interface DeliveryLogFallbackOptions {
   onUnavailable?: (err: unknown) => void;
   /** The log knew deliveries the store had forgotten (their done marks are set again). */
   onRecovered?: (keys: readonly DeliveryKey[]) => void;
+  /**
+   * Longest wait for the log's answer, in ms (default 2000), far below the claim TTL: past it
+   * the claims stand, and the log is not asked again until that lookup ends (a hung database
+   * must not hold every batch's claims, nor let them expire before their sends).
+   */
+  timeoutMs?: number;
 }
 
 /**
@@ -448,6 +455,36 @@ export function withDeliveryLogFallback(
   log: DeliveredLookup,
   options: DeliveryLogFallbackOptions = {},
 ): IdempotencyStore {
+  const timeoutMs = options.timeoutMs ?? 2000;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+    throw new ConfigError("idempotency", ["timeoutMs: expected an integer >= 1"]);
+  }
+  // A lookup that outlasted timeoutMs and has not ended: the log is not asked meanwhile.
+  let hung: Promise<unknown> | undefined;
+  /** The log's answer, or undefined when it took longer than timeoutMs. */
+  const lookup = async (keys: DeliveryKey[]): Promise<boolean[] | undefined> => {
+    const asked = Promise.resolve().then(() => log.delivered(keys));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    });
+    try {
+      const found = await Promise.race([asked, late]);
+      if (found === undefined) {
+        const mine = asked.then(
+          () => {},
+          () => {},
+        );
+        hung = mine;
+        void mine.then(() => {
+          if (hung === mine) hung = undefined;
+        });
+      }
+      return found;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   return {
     ...store,
     kind: store.kind,
@@ -456,12 +493,21 @@ export function withDeliveryLogFallback(
       const open = states.flatMap((s, i) => (s === "claimed" ? [i] : []));
       if (open.length === 0) return states;
       // Known down (a flush is retrying): do not add a connect timeout to every batch.
-      if (log.healthy?.() === false) return states;
-      let found: boolean[];
+      if (log.healthy?.() === false || hung) return states;
+      let found: boolean[] | undefined;
       try {
-        found = await log.delivered(open.map((i) => keys[i] as DeliveryKey));
+        found = await lookup(open.map((i) => keys[i] as DeliveryKey));
       } catch (err) {
         options.onUnavailable?.(err);
+        return states;
+      }
+      if (found === undefined) {
+        options.onUnavailable?.(
+          new DeliveryLogUnavailableError(
+            "looking up delivered rows",
+            new Error(`no answer within ${timeoutMs} ms`),
+          ),
+        );
         return states;
       }
       const done = open.filter((_, j) => found[j] === true);
