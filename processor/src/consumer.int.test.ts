@@ -359,6 +359,59 @@ describe("claims of messages waiting behind others of their batch", () => {
     expect(sent).toEqual([first.eventId, second.eventId]);
     expect(renewals.size).toBe(0);
   }, 60_000);
+
+  test("a claim a renewal found lost (taken by another worker meanwhile) is claimed again before its send: not sent, claimed-elsewhere", async () => {
+    const topic = await newTopic();
+    const first = aNotification({ key: "r/2.pdf" });
+    const second = aNotification({ key: "r/2.pdf" });
+    let t = 0;
+    const state: MemoryState = new Map();
+    const stores = { ownerTtlMs: 3_600_000, claimTtlMs: 1000, state, now: () => t };
+    const mine = createMemoryStore({ ...stores, owner: "mine" });
+    const other = createMemoryStore({ ...stores, owner: "other" });
+    const renewals = new Set<() => void>();
+    const every = (fn: () => void) => {
+      renewals.add(fn);
+      return () => void renewals.delete(fn);
+    };
+    const { promise: held, resolve: release } = Promise.withResolvers<void>();
+    cleanups.push(async () => {
+      release();
+      await mine.close();
+      await other.close();
+    });
+    let sendingFirst = false;
+    const { dispatch: deliver, sent } = aDispatcher();
+    const dispatch = Object.assign(
+      async (...args: Parameters<Dispatcher>) => {
+        if (args[0].eventId === first.eventId) {
+          sendingFirst = true;
+          await held;
+        }
+        return deliver(...args);
+      },
+      { health: () => ({}) },
+    ) as Dispatcher;
+    await publish(topic, [first, second]);
+    const s = await startConsumer(topic, {
+      dispatch,
+      store: mine,
+      claimRenewal: { intervalMs: 300, every },
+    });
+    await waitFor("the first message is being sent", () => sendingFirst, { timeoutMs: 30_000 });
+    // The process stalled past the claim TTL (no renewal ran): another worker takes the claim.
+    t += 1500;
+    expect(await other.claim([{ eventId: second.eventId, channel: "log" }])).toEqual(["claimed"]);
+    for (const renew of renewals) renew();
+    await Bun.sleep(10);
+    release();
+    await waitFor(
+      "the second deferred as claimed elsewhere",
+      () => s.consumer.state().notFinal?.some((p) => p.reason === "claimed-elsewhere"),
+      { timeoutMs: 30_000 },
+    );
+    expect(sent).not.toContain(second.eventId);
+  }, 60_000);
 });
 
 describe("kafkajs restarts the consumer on its own", () => {
