@@ -18,6 +18,11 @@ function provider(answers: {
   fail: (kind: "retriable" | "final") => Response;
   /** What the provider answers every request while misconfigured. */
   misconfigured?: () => Response;
+  /**
+   * Status of a `stall-body` answer (default 200): one whose outcome the body decides. A
+   * webhook's 2xx is decided by its status alone, so its stalled body is a 503's.
+   */
+  stallStatus?: number;
 }) {
   let next: "ok" | "retriable" | "final" | "stall" | "stall-body" = "ok";
   let broken = false;
@@ -48,8 +53,8 @@ function provider(answers: {
             });
           },
         });
-        // 200, not ok()'s status: a 204 has no body to stall.
-        return new Response(body, { status: 200, headers: ok.headers });
+        // Not ok()'s status: a 204 has no body to stall.
+        return new Response(body, { status: answers.stallStatus ?? 200, headers: ok.headers });
       }
       return mode === "ok" ? answers.ok() : answers.fail(mode);
     },
@@ -75,6 +80,7 @@ channelConformance("webhook", async () => {
     ok: () => new Response(null, { status: 204, headers: { "x-request-id": "req-1" } }),
     fail: (kind) => new Response("no", { status: kind === "retriable" ? 503 : 400 }),
     misconfigured: () => new Response("who are you", { status: 401 }),
+    stallStatus: 503,
   });
   return {
     channel: async ({ timeoutMs }) => createWebhookChannel({ url: `${p.url}/hook`, timeoutMs }),

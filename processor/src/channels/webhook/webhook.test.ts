@@ -132,13 +132,11 @@ describe("webhook channel", () => {
     expect(err.retriable).toBe(true);
   });
 
-  test("a receiver that sends headers then stalls the body fails retriably at the deadline", async () => {
+  test("a 2xx whose body then stalls is delivered at the deadline (accepted; never sent twice)", async () => {
     const stalling = await stallingBody(200);
     try {
       const sending = createWebhookChannel({ url: stalling.url, timeoutMs: 100 }).send(n, never);
-      const err = await channelErrorOf(withGuard(sending));
-      expect(err.retriable).toBe(true);
-      expect(err.message).toContain("timed out");
+      expect(await withGuard(sending)).toEqual({});
     } finally {
       await stalling.stop();
     }
@@ -156,7 +154,7 @@ describe("webhook channel", () => {
   }, 30_000);
 
   test("a shutdown ends a send whose body read stalls", async () => {
-    const stalling = await stallingBody(200);
+    const stalling = await stallingBody(503);
     try {
       const shutdown = new AbortController();
       let headersArrived: () => void = () => {};

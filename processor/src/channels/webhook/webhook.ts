@@ -123,18 +123,20 @@ export function createWebhookChannel(options: WebhookChannelOptions): Channel {
         } catch (cause) {
           throw failed("failed", cause);
         }
+        const requestId = response.headers.get("x-request-id");
+        const receipt = requestId ? { providerId: requestId } : {};
         // Read the whole body (so the connection can be reused), within the same deadline.
         let text: string;
         try {
           text = await untilAborted(response.text(), controller.signal);
         } catch (cause) {
           void response.body?.cancel().catch(() => {});
+          // A 2xx status is the receiver's acceptance: a body that stalls after it must not
+          // make us send the notification again.
+          if (response.ok) return receipt;
           throw failed(`answered ${response.status}, reading the body failed`, cause);
         }
-        if (response.ok) {
-          const requestId = response.headers.get("x-request-id");
-          return requestId ? { providerId: requestId } : {};
-        }
+        if (response.ok) return receipt;
         const status = response.status;
         const answered = `POST ${url.host} answered ${status}: ${text.slice(0, 200)}`;
         const setting = configSetting(status);
