@@ -276,6 +276,34 @@ describe("createDispatcher", () => {
     ]);
   });
 
+  test("a bad routing target stays flagged while other targets deliver; a delivery to it clears it", async () => {
+    let missing = true;
+    const a = scripted("a", [
+      async (ctx) => {
+        if (missing && ctx.target.channel === "#gone")
+          throw new ChannelConfigError("a", "routing targets.slack.channel", "channel_not_found");
+        return {};
+      },
+    ]);
+    const flagged: [string, string, boolean][] = [];
+    const dispatch = createDispatcher({
+      channels: [a.channel],
+      logger,
+      sleep: async () => {},
+      onMisconfigured: (channel, setting, on) => flagged.push([channel, setting, on]),
+    });
+    const to = (channel: string) => ({ channels: ["a"], targets: { a: { channel } } });
+    expect((await dispatch(n, to("#gone"), never))[0]?.status).toBe("deferred");
+    for (let i = 0; i < 3; i++)
+      expect((await dispatch(n, to("#uploads"), never))[0]?.status).toBe("delivered");
+    expect(dispatch.health().a?.misconfigured?.setting).toBe("routing targets.slack.channel");
+    expect(flagged).toEqual([["a", "routing targets.slack.channel", true]]);
+    missing = false;
+    expect((await dispatch(n, to("#gone"), never))[0]?.status).toBe("delivered");
+    expect(dispatch.health().a?.misconfigured).toBeUndefined();
+    expect(flagged.at(-1)).toEqual(["a", "routing targets.slack.channel", false]);
+  });
+
   test("a route naming a channel that is not enabled fails that channel only", async () => {
     const a = scripted("a", [ok()]);
     const dispatch = createDispatcher({ channels: [a.channel], logger });

@@ -129,7 +129,20 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return Math.floor(random() * Math.min(cap, base * 2 ** (attempt - 1)));
   };
 
-  const note = (channel: string, outcome: ChannelOutcome) => {
+  // The target (routing settings) each misconfiguration was seen with: only a delivery to that
+  // target shows it fixed. A bad Slack channel for one category must not be cleared by every
+  // delivery to the good ones (the gauge would flap too fast for any scrape to see it); the
+  // deferred messages come back with the same target, so a real fix is seen.
+  const misconfiguredTarget = new Map<string, string>();
+  const targetKey = (target: Record<string, unknown>) => {
+    try {
+      return JSON.stringify(target);
+    } catch {
+      return "";
+    }
+  };
+
+  const note = (channel: string, outcome: ChannelOutcome, target?: string) => {
     const h = health.get(channel) ?? { consecutiveFailures: 0, breakerOpen: false };
     h.lastOutcome = outcome.status;
     h.lastAt = new Date().toISOString();
@@ -137,7 +150,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       h.consecutiveFailures = 0;
       h.breakerOpen = false;
       const fixed = h.misconfigured;
-      if (fixed) {
+      if (fixed && (target === undefined || misconfiguredTarget.get(channel) === target)) {
+        misconfiguredTarget.delete(channel);
         delete h.misconfigured;
         log.info("channel configuration works again", { channel, setting: fixed.setting });
         tell(channel, fixed.setting, false);
@@ -158,11 +172,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   };
 
   /** The provider refused the channel's configuration: the channel is down until fixed. */
-  const misconfigured = (channel: string, error: ChannelConfigError) => {
+  const misconfigured = (channel: string, error: ChannelConfigError, target: string) => {
     const h = health.get(channel);
     if (!h) return;
     failedAttempt(channel, error);
     h.breakerOpen = true;
+    misconfiguredTarget.set(channel, target);
     const previous = h.misconfigured;
     if (previous?.setting === error.setting) {
       previous.error = error.message;
@@ -216,19 +231,23 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     for (let attempt = 1; ; attempt++) {
       try {
         const receipt = await channel.send(n, { signal, target });
-        return note(channel.name, {
-          channel: channel.name,
-          status: "delivered",
-          attempts: attempt,
-          durationMs: performance.now() - started,
-          firstAttemptAt,
-          ...(receipt.providerId ? { providerId: receipt.providerId } : {}),
-        });
+        return note(
+          channel.name,
+          {
+            channel: channel.name,
+            status: "delivered",
+            attempts: attempt,
+            durationMs: performance.now() - started,
+            firstAttemptAt,
+            ...(receipt.providerId ? { providerId: receipt.providerId } : {}),
+          },
+          targetKey(target),
+        );
       } catch (err) {
         const error = toFandaError(`channel ${channel.name}`, err);
         if (signal.aborted) return end("deferred", attempt, error);
         if (err instanceof ChannelConfigError) {
-          misconfigured(channel.name, err);
+          misconfigured(channel.name, err, targetKey(target));
           return end("deferred", attempt, error);
         }
         if (err instanceof ChannelUnavailableError) {
