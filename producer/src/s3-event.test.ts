@@ -561,6 +561,20 @@ describe("parseS3Event envelopes", () => {
     });
   });
 
+  test("skips an EventBridge lifecycle expiration like S3's LifecycleExpiration:* events, even with removals on", () => {
+    const expired = (deletion: string) => ({
+      ...ebDeleted,
+      detail: { ...ebDeleted.detail, reason: "Lifecycle Expiration", "deletion-type": deletion },
+    });
+    expect(parseS3Event(expired("Permanently Deleted"), { notifyOnRemoved: true })).toMatchObject({
+      objects: [],
+      skipped: [{ reason: "LifecycleExpiration:Delete (not an object event)" }],
+    });
+    expect(
+      parseS3Event(expired("Delete Marker Created"), { notifyOnRemoved: true }).skipped[0]?.reason,
+    ).toBe("LifecycleExpiration:DeleteMarkerCreated (not an object event)");
+  });
+
   test("skips other EventBridge S3 events", () => {
     const restore = { ...ebCreated, "detail-type": "Object Restore Completed" };
     expect(parseS3Event(restore).skipped[0]?.reason).toContain("not an object event");

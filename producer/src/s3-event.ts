@@ -202,10 +202,13 @@ function eventBridge(input: unknown, at: string, out: ParsedS3Event, options: Pa
   if (e["detail-type"] === "Object Created") {
     eventName = EVENTBRIDGE_CREATED.get(d.reason ?? "") ?? `ObjectCreated:${d.reason || "Unknown"}`;
   } else if (e["detail-type"] === "Object Deleted") {
+    // S3 names a lifecycle rule's deletions LifecycleExpiration:*, not ObjectRemoved:*: the
+    // same deletion must be admitted or skipped alike whichever way it arrives.
+    const family = d.reason === "Lifecycle Expiration" ? "LifecycleExpiration" : "ObjectRemoved";
     eventName =
       d["deletion-type"] === "Delete Marker Created"
-        ? "ObjectRemoved:DeleteMarkerCreated"
-        : "ObjectRemoved:Delete";
+        ? `${family}:DeleteMarkerCreated`
+        : `${family}:Delete`;
   } else {
     out.skipped.push({ at, reason: `EventBridge ${e["detail-type"]} (not an object event)` });
     return;
