@@ -43,6 +43,7 @@ import { ConfigError, toFandaError } from "./errors.ts";
 import type { ClaimState, IdempotencyStore } from "./idempotency.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Route, Router } from "./routing.ts";
+import { repeatEvery } from "./text.ts";
 
 /** What the consumer is doing, for health and readiness. */
 export interface ConsumerState {
@@ -359,13 +360,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
    */
   const renewClaims = (waiting: Set<Item>, lost: Set<Item>): (() => void) => {
     if (!renewal) return () => {};
-    const every =
-      renewal.every ??
-      ((fn: () => void, ms: number) => {
-        const timer = setInterval(fn, ms);
-        timer.unref?.();
-        return () => clearInterval(timer);
-      });
+    const every = renewal.every ?? repeatEvery;
     return every(() => {
       const items = [...waiting].map((item) => ({ item, keys: claimedKeys(item) }));
       const keys = items.flatMap((i) => i.keys);

@@ -23,6 +23,7 @@ import { Redis } from "ioredis";
 import { DeliveryLogUnavailableError } from "./delivery-log/log.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import { ConfigError, createHealthGate, FandaError } from "./errors.ts";
+import { repeatEvery } from "./text.ts";
 
 /** One delivery: an event on a channel. */
 export interface DeliveryKey {
@@ -395,13 +396,7 @@ export function extendClaimsWhileSending(
   if (!Number.isInteger(options.intervalMs) || options.intervalMs < 1) {
     throw new ConfigError("idempotency", ["intervalMs: expected an integer >= 1"]);
   }
-  const every =
-    options.every ??
-    ((fn: () => void, ms: number) => {
-      const timer = setInterval(fn, ms);
-      timer.unref?.();
-      return () => clearInterval(timer);
-    });
+  const every = options.every ?? repeatEvery;
   const send = async (
     notification: Parameters<Dispatcher>[0],
     route: Parameters<Dispatcher>[1],

@@ -19,6 +19,16 @@ export const abortableSleep = (ms: number, signal?: AbortSignal) =>
   });
 
 /**
+ * Runs `fn` every `ms` until the returned function is called; the timer never keeps the
+ * process alive. The default of every injectable `every` option.
+ */
+export function repeatEvery(fn: () => void, ms: number): () => void {
+  const timer = setInterval(fn, ms);
+  timer.unref?.();
+  return () => clearInterval(timer);
+}
+
+/**
  * `promise`, or a rejection with the signal's reason as soon as `signal` aborts: the caller
  * stops waiting (shutdown) even when the work itself cannot be cancelled (an SDK call without
  * a signal); that work finishes or times out on its own, unobserved.
