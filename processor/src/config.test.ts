@@ -142,7 +142,10 @@ describe("loadProcessorConfig", () => {
     [{ SES_FROM: "not-an-address" }, "SES_FROM: expected an email address"],
     [{ EMAIL_TO: "a@example.com, nope" }, 'EMAIL_TO: "nope" is not an email address'],
     [{ SES_MAX_SEND_RATE: "-1" }, "SES_MAX_SEND_RATE: expected > 0"],
-    [{ WEBHOOK_SECRET: "short" }, "WEBHOOK_SECRET: expected at least 16 characters"],
+    [
+      { WEBHOOK_SECRET: "whsec_c2hvcnQ=" },
+      "WEBHOOK_SECRET: the secret is a 5-byte key; expected 24 to 64 bytes",
+    ],
     [{ KAFKA_CREATE_TOPICS: "sometimes" }, "KAFKA_CREATE_TOPICS: expected true or false"],
     [
       { KAFKA_GROUP_ID: "my group" },
