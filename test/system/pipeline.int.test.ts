@@ -4,6 +4,7 @@
  * the log channel. Each run uses its own topic and group, so runs never see each other.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -84,7 +85,9 @@ beforeAll(async () => {
   };
   kafka = createKafka(settings, { logger, logLevel: logLevel.ERROR });
   await ensureTopics(kafka, topic, { partitions: 3 });
-  sink = startSink();
+  // The sink verifies each delivery with the standardwebhooks library, as a receiver would.
+  const webhookSecret = `whsec_${randomBytes(32).toString("base64")}`;
+  sink = startSink({ secret: webhookSecret });
   const config = loadProcessorConfig({
     KAFKA_BROKERS: brokers,
     KAFKA_TOPIC: topic,
@@ -93,6 +96,7 @@ beforeAll(async () => {
     PORT: "0",
     ENABLED_CHANNELS: "log,webhook",
     WEBHOOK_URL: sink.url,
+    WEBHOOK_SECRET: webhookSecret,
     DELIVERY_MAX_ATTEMPTS: "3",
     RETRY_BASE_MS: "10",
     RETRY_MAX_MS: "50",
@@ -162,7 +166,8 @@ describe("pipeline: S3 event → ingest → Kafka → processor → channels", (
       sequencer: "0055AED6DCD90281E5",
       eventName: "ObjectCreated:Put",
     });
-    expect(got.headers["x-fanda-event-id"]).toBe(eventId);
+    expect(got.headers["webhook-id"]).toBe(eventId);
+    expect(got.verified).toBe(true);
     // The webhook body is exactly what the contract accepts.
     expect(decodeNotification(JSON.stringify(got.body))).toEqual(got.body as never);
 
@@ -245,13 +250,13 @@ describe("pipeline: S3 event → ingest → Kafka → processor → channels", (
     );
   }, 60_000);
 
-  test("a webhook that refuses us (401) is a channel down, not dead letters: paused, the gauge and /readyz name WEBHOOK_URL; fixed, it delivers", async () => {
+  test("a webhook that refuses our signature (401) is a channel down, not dead letters: paused, the gauge and /readyz name WEBHOOK_SECRET; fixed, it delivers", async () => {
     const metric = async () => {
       const text = await (await fetch(`http://127.0.0.1:${processor.port}/metrics`)).text();
       const line = text
         .split("\n")
         .find((l) =>
-          l.startsWith('fanda_channel_misconfigured{channel="webhook",setting="WEBHOOK_URL"}'),
+          l.startsWith('fanda_channel_misconfigured{channel="webhook",setting="WEBHOOK_SECRET"}'),
         );
       return line ? Number(line.split(" ").at(-1)) : undefined;
     };
@@ -270,7 +275,7 @@ describe("pipeline: S3 event → ingest → Kafka → processor → channels", (
       const ready = (await (await fetch(`http://127.0.0.1:${processor.port}/readyz`)).json()) as {
         dependencies: { channels: Record<string, { misconfigured?: { setting: string } }> };
       };
-      return ready.dependencies.channels.webhook?.misconfigured?.setting === "WEBHOOK_URL";
+      return ready.dependencies.channels.webhook?.misconfigured?.setting === "WEBHOOK_SECRET";
     });
     expect(await metric()).toBe(1);
     sink.failNext(401, 0);
