@@ -17,6 +17,9 @@ export const HEADERS = {
   contentType: "content-type",
   schemaVersion: "schema-version",
   traceId: "trace-id",
+  /** W3C trace context of the message's publish span (see core/tracing.ts). */
+  traceparent: "traceparent",
+  tracestate: "tracestate",
 } as const;
 
 /** Content type of the message value. */
@@ -42,12 +45,25 @@ export const MAX_TRACE_ID_BYTES = 256;
  */
 export const RECORD_OVERHEAD_BYTES = 256;
 
-/** The most the contract's headers take in a record (names, values, the longest trace id). */
+/** A `traceparent` value's length (version 00: `00-<32 hex>-<16 hex>-<2 hex>`). */
+const TRACEPARENT_BYTES = 55;
+
+/** The longest `tracestate` header value the publisher writes (W3C's limit). */
+export const MAX_TRACESTATE_BYTES = 512;
+
+/**
+ * The most the contract's headers take in a record (names, values, the longest trace id,
+ * the W3C trace context with the longest tracestate).
+ */
 const HEADER_BYTES =
   Buffer.byteLength(HEADERS.contentType + CONTENT_TYPE) +
   Buffer.byteLength(HEADERS.schemaVersion + String(SCHEMA_VERSION)) +
   Buffer.byteLength(HEADERS.traceId) +
-  MAX_TRACE_ID_BYTES;
+  MAX_TRACE_ID_BYTES +
+  Buffer.byteLength(HEADERS.traceparent) +
+  TRACEPARENT_BYTES +
+  Buffer.byteLength(HEADERS.tracestate) +
+  MAX_TRACESTATE_BYTES;
 
 /**
  * The bytes one message takes in a record batch of its own: key, value, each header's name

@@ -34,6 +34,14 @@ import {
 import { type Env, envOptionalBoolean, splitList } from "./env.ts";
 import { ConfigError, FandaError, InvalidInputError, toFandaError } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import {
+  type Context,
+  endWithError,
+  injectTraceHeaders,
+  type Span,
+  SpanKind,
+  startSpan,
+} from "./tracing.ts";
 
 /** Kafka auth modes: plaintext (local), SCRAM-SHA-512, OAUTHBEARER (local tests), MSK IAM. */
 export const KAFKA_AUTH_MODES = ["plaintext", "iam", "scram", "oauthbearer"] as const;
@@ -352,6 +360,17 @@ async function probeTopic(kafka: Kafka, topic: string): Promise<void> {
   }
 }
 
+/** Options of one {@link Publisher.publish} call. */
+export interface PublishOptions {
+  /** The `trace-id` header: the caller's correlation id (default: a random UUID). */
+  traceId?: string;
+  /**
+   * The trace context of each notification, same order (default: the active context for all):
+   * each message's publish span is its child, and its `traceparent` header names that span.
+   */
+  contexts?: readonly Context[];
+}
+
 /** Publishes notifications to the main topic. */
 export interface Publisher {
   /** Connects the underlying producer; errors surface here, not on first publish. */
@@ -364,7 +383,7 @@ export interface Publisher {
    * @throws FandaError when Kafka does not acknowledge (retriable unless the broker refused
    *   this call's messages for good)
    */
-  publish(notifications: readonly Notification[], options?: { traceId?: string }): Promise<void>;
+  publish(notifications: readonly Notification[], options?: PublishOptions): Promise<void>;
   /**
    * Sends already-encoded messages as they are (replay of dead letters), through the same
    * coalescing queue and acknowledgements as {@link Publisher.publish}.
@@ -567,22 +586,49 @@ export function createPublisher(options: PublisherOptions): Publisher {
           ),
         );
       }
-      const headers: IHeaders = {
-        [HEADERS.contentType]: CONTENT_TYPE,
-        [HEADERS.schemaVersion]: String(SCHEMA_VERSION),
-        [HEADERS.traceId]: traceId,
-      };
+      const spans: Span[] = [];
       let messages: Message[];
       try {
-        messages = notifications.map((n) => ({
-          key: messageKey(n),
-          value: encodeNotification(n),
-          headers,
-        }));
+        messages = notifications.map((n, i) => {
+          const value = encodeNotification(n);
+          const { span, ctx } = startSpan(
+            `publish ${options.topic}`,
+            {
+              kind: SpanKind.PRODUCER,
+              attributes: {
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": options.topic,
+                "fanda.event_id": n.eventId,
+                "fanda.category": n.category,
+              },
+            },
+            publishOptions.contexts?.[i],
+          );
+          spans.push(span);
+          const headers: IHeaders = injectTraceHeaders(
+            {
+              [HEADERS.contentType]: CONTENT_TYPE,
+              [HEADERS.schemaVersion]: String(SCHEMA_VERSION),
+              [HEADERS.traceId]: traceId,
+            },
+            ctx,
+          );
+          return { key: messageKey(n), value, headers };
+        });
       } catch (err) {
+        for (const span of spans) endWithError(span, err);
         return Promise.reject(err);
       }
-      return enqueue(messages);
+      return enqueue(messages).then(
+        () => {
+          for (const span of spans) span.end();
+        },
+        (err: unknown) => {
+          for (const span of spans) endWithError(span, err);
+          throw err;
+        },
+      );
     },
     publishRaw: (messages) => (messages.length === 0 ? Promise.resolve() : enqueue([...messages])),
   };

@@ -2,7 +2,10 @@
  * Structured JSON-lines logging, one object per line on stdout (errors on stderr).
  * Small on purpose: fields are flat, `err` is expanded with its cause chain, and
  * nothing that looks like a secret is ever passed in (config redacts before logging).
+ * A line written while a trace is active (a message being handled) carries its W3C
+ * `trace_id` and `span_id`, so no call site has to pass them.
  */
+import { context, isSpanContextValid, trace } from "@opentelemetry/api";
 
 /** Severity, lowest first. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -55,6 +58,11 @@ export function createLogger(
   const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
     const record: Record<string, unknown> = { time: new Date().toISOString(), level, ns, msg };
+    const span = trace.getSpanContext(context.active());
+    if (span && isSpanContextValid(span)) {
+      record.trace_id = span.traceId;
+      record.span_id = span.spanId;
+    }
     if (fields) {
       for (const [k, v] of Object.entries(fields)) record[k] = k === "err" ? serializeError(v) : v;
     }

@@ -31,7 +31,60 @@ describe("loadProducerConfig", () => {
       ],
       notifyOnRemoved: false,
       logLevel: "info",
+      tracing: { serviceName: "fanda-producer", sampler: "parentbased_always_on", samplerRatio: 1 },
     });
+  });
+
+  test("tracing: exports only with an OTLP endpoint, and not when disabled", () => {
+    expect(loadProducerConfig({}).tracing.tracesUrl).toBeUndefined();
+    const on = loadProducerConfig({
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+      OTEL_SERVICE_NAME: "ingest",
+      OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+      OTEL_TRACES_SAMPLER_ARG: "0.25",
+    }).tracing;
+    expect(on).toEqual({
+      tracesUrl: "http://collector:4318/v1/traces",
+      serviceName: "ingest",
+      sampler: "parentbased_traceidratio",
+      samplerRatio: 0.25,
+    });
+    expect(
+      loadProducerConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318/",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://traces:4318/custom",
+      }).tracing.tracesUrl,
+    ).toBe("http://traces:4318/custom");
+    for (const off of [{ OTEL_SDK_DISABLED: "true" }, { OTEL_TRACES_EXPORTER: "none" }]) {
+      expect(
+        loadProducerConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", ...off }).tracing
+          .tracesUrl,
+      ).toBeUndefined();
+    }
+  });
+
+  test("tracing: malformed OTEL_* settings are refused, each by name", () => {
+    const issues = issuesOf({
+      OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318",
+      OTEL_EXPORTER_OTLP_PROTOCOL: "grpc",
+      OTEL_TRACES_SAMPLER: "jaeger_remote",
+      OTEL_TRACES_SAMPLER_ARG: "2",
+      OTEL_SDK_DISABLED: "maybe",
+      OTEL_SERVICE_NAME: "has space",
+    });
+    for (const name of [
+      "OTEL_EXPORTER_OTLP_ENDPOINT",
+      "OTEL_EXPORTER_OTLP_PROTOCOL",
+      "OTEL_TRACES_SAMPLER",
+      "OTEL_TRACES_SAMPLER_ARG",
+      "OTEL_SDK_DISABLED",
+      "OTEL_SERVICE_NAME",
+    ]) {
+      expect(issues.some((i) => i.startsWith(`${name}:`))).toBe(true);
+    }
+    expect(issuesOf({ OTEL_TRACES_SAMPLER_ARG: "0.5" })).toEqual([
+      "OTEL_TRACES_SAMPLER_ARG: only read with a traceidratio sampler",
+    ]);
   });
 
   test("reads MSK IAM settings; TLS is on by default for iam", () => {

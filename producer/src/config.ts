@@ -11,6 +11,12 @@ import {
   kafkaSettingsFrom,
 } from "../../core/kafka.ts";
 import type { LogLevel } from "../../core/log.ts";
+import {
+  checkTracingEnv,
+  type TracingSettings,
+  tracingEnvShape,
+  tracingSettingsFrom,
+} from "../../core/tracing.ts";
 import { type CategoryRule, DEFAULT_CATEGORY_RULES, parseCategoryRules } from "./category.ts";
 
 /** Everything the producer reads from its environment. */
@@ -20,6 +26,8 @@ export interface ProducerConfig {
   categoryRules: readonly CategoryRule[];
   notifyOnRemoved: boolean;
   logLevel: LogLevel;
+  /** OpenTelemetry (the standard OTEL_* variables); exports only with an OTLP endpoint. */
+  tracing: TracingSettings;
 }
 
 const schema = z.object({
@@ -28,6 +36,7 @@ const schema = z.object({
   CATEGORY_RULES: z.string().optional(),
   NOTIFY_ON_REMOVED: envBoolean(false),
   LOG_LEVEL: envLogLevel,
+  ...tracingEnvShape,
 });
 
 /**
@@ -35,7 +44,7 @@ const schema = z.object({
  * @throws ConfigError naming every invalid variable
  */
 export function loadProducerConfig(env: Env = process.env): ProducerConfig {
-  const e = parseEnv(schema, env, "producer", [checkKafkaEnv]);
+  const e = parseEnv(schema, env, "producer", [checkKafkaEnv, checkTracingEnv]);
   let categoryRules: readonly CategoryRule[] = DEFAULT_CATEGORY_RULES;
   if (e.CATEGORY_RULES !== undefined) {
     try {
@@ -51,5 +60,6 @@ export function loadProducerConfig(env: Env = process.env): ProducerConfig {
     categoryRules,
     notifyOnRemoved: e.NOTIFY_ON_REMOVED,
     logLevel: e.LOG_LEVEL,
+    tracing: tracingSettingsFrom(e, "fanda-producer"),
   };
 }

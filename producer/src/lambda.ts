@@ -14,14 +14,21 @@
  *
  * The Kafka producer is created and connected once per container, on the first invocation,
  * and reused; a failed connect fails that invocation and is tried again on the next.
+ *
+ * Tracing: a sampled X-Ray trace of the invocation (`_X_AMZN_TRACE_ID`, Sampled=1) is
+ * continued; otherwise each S3 record starts a trace of its own (an unsampled X-Ray header
+ * would make every span of the invocation unsampled). Spans are flushed before the invocation
+ * returns: Lambda freezes the container afterwards.
  */
 
 import { MAX_TRACE_ID_BYTES, type Notification } from "../../core/contract.ts";
 import { createKafka, createPublisher, type Publisher } from "../../core/kafka.ts";
 import { createLogger, type Logger } from "../../core/log.ts";
+import { type Context, startTracing, xrayTraceContext } from "../../core/tracing.ts";
 import { createCategorizer } from "./category.ts";
 import { loadProducerConfig, type ProducerConfig } from "./config.ts";
 import { isSqsEvent, parseS3Event, parseSqsRecords, toNotification } from "./s3-event.ts";
+import { startIngest } from "./trace.ts";
 
 /** The part of the Lambda context the handler reads. */
 export interface LambdaContext {
@@ -45,6 +52,14 @@ export interface ProducerRuntime {
   categorize: (key: string) => string;
   notifyOnRemoved: boolean;
   logger: Logger;
+  /** Exports the invocation's spans before it returns (tracing's forceFlush). */
+  flush?: () => Promise<void>;
+}
+
+/** The invocation's X-Ray trace, when Lambda sampled it. */
+function incomingTrace(header: string | undefined): Context | undefined {
+  if (!header || !/(^|;)\s*Sampled=1\s*(;|$)/.test(header)) return undefined;
+  return xrayTraceContext(header);
 }
 
 /**
@@ -58,12 +73,27 @@ export function createHandler(runtime: () => Promise<ProducerRuntime>) {
     context: LambdaContext = {},
   ): Promise<SqsBatchResponse | S3Result> => {
     const rt = await runtime();
+    try {
+      return await handle(rt, event, context);
+    } finally {
+      await rt.flush?.();
+    }
+  };
+}
+
+async function handle(
+  rt: ProducerRuntime,
+  event: unknown,
+  context: LambdaContext,
+): Promise<SqsBatchResponse | S3Result> {
+  {
     const xray = process.env._X_AMZN_TRACE_ID;
     // The X-Ray header grows with its Lineage; past the header limit the request id traces.
     const traceId =
       (xray && Buffer.byteLength(xray) <= MAX_TRACE_ID_BYTES ? xray : undefined) ??
       context.awsRequestId ??
       crypto.randomUUID();
+    const incoming = incomingTrace(xray);
     const log = rt.logger.child("lambda");
     const notify = (o: Parameters<typeof toNotification>[0]) =>
       toNotification(o, rt.categorize(o.key));
@@ -92,11 +122,16 @@ export function createHandler(runtime: () => Promise<ProducerRuntime>) {
             });
             return r.messageId;
           }
+          const ingest = startIngest(notifications.length, incoming, {
+            "faas.invocation_id": context.awsRequestId ?? "",
+          });
           try {
-            await rt.publisher.publish(notifications, { traceId });
+            await rt.publisher.publish(notifications, { traceId, contexts: ingest.contexts });
+            ingest.end();
             published += notifications.length;
             return undefined;
           } catch (err) {
+            ingest.end(err);
             log.error("publish failed; the message will be retried", {
               traceId,
               messageId: r.messageId,
@@ -114,7 +149,16 @@ export function createHandler(runtime: () => Promise<ProducerRuntime>) {
 
     const parsed = parseS3Event(event, { notifyOnRemoved: rt.notifyOnRemoved });
     const notifications = parsed.objects.map(notify);
-    await rt.publisher.publish(notifications, { traceId });
+    const ingest = startIngest(notifications.length, incoming, {
+      "faas.invocation_id": context.awsRequestId ?? "",
+    });
+    try {
+      await rt.publisher.publish(notifications, { traceId, contexts: ingest.contexts });
+    } catch (err) {
+      ingest.end(err);
+      throw err;
+    }
+    ingest.end();
     log.info("published", {
       traceId,
       published: notifications.length,
@@ -122,7 +166,7 @@ export function createHandler(runtime: () => Promise<ProducerRuntime>) {
       eventIds: notifications.map((n) => n.eventId),
     });
     return { published: notifications.length, skipped: parsed.skipped.length };
-  };
+  }
 }
 
 let cached: Promise<ProducerRuntime> | undefined;
@@ -132,6 +176,9 @@ function containerRuntime(): Promise<ProducerRuntime> {
   cached ??= (async () => {
     const config: ProducerConfig = loadProducerConfig();
     const logger = createLogger({ level: config.logLevel, ns: "fanda.producer" });
+    const tracing = await startTracing(config.tracing, {
+      onError: (err) => logger.warn("trace export failed", { err }),
+    });
     const publisher = createPublisher({
       kafka: createKafka(config.kafka, { logger }),
       topic: config.kafka.topic,
@@ -142,6 +189,7 @@ function containerRuntime(): Promise<ProducerRuntime> {
       categorize: createCategorizer({ rules: config.categoryRules }),
       notifyOnRemoved: config.notifyOnRemoved,
       logger,
+      flush: () => tracing.forceFlush(),
     };
   })().catch((err: unknown) => {
     cached = undefined;

@@ -10,9 +10,11 @@ import { MAX_TRACE_ID_BYTES } from "../../core/contract.ts";
 import { ConfigError, InvalidInputError, toFandaError } from "../../core/errors.ts";
 import { createKafka, createPublisher, type Publisher } from "../../core/kafka.ts";
 import { createLogger, type Logger } from "../../core/log.ts";
+import { extractTraceContext, runInContext, startTracing } from "../../core/tracing.ts";
 import { createCategorizer } from "./category.ts";
 import { loadProducerConfig } from "./config.ts";
 import { parseS3Event, toNotification } from "./s3-event.ts";
+import { startIngest } from "./trace.ts";
 
 /** Options of {@link createIngestApp}. */
 export interface IngestAppOptions {
@@ -72,21 +74,33 @@ export function createIngestApp(options: IngestAppOptions): Hono {
       if (Buffer.byteLength(traceId) > MAX_TRACE_ID_BYTES) {
         return c.json({ error: `x-trace-id is over ${MAX_TRACE_ID_BYTES} bytes` }, 400);
       }
+      // A `traceparent` on the request is continued; without one, each record starts a trace.
+      const ingest = startIngest(notifications.length, extractTraceContext(c.req.header()), {
+        "fanda.records": notifications.length,
+      });
+      const inTrace = <T>(fn: () => T): T =>
+        ingest.shared ? runInContext(ingest.shared, fn) : fn();
       try {
-        await options.publisher.publish(notifications, { traceId });
+        await options.publisher.publish(notifications, { traceId, contexts: ingest.contexts });
       } catch (err) {
+        ingest.end(err);
         const e = toFandaError("ingest: publishing", err);
-        log.error("publish failed", { traceId, count: notifications.length, err: e });
+        inTrace(() =>
+          log.error("publish failed", { traceId, count: notifications.length, err: e }),
+        );
         if (e instanceof InvalidInputError) return c.json({ error: e.message }, 400);
         // 503 tells a client to try again; a refusal for good must not.
         return c.json({ error: e.message, retriable: e.retriable }, e.retriable ? 503 : 500);
       }
-      log.info("published", {
-        traceId,
-        published: notifications.length,
-        skipped,
-        eventIds: notifications.map((n) => n.eventId),
-      });
+      ingest.end();
+      inTrace(() =>
+        log.info("published", {
+          traceId,
+          published: notifications.length,
+          skipped,
+          eventIds: notifications.map((n) => n.eventId),
+        }),
+      );
       return c.json({ published: notifications.length, skipped }, 202);
     },
   );
@@ -102,6 +116,9 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger({ level: config.logLevel, ns: "fanda.producer" });
+  const tracing = await startTracing(config.tracing, {
+    onError: (err) => logger.warn("trace export failed", { err }),
+  });
   const categorize = createCategorizer({ rules: config.categoryRules });
   const kafka = createKafka(config.kafka, { logger });
   const publisher = createPublisher({ kafka, topic: config.kafka.topic });
@@ -125,6 +142,7 @@ async function main(): Promise<void> {
     logger.info("stopping", { signal });
     await server.stop();
     await publisher.disconnect();
+    await tracing.shutdown();
     process.exit(0);
   };
   process.once("SIGTERM", () => void stop("SIGTERM"));
