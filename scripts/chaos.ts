@@ -524,6 +524,12 @@ const schedules: Record<Scenario, () => Promise<void>> = {
   },
 };
 
+/** End-to-end backlog (published, not yet delivered) every 100 ms: [ms since start, events]. */
+const backlog: [number, number][] = [];
+const sampler = setInterval(
+  () => backlog.push([Date.now() - started, sent.length - received.size]),
+  100,
+);
 const progress = setInterval(
   () =>
     say(
@@ -560,6 +566,7 @@ while (missingIds().length > 0 && Date.now() < deadline) {
     await publisher.disconnect().catch(() => {});
   }
 }
+clearInterval(sampler);
 const finished = t();
 const timedOut = missingIds().length > 0;
 if (timedOut) {
@@ -576,20 +583,26 @@ if (timedOut) {
   say(`processor logs and /status.json in ${logDir}`);
 }
 
-// Recovery per fault: from the fault's end until every event published before it was delivered.
-const recovery = faults.map((f) => {
-  let last = 0;
-  let undelivered = 0;
-  for (let i = 0; i < sentAt.length && (sentAt[i] as number) <= f.end * 1000; i++) {
-    const first = firstAt.get(sent[i] as string);
-    if (first === undefined) undelivered++;
-    else if (first > last) last = first;
-  }
+// Recovery per fault: from the fault's end until the end-to-end backlog is back under one
+// second of traffic for good (within the window up to the next fault); null if it never was.
+const normalBacklog = rate;
+const recovery = faults.map((f, i) => {
+  const windowEnd = (faults[i + 1]?.start ?? Number.POSITIVE_INFINITY) * 1000;
+  const inWindow = backlog.filter(([ms]) => ms >= f.start * 1000 && ms <= windowEnd);
+  const lastAbove = inWindow.filter(([, n]) => n > normalBacklog).at(-1);
+  const stillAbove = (inWindow.at(-1)?.[1] ?? 0) > normalBacklog;
   return {
     ...f,
-    recoveryS: undelivered > 0 ? null : Math.max(0, last / 1000 - f.end),
+    recoveryS:
+      stillAbove && Number.isFinite(windowEnd)
+        ? Math.max(0, windowEnd / 1000 - f.end) // cut short by the next fault: a lower bound
+        : stillAbove
+          ? null
+          : Math.max(0, (lastAbove?.[0] ?? 0) / 1000 - f.end),
+    overlapsNext: stillAbove && Number.isFinite(windowEnd),
   };
 });
+const peakBacklog = Math.max(0, ...backlog.map(([, n]) => n));
 // The longest time without a first delivery while events were outstanding.
 const firsts = [...firstAt.values()].sort((a, b) => a - b);
 let longestGapS = 0;
@@ -613,8 +626,38 @@ try {
 } catch (err) {
   say(`reading the delivery log failed: ${String(err)}`);
 }
+// A missing event is either not in the topic at all (its publish was acknowledged, yet the
+// record is not there: lost on the way in) or in it and never delivered (lost by the processor).
 const admin = kafka.admin();
 await admin.connect().catch(() => {});
+let notInTopic = 0;
+if (missingIds().length > 0) {
+  const wanted = new Set(missingIds());
+  const inTopic = new Set<string>();
+  const reader = kafka.consumer({ groupId: `${topic}-audit` });
+  const ends = await admin.fetchTopicOffsets(topic).catch(() => []);
+  const total = ends.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+  let read = 0;
+  try {
+    await reader.connect();
+    await reader.subscribe({ topic, fromBeginning: true });
+    await reader.run({
+      eachMessage: async ({ message }) => {
+        read++;
+        const id = (JSON.parse(String(message.value)) as { eventId?: string }).eventId;
+        if (id && wanted.has(id)) inTopic.add(id);
+      },
+    });
+    const until = Date.now() + 60_000;
+    while (read < total && Date.now() < until) await Bun.sleep(500);
+  } finally {
+    await reader.disconnect().catch(() => {});
+  }
+  notInTopic = wanted.size - inTopic.size;
+  say(
+    `of ${wanted.size} undelivered: ${notInTopic} not in the topic (publish acknowledged, record absent), ${inTopic.size} in it (read ${read}/${total} records)`,
+  );
+}
 const dlqOffsets = await admin.fetchTopicOffsets(dlqTopicOf(topic)).catch(() => []);
 const deadLettered = dlqOffsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
 if (missingIds().length === 0) {
@@ -631,6 +674,14 @@ await redisPair?.stop();
 await dbProxy?.stop();
 await sink.stop(true);
 
+// What the processors' own logs say about the group: evictions and consumer crashes.
+const processorLog = [...new Bun.Glob("processor-*.log").scanSync(logDir)]
+  .map((f) => readFileSync(`${logDir}/${f}`, "utf8"))
+  .join("\n");
+const count = (text: string) => processorLog.split(text).length - 1;
+const groupRejoins = count("re-joining the group");
+const consumerCrashes = count("consumer crashed");
+/** Not delivered when the run ended (still in the topic, or never in it: see lostNotInTopic). */
 const lost = missingIds().length;
 const duplicates = deliveries - received.size;
 /** What the fault may repeat at most, by design. */
@@ -662,12 +713,15 @@ const summary = {
   published: sent.length,
   delivered: received.size,
   lost,
+  lostNotInTopic: notInTopic,
   duplicates,
   duplicateBound: bound[scenario].value,
   deadLettered,
   replayed,
   deliveryLogDistinct: logDelivered,
   supervisorRestarts: restarts,
+  groupRejoins,
+  consumerCrashes,
   sigkills,
   stalledResponses: stalled,
   publishFailures,
@@ -677,7 +731,9 @@ const summary = {
     startS: Number(f.start.toFixed(1)),
     endS: Number(f.end.toFixed(1)),
     recoveryS: f.recoveryS === null ? null : Number(f.recoveryS.toFixed(1)),
+    ...(f.overlapsNext ? { recoveryAtLeast: true } : {}),
   })),
+  peakBacklog,
   maxRecoveryS: recovery.some((f) => f.recoveryS === null)
     ? null
     : Number(Math.max(0, ...recovery.map((f) => f.recoveryS as number)).toFixed(1)),
@@ -695,7 +751,7 @@ console.log(`
 | measure | value |
 |---|---|
 | events published / delivered (distinct) | ${sent.length} / ${received.size} |
-| lost | **${lost}**${timedOut ? ` (not delivered within --timeout ${timeoutS} s)` : ""} |
+| not delivered at the end (lost) | **${lost}**${timedOut ? ` (not delivered within --timeout ${timeoutS} s; ${notInTopic} of them never reached the topic although their publish was acknowledged)` : ""} |
 | duplicate deliveries | ${duplicates} (bound ${bound[scenario].value}: ${bound[scenario].why}) |
 | duplicates by arrival window (s: count) | ${
   [...duplicatesAt]
@@ -704,9 +760,9 @@ console.log(`
     .join(", ") || "none"
 } |
 | dead-lettered / replayed | ${deadLettered} / ${replayed} |
-| faults (start–end s → recovery s) | ${recovery.map((f) => `${f.name} ${f.start.toFixed(0)}–${f.end.toFixed(0)} → ${f.recoveryS === null ? "never" : f.recoveryS.toFixed(1)}`).join("; ")} |
-| longest gap without a new delivery | ${longestGapS.toFixed(1)} s |
-| supervisor restarts | ${restarts} |
+| faults (start–end s → recovery s) | ${recovery.map((f) => `${f.name} ${f.start.toFixed(0)}–${f.end.toFixed(0)} → ${f.recoveryS === null ? "never" : `${f.overlapsNext ? "≥ " : ""}${f.recoveryS.toFixed(1)}`}`).join("; ")} |
+| longest gap without a new delivery / peak backlog | ${longestGapS.toFixed(1)} s / ${peakBacklog} events |
+| supervisor restarts / evicted members re-joining / consumer crashes (from the processors' logs) | ${restarts} / ${groupRejoins} / ${consumerCrashes} |
 | delivery log: distinct events delivered | ${logDelivered} |
 | all delivered at / run time | ${finished.toFixed(0)} s / ${t().toFixed(0)} s |
 `);
