@@ -46,8 +46,9 @@ export const WEBHOOK_HEADERS = {
 
 /** The prefix of a Standard Webhooks secret. */
 export const SECRET_PREFIX = "whsec_";
-/** The shortest and longest signing key, in bytes (the specification's 24 to 64). */
+/** The shortest signing key, in bytes (the specification's lower bound). */
 export const MIN_KEY_BYTES = 24;
+/** The longest signing key, in bytes (the specification's upper bound). */
 export const MAX_KEY_BYTES = 64;
 /** The most secrets signed with at once: rotation needs two, a typo should not make a hundred. */
 export const MAX_SECRETS = 5;
