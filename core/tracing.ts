@@ -184,9 +184,14 @@ let exportingNow = false;
 /** True while an SDK records spans: instrumentation skips work only a recorder needs (links). */
 export const isExporting = () => exportingNow;
 
+/** What is registered now, shared by every {@link startTracing} of the process. */
+let registered: { tracing: Tracing; users: number } | undefined;
+
 /**
  * Registers propagation (always) and the SDK with its OTLP/HTTP exporter (only with
- * `settings.tracesUrl` or `options.exporter`). Call once per process, before the first message.
+ * `settings.tracesUrl` or `options.exporter`), before the first message. OpenTelemetry's
+ * registrations are global: a second call while the first is running (two processors in one
+ * test process) shares the first's, and only the last shutdown unregisters them.
  * The exporter reads OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT and _COMPRESSION from the process
  * environment itself.
  * @example
@@ -198,6 +203,27 @@ export async function startTracing(
   settings: TracingSettings,
   options: TracingOptions = {},
 ): Promise<Tracing> {
+  if (!registered) {
+    const tracing = await register(settings, options);
+    registered = { tracing, users: 0 };
+  }
+  const shared = registered;
+  shared.users++;
+  let released = false;
+  return {
+    exporting: shared.tracing.exporting,
+    forceFlush: () => shared.tracing.forceFlush(),
+    shutdown: async () => {
+      if (released) return;
+      released = true;
+      if (--shared.users > 0) return shared.tracing.forceFlush();
+      if (registered === shared) registered = undefined;
+      await shared.tracing.shutdown();
+    },
+  };
+}
+
+async function register(settings: TracingSettings, options: TracingOptions): Promise<Tracing> {
   const manager = new AsyncLocalContextManager();
   context.setGlobalContextManager(manager);
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());

@@ -20,6 +20,12 @@ import {
   kafkaSettingsFrom,
 } from "../../core/kafka.ts";
 import type { LogLevel } from "../../core/log.ts";
+import {
+  checkTracingEnv,
+  type TracingSettings,
+  tracingEnvShape,
+  tracingSettingsFrom,
+} from "../../core/tracing.ts";
 import type { ChannelPlugin } from "./channels/channel.ts";
 import {
   CHANNEL_NAMES,
@@ -81,6 +87,8 @@ export interface ProcessorConfig {
   sqlitePath: string;
   routing?: RoutingRules;
   logLevel: LogLevel;
+  /** OpenTelemetry (the standard OTEL_* variables); exports only with an OTLP endpoint. */
+  tracing: TracingSettings;
 }
 
 const plugins = Object.values(CHANNEL_PLUGINS) as ChannelPlugin<unknown>[];
@@ -90,6 +98,7 @@ const DEFAULT_CHANNELS = "slack,email";
 
 const schema = z.object({
   ...kafkaEnvShape,
+  ...tracingEnvShape,
   KAFKA_GROUP_ID: z
     .string()
     .regex(/^[A-Za-z0-9._-]{1,200}$/, "expected a consumer group id ([A-Za-z0-9._-])")
@@ -253,10 +262,11 @@ function loadRouting(
  */
 export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
   // Typed by the processor's own schema; the channels' variables are read by their plugins.
-  const e = parseEnv(fullSchema, env, "processor", [checkKafkaEnv, checkProcessorEnv]) as z.output<
-    typeof schema
-  > &
-    Record<string, unknown>;
+  const e = parseEnv(fullSchema, env, "processor", [
+    checkKafkaEnv,
+    checkTracingEnv,
+    checkProcessorEnv,
+  ]) as z.output<typeof schema> & Record<string, unknown>;
   const routing = loadRouting(e.ROUTING_RULES, e.ROUTING_FILE);
   if (routing) {
     createRouter({ enabled: e.ENABLED_CHANNELS, rules: routing });
@@ -299,5 +309,6 @@ export function loadProcessorConfig(env: Env = process.env): ProcessorConfig {
     sqlitePath: e.AUDIT_SQLITE_PATH,
     ...(routing ? { routing } : {}),
     logLevel: e.LOG_LEVEL,
+    tracing: tracingSettingsFrom(e, "fanda-processor"),
   };
 }

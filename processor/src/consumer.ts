@@ -33,9 +33,11 @@ import type { Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Notification } from "../../core/contract.ts";
 import { dlqTopicOf } from "../../core/kafka.ts";
 import type { Logger } from "../../core/log.ts";
+import { runInContext } from "../../core/tracing.ts";
 import { createMessageHandler, deliveryKey, type Item, type Reason } from "./consumer/handler.ts";
 import { createOffsetLedger } from "./consumer/ledger.ts";
 import { createSettler } from "./consumer/store-retry.ts";
+import { traceBatch, traceLogWrite } from "./consumer/tracing.ts";
 import type { DeliveryLog, DeliveryRecord } from "./delivery-log/index.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import type { DeadLetterQueue } from "./dlq.ts";
@@ -263,7 +265,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
   const writeRecords = async (records: DeliveryRecord[], isRunning: () => boolean) => {
     for (let attempt = 1; ; attempt++) {
       try {
-        await deliveryLog.write(records);
+        await traceLogWrite(records, deliveryLog.kind, () => deliveryLog.write(records));
         return true;
       } catch (err) {
         if (abortSignal.aborted || !isRunning()) return false;
@@ -396,6 +398,8 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     );
     const records: DeliveryRecord[] = [];
     const items: Item[] = batch.messages.map((message) => ({ message, final: false }));
+    // Each message's work runs in its own trace (its log lines carry its trace id).
+    const traced = traceBatch(topic, partition, options.groupId, items);
     let reason: Reason | undefined;
     let stopRenewal = () => {};
     let mark = performance.now();
@@ -406,7 +410,10 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     };
     try {
       // 1. decode; poison goes to the DLQ and is final.
-      for (const item of items) await handler.decode(topic, partition, item);
+      for (const item of items) {
+        await runInContext(traced.contextOf(item), () => handler.decode(topic, partition, item));
+        traced.decoded(item);
+      }
       phase("decode");
       // 2. claim every delivery of the batch at once.
       const pending = items.filter((i) => i.notification && i.route);
@@ -464,9 +471,15 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
         await eachLimited([...byKey.values()], concurrency, async (sequence) => {
           for (const item of sequence) {
             if (!payload.isRunning() || payload.isStale()) return;
-            if ((copies.has(item) || lost.has(item)) && !(await claimAgain(partition, item)))
-              return;
-            await handler.handle(topic, partition, item, records);
+            const claimed = await runInContext(
+              traced.contextOf(item),
+              async () =>
+                !(copies.has(item) || lost.has(item)) || (await claimAgain(partition, item)),
+            );
+            if (!claimed) return;
+            await runInContext(traced.contextOf(item), () =>
+              handler.handle(topic, partition, item, records),
+            );
             waiting.delete(item);
             if (!item.final) return;
           }
@@ -490,6 +503,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       reason ??= "processing-error";
     } finally {
       stopRenewal();
+      traced.end(reason);
       // Commit on an interval or when records pile up, in the background so the database's
       // write does not hold this partition. Wait for it when this batch stopped early or the
       // consumer is stopping (what reached a final outcome must not be redone), and when the

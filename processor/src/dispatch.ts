@@ -17,6 +17,13 @@
  */
 import type { Notification } from "../../core/contract.ts";
 import type { Logger } from "../../core/log.ts";
+import {
+  runInContext,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  startSpan,
+} from "../../core/tracing.ts";
 import type { Channel } from "./channels/channel.ts";
 import {
   ChannelConfigError,
@@ -57,6 +64,23 @@ export interface ChannelHealth {
    * paused): what to fix, the provider's answer, and since when. Cleared by a delivery.
    */
   misconfigured?: { setting: string; error: string; since: string };
+}
+
+/** Ends a delivery's span with its outcome (channel, attempts, outcome, provider id). */
+function endDeliverySpan(span: Span, outcome: ChannelOutcome): void {
+  if (span.isRecording()) {
+    span.setAttributes({
+      "fanda.attempts": outcome.attempts,
+      "fanda.outcome": outcome.status,
+      ...(outcome.status === "delivered" && outcome.providerId
+        ? { "fanda.provider_id": outcome.providerId }
+        : {}),
+    });
+    if (outcome.status !== "delivered") {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error.message });
+    }
+  }
+  span.end();
 }
 
 /** Options of {@link createDispatcher}. */
@@ -309,7 +333,21 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             }),
           );
         }
-        return deliver(channel, n, route.targets[name] ?? {}, signal);
+        // One span per delivery, active while the channel sends (a webhook passes it on).
+        const { span, ctx } = startSpan(`deliver ${name}`, {
+          kind: SpanKind.CLIENT,
+          attributes: { "fanda.channel": name, "fanda.event_id": n.eventId },
+        });
+        return runInContext(ctx, () => deliver(channel, n, route.targets[name] ?? {}, signal)).then(
+          (outcome) => {
+            endDeliverySpan(span, outcome);
+            return outcome;
+          },
+          (err: unknown) => {
+            span.end();
+            throw err;
+          },
+        );
       }),
     )) as Dispatcher;
   dispatch.health = () =>

@@ -11,6 +11,7 @@
 import { setMaxListeners } from "node:events";
 import { createKafka, ensureTopics } from "../../core/kafka.ts";
 import { createLogger, defaultSink, type Logger } from "../../core/log.ts";
+import { startTracing } from "../../core/tracing.ts";
 import { createChannels } from "./channels/index.ts";
 import { loadProcessorConfig, type ProcessorConfig } from "./config.ts";
 import { createNotificationConsumer, stallReason } from "./consumer.ts";
@@ -209,6 +210,10 @@ export async function startProcessor(
     idempotencyFailOpen: config.idempotencyFailOpen,
     version,
   });
+  // Trace context from here on; spans are exported only with an OTLP endpoint configured.
+  const tracing = await startTracing(config.tracing, {
+    onError: (err) => logger.warn("trace export failed", { err }),
+  });
   const server = await serveHttp({ hostname: config.host, port: config.port, fetch: app.fetch });
   // The HTTP server answers from here on (readiness says why it is not ready yet), while the
   // DLQ producer connects (on a fresh broker that waits for Kafka's internal topics).
@@ -246,6 +251,8 @@ export async function startProcessor(
         await store.close().catch((err) => logger.warn("idempotency store close failed", { err }));
         await log.close().catch((err) => logger.warn("delivery log close failed", { err }));
         await server.stop();
+        // The last spans (the drained batch, the final log write) go out before exit.
+        await tracing.shutdown();
         logger.info("stopped");
       }
     })();

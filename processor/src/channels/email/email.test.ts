@@ -6,6 +6,7 @@ import { SESv2Client, SendEmailCommand } from "@aws-sdk/client-sesv2";
 import sesLocal from "aws-ses-v2-local";
 import type { Notification } from "../../../../core/contract.ts";
 import { createLogger } from "../../../../core/log.ts";
+import { extractTraceContext, runInContext, startTracing } from "../../../../core/tracing.ts";
 import { LOCAL_SES_ACCOUNT } from "../../../../scripts/ses-local.ts";
 import { aNotification } from "../../../../test/support/notifications.ts";
 import { createDispatcher } from "../../dispatch.ts";
@@ -279,5 +280,39 @@ describe("email channel", () => {
     ["<ops@example.com>", false],
   ])("isEmailAddress(%p) is %p", (address, ok) => {
     expect(isEmailAddress(address)).toBe(ok);
+  });
+});
+
+describe("email channel: trace id tag", () => {
+  test("tags the message with the active trace id, within SES's tag charset; no tag outside a trace", async () => {
+    const tracing = await startTracing({
+      serviceName: "t",
+      sampler: "parentbased_always_on",
+      samplerRatio: 1,
+    });
+    try {
+      const inputs: SendEmailCommand["input"][] = [];
+      const capturing: SesApi = {
+        send: async (command) => {
+          if (command instanceof SendEmailCommand) inputs.push(command.input);
+          return { MessageId: "m-1" };
+        },
+      };
+      const email = channel({ client: capturing, maxSendRate: 1000 });
+      const ctx = extractTraceContext({
+        traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      });
+      await runInContext(ctx, () => email.send(notification(), { signal: never, target: {} }));
+      await email.send(notification(), { signal: never, target: {} });
+      const tags = inputs.map((i) => i.EmailTags ?? []);
+      expect(tags[0]).toContainEqual({
+        Name: "trace_id",
+        Value: "0af7651916cd43dd8448eb211c80319c",
+      });
+      for (const tag of tags.flat()) expect(tag.Value).toMatch(/^[A-Za-z0-9_-]{1,256}$/);
+      expect(tags[1]?.some((t) => t.Name === "trace_id")).toBe(false);
+    } finally {
+      await tracing.shutdown();
+    }
   });
 });

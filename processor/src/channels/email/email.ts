@@ -18,6 +18,7 @@ import {
 } from "@aws-sdk/client-sesv2";
 import type { Notification } from "../../../../core/contract.ts";
 import { ConfigError } from "../../../../core/errors.ts";
+import { traceIdOf } from "../../../../core/tracing.ts";
 import {
   type Channel,
   ChannelConfigError,
@@ -220,6 +221,7 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
       }
       await limiter.take(signal);
       const message = options.templates.email(notification);
+      const traceId = traceIdOf();
       const input: SendEmailCommandInput = {
         FromEmailAddress: options.from,
         Destination: { ToAddresses: to },
@@ -236,6 +238,8 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
         EmailTags: [
           { Name: "category", Value: notification.category.replace(/[^A-Za-z0-9_-]/g, "_") },
           { Name: "event", Value: notification.eventId },
+          // The W3C trace id (32 lowercase hex digits, within SES's tag charset [A-Za-z0-9_-]).
+          ...(traceId ? [{ Name: "trace_id", Value: traceId }] : []),
         ],
       };
       let result: { MessageId?: string };

@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Notification } from "../../../../core/contract.ts";
 import { createLogger } from "../../../../core/log.ts";
+import { extractTraceContext, runInContext, startTracing } from "../../../../core/tracing.ts";
 import { type SlackServer, startSlackServer } from "../../../../scripts/slack-server.ts";
 import { aNotification } from "../../../../test/support/notifications.ts";
 import { createDispatcher } from "../../dispatch.ts";
@@ -493,4 +494,41 @@ describe("slack channel", () => {
   ])("refuses %p", (options, message) => {
     expect(() => createSlackChannel({ templates, ...options })).toThrow(message);
   });
+});
+
+describe("slack channel: trace ids in the message metadata", () => {
+  const traced = (traceId: string) =>
+    extractTraceContext({ traceparent: `00-${traceId}-b7ad6b7169203331-01` });
+
+  test.each([false, true])(
+    "metadata carries the trace id of each notification the message carries (digest %p)",
+    async (digest) => {
+      const tracing = await startTracing({
+        serviceName: "t",
+        sampler: "parentbased_always_on",
+        samplerRatio: 1,
+      });
+      try {
+        const s = server();
+        const slack = createSlackChannel({ token, templates, apiUrl: s.apiUrl, digest });
+        const target = { channel: "#t" };
+        const a = "0af7651916cd43dd8448eb211c80319c";
+        const b = "1bf7651916cd43dd8448eb211c80319d";
+        await Promise.all([
+          runInContext(traced(a), () => slack.send(notification(), { signal: never, target })),
+          runInContext(traced(b), () => slack.send(notification(), { signal: never, target })),
+        ]);
+        const payloads = s.messages.map((m) => m.metadata?.event_payload ?? {});
+        const pairs = payloads.flatMap((p) => {
+          const ids = String(p.event_ids).split(",");
+          const traces = String(p.trace_ids).split(",");
+          expect(traces).toHaveLength(ids.length);
+          return traces;
+        });
+        expect(pairs.sort()).toEqual([a, b]);
+      } finally {
+        await tracing.shutdown();
+      }
+    },
+  );
 });

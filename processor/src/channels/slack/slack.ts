@@ -31,6 +31,7 @@ import {
 } from "@slack/web-api";
 import type { Notification } from "../../../../core/contract.ts";
 import { ConfigError } from "../../../../core/errors.ts";
+import { traceIdOf } from "../../../../core/tracing.ts";
 import {
   type Channel,
   ChannelConfigError,
@@ -85,8 +86,9 @@ export const SLACK_CHANNEL_ERRORS = new Set([
 ]);
 
 /**
- * `metadata.event_type` of every message the channel posts; `event_payload` holds `count` and
- * `event_ids` (comma-separated) of the notifications it carries.
+ * `metadata.event_type` of every message the channel posts; `event_payload` holds `count`,
+ * `event_ids` (comma-separated) of the notifications it carries and, when they were traced,
+ * `trace_ids` (their W3C trace ids, comma-separated in the same order).
  */
 export const SLACK_METADATA_EVENT = "fanda_notifications";
 
@@ -136,6 +138,8 @@ export interface SlackChannelOptions {
 /** A notification waiting for its Slack channel's next message. */
 interface Queued {
   notification: Notification;
+  /** The W3C trace id the send ran in, for the message metadata. */
+  traceId: string | undefined;
   signal: AbortSignal;
   resolve: (receipt: { providerId?: string }) => void;
   reject: (err: unknown) => void;
@@ -283,6 +287,7 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
     slackChannel: string,
     message: { text: string; blocks: unknown[] },
     notifications: readonly Notification[],
+    traceIds: readonly (string | undefined)[],
   ) => {
     try {
       const res = await client.chat.postMessage({
@@ -298,6 +303,9 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
           event_payload: {
             count: notifications.length,
             event_ids: notifications.map((n) => n.eventId).join(","),
+            ...(traceIds.some((t) => t !== undefined)
+              ? { trace_ids: traceIds.map((t) => t ?? "").join(",") }
+              : {}),
           },
         },
       } as unknown as ChatPostMessageArguments);
@@ -392,6 +400,7 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
             slackChannel,
             message,
             batch.map((q) => q.notification),
+            batch.map((q) => q.traceId),
           );
         } catch (err) {
           for (const q of batch) q.reject(err);
@@ -435,7 +444,10 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
         const message = render([notification]);
         await bucket(slackChannel).take(signal);
         // The Web API client takes no signal: a shutdown stops waiting on a silent Slack.
-        const receipt = await untilAborted(post(slackChannel, message, [notification]), signal);
+        const receipt = await untilAborted(
+          post(slackChannel, message, [notification], [traceIdOf()]),
+          signal,
+        );
         options.onPosted?.(1);
         return receipt;
       }
@@ -445,7 +457,7 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
         new Promise((resolve, reject) => {
           const queue = queues.get(slackChannel) ?? [];
           queues.set(slackChannel, queue);
-          queue.push({ notification, signal, resolve, reject });
+          queue.push({ notification, traceId: traceIdOf(), signal, resolve, reject });
           pump(slackChannel, queue).catch((err) => {
             // Not expected (the loop catches what it awaits); never leave a send unsettled.
             for (const q of queue.splice(0)) q.reject(err);
