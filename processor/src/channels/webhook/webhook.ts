@@ -9,6 +9,7 @@
 import { createHmac } from "node:crypto";
 import type { Notification } from "../../../../core/contract.ts";
 import { ConfigError } from "../../../../core/errors.ts";
+import { injectTraceHeaders } from "../../../../core/tracing.ts";
 import {
   type Channel,
   ChannelConfigError,
@@ -206,6 +207,8 @@ export function createWebhookChannel(options: WebhookChannelOptions): Channel {
           [WEBHOOK_HEADERS.id]: notification.eventId,
           [WEBHOOK_HEADERS.timestamp]: String(timestamp),
         };
+        // traceparent/tracestate of this delivery: the receiver's spans join the upload's trace.
+        injectTraceHeaders(headers);
         if (keys.length > 0) {
           headers[WEBHOOK_HEADERS.signature] = webhookSignature(
             keys,
