@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 import fc from "fast-check";
 import {
   type Kafka,
@@ -11,6 +12,7 @@ import { aNotification } from "../test/support/notifications.ts";
 import { MAX_TRACE_ID_BYTES, type Notification, recordBytes } from "./contract.ts";
 import { ConfigError, FandaError, InvalidInputError } from "./errors.ts";
 import { createPublisher } from "./kafka.ts";
+import { extractTraceContext, newTraceContext, SpanStatusCode, startTracing } from "./tracing.ts";
 
 /** A producer whose sends complete only when the test says so. */
 function fakeKafka() {
@@ -330,5 +332,65 @@ describe("publisher (property)", () => {
       ),
       { numRuns: 150 },
     );
+  });
+});
+
+describe("publisher: trace context headers", () => {
+  test("each message carries the traceparent of its own publish span, under its context", async () => {
+    const exporter = new InMemorySpanExporter();
+    const tracing = await startTracing(
+      { serviceName: "t", sampler: "parentbased_always_on", samplerRatio: 1 },
+      { exporter },
+    );
+    try {
+      const { kafka, sends } = fakeKafka();
+      const publisher = createPublisher({ kafka, topic: "t" });
+      const a = "0af7651916cd43dd8448eb211c80319c";
+      const state = `vendor=${"x".repeat(600)}`;
+      const contexts = [
+        extractTraceContext({ traceparent: `00-${a}-b7ad6b7169203331-01`, tracestate: "k=v" }),
+        extractTraceContext({ traceparent: `00-${a}-b7ad6b7169203331-01`, tracestate: state }),
+        newTraceContext(),
+      ];
+      const done = publisher.publish([n(1), n(2), n(3)], { traceId: "tr", contexts });
+      const messages = sends[0]?.record.messages ?? [];
+      const parents = messages.map((m) => String(m.headers?.traceparent));
+      expect(parents[0]).toMatch(new RegExp(`^00-${a}-[0-9a-f]{16}-01$`));
+      expect(parents[1]).toMatch(new RegExp(`^00-${a}-[0-9a-f]{16}-01$`));
+      expect(parents[0]).not.toBe(parents[1]);
+      expect(parents[2]).not.toContain(a);
+      expect(messages[0]?.headers?.tracestate).toBe("k=v");
+      // Over W3C's 512 characters the tracestate is not carried (the contract's size bound).
+      expect(messages[1]?.headers?.tracestate).toBeUndefined();
+      expect(messages[0]?.headers?.["trace-id"]).toBe("tr");
+      sends[0]?.done.resolve();
+      await done;
+      await tracing.forceFlush();
+      const spans = exporter.getFinishedSpans();
+      expect(spans.map((s) => s.name)).toEqual(["publish t", "publish t", "publish t"]);
+      expect(spans[0]?.parentSpanContext?.spanId).toBe("b7ad6b7169203331");
+      expect(parents[0]).toContain(spans[0]?.spanContext().spanId as string);
+    } finally {
+      await tracing.shutdown();
+    }
+  });
+
+  test("a failed publish ends its spans with an error status", async () => {
+    const exporter = new InMemorySpanExporter();
+    const tracing = await startTracing(
+      { serviceName: "t", sampler: "parentbased_always_on", samplerRatio: 1 },
+      { exporter },
+    );
+    try {
+      const { kafka, sends } = fakeKafka();
+      const publisher = createPublisher({ kafka, topic: "t" });
+      const done = publisher.publish([n(1)]);
+      sends[0]?.done.reject(new KafkaJSConnectionError("down"));
+      await expect(done).rejects.toThrow(FandaError);
+      await tracing.forceFlush();
+      expect(exporter.getFinishedSpans()[0]?.status.code).toBe(SpanStatusCode.ERROR);
+    } finally {
+      await tracing.shutdown();
+    }
   });
 });

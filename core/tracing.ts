@@ -358,7 +358,11 @@ const getter: TextMapGetter<Record<string, unknown>> = {
 
 const setter: TextMapSetter<Record<string, string>> = {
   set(carrier, key, value) {
-    if (key === "tracestate" && Buffer.byteLength(value) > MAX_TRACESTATE_BYTES) return;
+    // An empty tracestate (every member invalid) is no tracestate; a longer one than the
+    // contract's bound is not carried (the W3C limit, so only a broken caller sends one).
+    if (key === "tracestate" && (value === "" || Buffer.byteLength(value) > MAX_TRACESTATE_BYTES)) {
+      return;
+    }
     carrier[key] = value;
   },
 };
