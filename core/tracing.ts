@@ -313,6 +313,14 @@ export function startSpan(
   options: SpanOptions = {},
   parent: Context = context.active(),
 ): { span: Span; ctx: Context } {
+  if (!exportingNow) {
+    // Nothing records: the span would be the parent's context again. Skipping the no-op
+    // tracer and a context per span is most of what propagation costs per message.
+    const current = options.root ? undefined : trace.getSpan(parent);
+    if (current && isSpanContextValid(current.spanContext())) return { span: current, ctx: parent };
+    const ctx = newTraceContext(parent);
+    return { span: trace.getSpan(ctx) as Span, ctx };
+  }
   let span = tracer().startSpan(name, options, parent);
   if (!isSpanContextValid(span.spanContext())) {
     span = trace.getSpan(newTraceContext()) as Span;

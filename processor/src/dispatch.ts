@@ -18,6 +18,7 @@
 import type { Notification } from "../../core/contract.ts";
 import type { Logger } from "../../core/log.ts";
 import {
+  isExporting,
   runInContext,
   type Span,
   SpanKind,
@@ -333,12 +334,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             }),
           );
         }
+        const target = route.targets[name] ?? {};
+        // Without an SDK nothing records: the send runs in the message's context as it is.
+        if (!isExporting()) return deliver(channel, n, target, signal);
         // One span per delivery, active while the channel sends (a webhook passes it on).
         const { span, ctx } = startSpan(`deliver ${name}`, {
           kind: SpanKind.CLIENT,
           attributes: { "fanda.channel": name, "fanda.event_id": n.eventId },
         });
-        return runInContext(ctx, () => deliver(channel, n, route.targets[name] ?? {}, signal)).then(
+        return runInContext(ctx, () => deliver(channel, n, target, signal)).then(
           (outcome) => {
             endDeliverySpan(span, outcome);
             return outcome;

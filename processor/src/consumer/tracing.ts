@@ -77,6 +77,18 @@ export function traceBatch(
   }
   const batchLink = batch ? [{ context: batch.spanContext() }] : [];
   const started = new Map<Item, { span: Span; ctx: Context }>();
+  if (!exporting) {
+    // Nothing records: each message's context is the one it carries (or a new trace's).
+    const contexts = new Map<Item, Context>();
+    items.forEach((item, i) => {
+      contexts.set(item, startSpan("", {}, parents[i]).ctx);
+    });
+    return {
+      contextOf: (item) => contexts.get(item) ?? ROOT_CONTEXT_FOR_NEW_TRACE,
+      decoded: () => {},
+      end: () => {},
+    };
+  }
   items.forEach((item, i) => {
     started.set(
       item,
