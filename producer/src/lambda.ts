@@ -81,92 +81,91 @@ export function createHandler(runtime: () => Promise<ProducerRuntime>) {
   };
 }
 
+/** One invocation's work (see the module comment). */
 async function handle(
   rt: ProducerRuntime,
   event: unknown,
   context: LambdaContext,
 ): Promise<SqsBatchResponse | S3Result> {
-  {
-    const xray = process.env._X_AMZN_TRACE_ID;
-    // The X-Ray header grows with its Lineage; past the header limit the request id traces.
-    const traceId =
-      (xray && Buffer.byteLength(xray) <= MAX_TRACE_ID_BYTES ? xray : undefined) ??
-      context.awsRequestId ??
-      crypto.randomUUID();
-    const incoming = incomingTrace(xray);
-    const log = rt.logger.child("lambda");
-    const notify = (o: Parameters<typeof toNotification>[0]) =>
-      toNotification(o, rt.categorize(o.key));
+  const xray = process.env._X_AMZN_TRACE_ID;
+  // The X-Ray header grows with its Lineage; past the header limit the request id traces.
+  const traceId =
+    (xray && Buffer.byteLength(xray) <= MAX_TRACE_ID_BYTES ? xray : undefined) ??
+    context.awsRequestId ??
+    crypto.randomUUID();
+  const incoming = incomingTrace(xray);
+  const log = rt.logger.child("lambda");
+  const notify = (o: Parameters<typeof toNotification>[0]) =>
+    toNotification(o, rt.categorize(o.key));
 
-    if (isSqsEvent(event)) {
-      const results = parseSqsRecords(event, { notifyOnRemoved: rt.notifyOnRemoved });
-      let published = 0;
-      // One publish per message: the publisher still sends them together, but each message
-      // gets its own outcome, so one the broker refuses fails only itself.
-      const outcomes = await Promise.all(
-        results.map(async (r): Promise<string | undefined> => {
-          if ("error" in r) {
-            log.error("SQS message is not an S3 event; left for retry and the queue's DLQ", {
-              messageId: r.messageId,
-              err: r.error,
-            });
-            return r.messageId;
-          }
-          let notifications: Notification[];
-          try {
-            notifications = r.parsed.objects.map(notify);
-          } catch (err) {
-            log.error("SQS message cannot be published; left for retry and the queue's DLQ", {
-              messageId: r.messageId,
-              err,
-            });
-            return r.messageId;
-          }
-          const ingest = startIngest(notifications.length, incoming, {
-            "faas.invocation_id": context.awsRequestId ?? "",
+  if (isSqsEvent(event)) {
+    const results = parseSqsRecords(event, { notifyOnRemoved: rt.notifyOnRemoved });
+    let published = 0;
+    // One publish per message: the publisher still sends them together, but each message
+    // gets its own outcome, so one the broker refuses fails only itself.
+    const outcomes = await Promise.all(
+      results.map(async (r): Promise<string | undefined> => {
+        if ("error" in r) {
+          log.error("SQS message is not an S3 event; left for retry and the queue's DLQ", {
+            messageId: r.messageId,
+            err: r.error,
           });
-          try {
-            await rt.publisher.publish(notifications, { traceId, contexts: ingest.contexts });
-            ingest.end();
-            published += notifications.length;
-            return undefined;
-          } catch (err) {
-            ingest.end(err);
-            log.error("publish failed; the message will be retried", {
-              traceId,
-              messageId: r.messageId,
-              count: notifications.length,
-              err,
-            });
-            return r.messageId;
-          }
-        }),
-      );
-      const failed = outcomes.filter((id): id is string => id !== undefined);
-      log.info("published", { traceId, published, failed: failed.length });
-      return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
-    }
-
-    const parsed = parseS3Event(event, { notifyOnRemoved: rt.notifyOnRemoved });
-    const notifications = parsed.objects.map(notify);
-    const ingest = startIngest(notifications.length, incoming, {
-      "faas.invocation_id": context.awsRequestId ?? "",
-    });
-    try {
-      await rt.publisher.publish(notifications, { traceId, contexts: ingest.contexts });
-    } catch (err) {
-      ingest.end(err);
-      throw err;
-    }
-    ingest.end();
-    log.info("published", {
-      traceId,
-      published: notifications.length,
-      skipped: parsed.skipped.length,
-      eventIds: notifications.map((n) => n.eventId),
-    });
-    return { published: notifications.length, skipped: parsed.skipped.length };
+          return r.messageId;
+        }
+        let notifications: Notification[];
+        try {
+          notifications = r.parsed.objects.map(notify);
+        } catch (err) {
+          log.error("SQS message cannot be published; left for retry and the queue's DLQ", {
+            messageId: r.messageId,
+            err,
+          });
+          return r.messageId;
+        }
+        const ingest = startIngest(notifications.length, incoming, {
+          "faas.invocation_id": context.awsRequestId ?? "",
+        });
+        try {
+          await rt.publisher.publish(notifications, { traceId, contexts: ingest.contexts });
+          ingest.end();
+          published += notifications.length;
+          return undefined;
+        } catch (err) {
+          ingest.end(err);
+          log.error("publish failed; the message will be retried", {
+            traceId,
+            messageId: r.messageId,
+            count: notifications.length,
+            err,
+          });
+          return r.messageId;
+        }
+      }),
+    );
+    const failed = outcomes.filter((id): id is string => id !== undefined);
+    log.info("published", { traceId, published, failed: failed.length });
+    return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
   }
+
+  const parsed = parseS3Event(event, { notifyOnRemoved: rt.notifyOnRemoved });
+  const notifications = parsed.objects.map(notify);
+  const ingest = startIngest(notifications.length, incoming, {
+    "faas.invocation_id": context.awsRequestId ?? "",
+  });
+  try {
+    await rt.publisher.publish(notifications, { traceId, contexts: ingest.contexts });
+  } catch (err) {
+    ingest.end(err);
+    throw err;
+  }
+  ingest.end();
+  log.info("published", {
+    traceId,
+    published: notifications.length,
+    skipped: parsed.skipped.length,
+    eventIds: notifications.map((n) => n.eventId),
+  });
+  return { published: notifications.length, skipped: parsed.skipped.length };
 }
 
 let cached: Promise<ProducerRuntime> | undefined;
