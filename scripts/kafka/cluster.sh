@@ -140,9 +140,36 @@ cluster_up() {
   log "3-broker cluster is up: KAFKA_BROKERS=$(cluster_brokers)"
 }
 
+# Stops the nodes together, as a cluster is shut down: one at a time, the last one cannot
+# finish its controlled shutdown without a quorum and waits out its timeout. Returns once every
+# node has exited and its port is closed, so `up` can follow at once.
 cluster_down() {
-  local n
-  for n in $(seq 1 $CLUSTER_NODES); do stop_pidfile "cluster node $n" "$(cluster_pid "$n")"; done
+  local n pid pids=""
+  for n in $(seq 1 $CLUSTER_NODES); do
+    pid_alive "$(cluster_pid "$n")" || { rm -f "$(cluster_pid "$n")"; continue; }
+    pid=$(cat "$(cluster_pid "$n")")
+    log "stopping cluster node $n (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    pids="$pids $pid"
+  done
+  for _ in $(seq 1 150); do
+    local alive=""
+    for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive="$alive $pid"; done
+    [ -z "$alive" ] && break
+    sleep 0.2
+  done
+  for pid in $pids; do
+    kill -0 "$pid" 2>/dev/null || continue
+    log "cluster node pid $pid did not stop within 30s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  for pid in $pids; do
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  done
+  for n in $(seq 1 $CLUSTER_NODES); do
+    rm -f "$(cluster_pid "$n")"
+    for _ in $(seq 1 50); do port_open 127.0.0.1 "$(cluster_port "$n")" || break; sleep 0.2; done
+  done
 }
 
 cluster_status() {
