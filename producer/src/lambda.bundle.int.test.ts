@@ -38,7 +38,10 @@ afterAll(async () => {
 });
 
 /** Runs the bundle's handler under Node with `event`, returning what it returned. */
-async function invokeUnderNode(event: unknown): Promise<unknown> {
+async function invokeUnderNode(
+  event: unknown,
+  extraEnv: Record<string, string> = {},
+): Promise<unknown> {
   const script = `
     import { handler } from ${JSON.stringify(join(outdir, "lambda.mjs"))};
     const event = JSON.parse(process.env.EVENT);
@@ -57,6 +60,7 @@ async function invokeUnderNode(event: unknown): Promise<unknown> {
       KAFKA_TOPIC: topic,
       LOG_LEVEL: "warn",
       EVENT: JSON.stringify(event),
+      ...extraEnv,
     },
   });
   const line = out.split("\n").find((l) => l.startsWith("RESULT "));
@@ -98,7 +102,41 @@ describe("Lambda bundle under Node", () => {
         "content-type": "application/json",
         "schema-version": "1",
         "trace-id": "req-bundle",
+        traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/),
       });
+    }
+    // No X-Ray trace to continue: each S3 record starts a trace of its own.
+    const traces = new Set(seen.map((m) => m.headers.traceparent?.slice(3, 35)));
+    expect(traces.size).toBe(3);
+  }, 60_000);
+
+  test("with an OTLP endpoint, the invocation's spans are exported before it returns", async () => {
+    const names: string[] = [];
+    const receiver = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch(req) {
+        const body = (await req.json()) as {
+          resourceSpans?: { scopeSpans?: { spans?: { name: string }[] }[] }[];
+        };
+        for (const rs of body.resourceSpans ?? []) {
+          for (const ss of rs.scopeSpans ?? []) names.push(...(ss.spans ?? []).map((x) => x.name));
+        }
+        return Response.json({});
+      },
+    });
+    try {
+      const [first] = sqsLambda.Records;
+      expect(
+        await invokeUnderNode(
+          { Records: [first] },
+          { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}` },
+        ),
+      ).toEqual({ batchItemFailures: [] });
+      // The process exited right after the handler returned: what arrived was flushed by it.
+      expect(names.sort()).toEqual(["ingest", `publish ${topic}`]);
+    } finally {
+      receiver.stop(true);
     }
   }, 60_000);
 });
