@@ -174,7 +174,13 @@ describe("pipeline: S3 event → ingest → Kafka → processor → channels", (
     const logged = await waitFor("the log channel line", () =>
       logLines.map((l) => JSON.parse(l)).find((l) => l.notification?.eventId === eventId),
     );
-    expect(logged).toEqual({ channel: "log", notification: got.body });
+    // Both channels delivered in the upload's one trace: the log line names the trace id the
+    // webhook's traceparent carries.
+    const traceId = /^00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(
+      got.headers.traceparent ?? "",
+    )?.[1];
+    expect(traceId).toBeDefined();
+    expect(logged).toEqual({ channel: "log", notification: got.body, trace_id: traceId });
   }, 60_000);
 
   test("a test event publishes nothing and bad input is refused with 400", async () => {

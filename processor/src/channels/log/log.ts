@@ -1,8 +1,10 @@
 /**
- * The `log` channel: one JSON line per notification on stdout. Useful locally and as a
- * zero-dependency audit trail in a pod's logs.
+ * The `log` channel: one JSON line per notification on stdout, with the W3C trace id it was
+ * delivered in (`trace_id`, when there is one) so a line leads to the upload's trace. Useful
+ * locally and as a zero-dependency audit trail in a pod's logs.
  */
 import type { Notification } from "../../../../core/contract.ts";
+import { traceIdOf } from "../../../../core/tracing.ts";
 import type { Channel } from "../channel.ts";
 
 /**
@@ -14,7 +16,10 @@ export function createLogChannel(options: { write?: (line: string) => void } = {
   return {
     name: "log",
     async send(notification: Notification) {
-      write(JSON.stringify({ channel: "log", notification }));
+      const traceId = traceIdOf();
+      write(
+        JSON.stringify({ channel: "log", notification, ...(traceId ? { trace_id: traceId } : {}) }),
+      );
       return {};
     },
     async close() {},
