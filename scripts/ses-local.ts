@@ -4,9 +4,14 @@
  *
  *   bun scripts/ses-local.ts [--port 8005]
  *
- * Stored mail: `GET /store` (JSON) or the web viewer at the root URL.
+ * Stored mail: `GET /store` (JSON) or the web viewer at the root URL. The emulator keeps no
+ * `EmailTags` (where the processor puts the message's event and trace id), so a front on the
+ * port passes every request through and records each accepted `SendEmail` as it was sent to
+ * the SES API: `GET /sent` lists them, with their tags and the emulator's MessageId, and each
+ * one is printed.
  */
 
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
 import sesLocal from "aws-ses-v2-local";
@@ -29,11 +34,127 @@ export const LOCAL_SES_ACCOUNT = {
   SuppressionAttributes: { SuppressedReasons: [] },
 };
 
+/** One `SendEmail` (SES v2) the emulator accepted, as the client sent it. */
+export interface SentEmail {
+  /** The MessageId the emulator answered (its `/store` entry has the same). */
+  messageId: string;
+  to: string[];
+  subject: string;
+  /** The request's `EmailTags`, in order. */
+  emailTags: { Name: string; Value: string }[];
+}
+
+/** A running emulator behind its recording front. */
+export interface SesLocal {
+  /** The endpoint for the SES client (SES_ENDPOINT). */
+  url: string;
+  /** Accepted `SendEmail` requests, oldest first. */
+  sent: SentEmail[];
+  stop(): Promise<void>;
+}
+
+const SEND_EMAIL_PATH = "/v2/email/outbound-emails";
+
+/** The fields of a SendEmail body {@link SentEmail} keeps; undefined when it is not one. */
+function sentEmailOf(body: string, messageId: unknown): SentEmail | undefined {
+  if (typeof messageId !== "string") return undefined;
+  let input: {
+    Destination?: { ToAddresses?: unknown };
+    Content?: { Simple?: { Subject?: { Data?: unknown } } };
+    EmailTags?: unknown;
+  };
+  try {
+    input = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  if (input === null || typeof input !== "object") return undefined;
+  const to = input.Destination?.ToAddresses;
+  const subject = input.Content?.Simple?.Subject?.Data;
+  const tags = Array.isArray(input.EmailTags) ? input.EmailTags : [];
+  return {
+    messageId,
+    to: Array.isArray(to) ? to.map(String) : [],
+    subject: typeof subject === "string" ? subject : "",
+    emailTags: tags
+      .filter((t) => t !== null && typeof t === "object")
+      .map((t: { Name?: unknown; Value?: unknown }) => ({
+        Name: String(t.Name),
+        Value: String(t.Value),
+      })),
+  };
+}
+
+/** Hop-by-hop and body-framing headers, which the pass-through sets itself. */
+const UNFORWARDED = new Set(["host", "connection", "content-length", "content-encoding"]);
+
+const forwardable = (headers: Headers) => {
+  const out = new Headers();
+  for (const [k, v] of headers) if (!UNFORWARDED.has(k)) out.append(k, v);
+  return out;
+};
+
+/**
+ * Starts the emulator on a free port and its recording front on `options.port`. The emulator's
+ * `GetAccount` answers AWS_SES_ACCOUNT, set to {@link LOCAL_SES_ACCOUNT} when unset.
+ * @param options.port 0 (default) picks a free port
+ * @param options.print print each accepted email with its tags
+ */
+export async function startSesLocal(
+  options: { port?: number; print?: boolean } = {},
+): Promise<SesLocal> {
+  process.env.AWS_SES_ACCOUNT ??= JSON.stringify(LOCAL_SES_ACCOUNT);
+  const emulator: Server = await sesLocal({ host: "127.0.0.1", port: 0 });
+  const upstream = `http://127.0.0.1:${(emulator.address() as AddressInfo).port}`;
+  const sent: SentEmail[] = [];
+  const front = Bun.serve({
+    hostname: "127.0.0.1",
+    port: options.port ?? 0,
+    async fetch(req) {
+      const url = new URL(req.url);
+      if (req.method === "GET" && url.pathname === "/sent") return Response.json(sent);
+      const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.text();
+      const res = await fetch(`${upstream}${url.pathname}${url.search}`, {
+        method: req.method,
+        headers: forwardable(req.headers),
+        ...(body === undefined ? {} : { body }),
+        redirect: "manual",
+      });
+      const answer = await res.arrayBuffer();
+      if (req.method === "POST" && url.pathname === "/clear-store" && res.ok) sent.length = 0;
+      if (req.method === "POST" && url.pathname === SEND_EMAIL_PATH && res.ok && body) {
+        let messageId: unknown;
+        try {
+          messageId = JSON.parse(new TextDecoder().decode(answer)).MessageId;
+        } catch {
+          // Not an answer with a MessageId: nothing was stored.
+        }
+        const email = sentEmailOf(body, messageId);
+        if (email) {
+          sent.push(email);
+          if (options.print) {
+            const tags = email.emailTags.map((t) => `${t.Name}=${t.Value}`).join(", ");
+            console.log(`email to ${email.to.join(", ")}: ${email.subject} (EmailTags ${tags})`);
+          }
+        }
+      }
+      return new Response(answer, { status: res.status, headers: forwardable(res.headers) });
+    },
+  });
+  return {
+    url: `http://127.0.0.1:${front.port}`,
+    sent,
+    stop: async () => {
+      await front.stop(true);
+      const closed = new Promise<void>((done) => emulator.close(() => done()));
+      emulator.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({ options: { port: { type: "string", default: "8005" } } });
-  process.env.AWS_SES_ACCOUNT ??= JSON.stringify(LOCAL_SES_ACCOUNT);
-  const server = await sesLocal({ host: "127.0.0.1", port: Number(values.port) });
-  console.log(
-    `SES emulator on http://127.0.0.1:${(server.address() as AddressInfo).port} (GET /store, web viewer at /)`,
-  );
+  const ses = await startSesLocal({ port: Number(values.port), print: true });
+  console.log(`SES emulator on ${ses.url} (GET /store, GET /sent with tags, web viewer at /)`);
 }

@@ -15,6 +15,10 @@ import { parseArgs } from "node:util";
 import { Webhook } from "standardwebhooks";
 import { waitFor } from "../test/support/wait.ts";
 
+/** The trace id of a W3C `traceparent` header value (version 00), for display. */
+const traceIdOfHeader = (value: string | undefined) =>
+  /^00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(value ?? "")?.[1];
+
 /** One request the sink received. */
 export interface Received {
   at: string;
@@ -119,8 +123,9 @@ export function startSink(options: { port?: number; print?: boolean; secret?: st
       received.push(entry);
       if (options.print) {
         const how = verified ? "signature verified" : "unsigned";
+        const trace = traceIdOfHeader(headers.traceparent);
         console.log(
-          `notification received (webhook-id ${headers["webhook-id"]}, ${how}): ${JSON.stringify(body, null, 2)}`,
+          `notification received (webhook-id ${headers["webhook-id"]}, ${trace ? `trace_id ${trace} from traceparent, ` : ""}${how}): ${JSON.stringify(body, null, 2)}`,
         );
       }
       return new Response(null, { status: 204 });

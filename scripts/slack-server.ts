@@ -200,7 +200,11 @@ export function startSlackServer(options: SlackServerOptions = {}): SlackServer 
     };
     if (options.keepMessages !== false) messages.push(message);
     options.onMessage?.(message);
-    if (options.print) console.log(`message to ${channel}: ${text ?? JSON.stringify(blocks)}`);
+    if (options.print) {
+      const traces = metadata?.event_payload.trace_ids;
+      const carried = typeof traces === "string" && traces ? ` (metadata trace_ids ${traces})` : "";
+      console.log(`message to ${channel}${carried}: ${text ?? JSON.stringify(blocks)}`);
+    }
     return c.json({ ok: true, channel, ts, message: { text, ts } });
   });
 

@@ -1,0 +1,74 @@
+/** The SES emulator's recording front: what a real SES v2 client sent, tags included. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { GetAccountCommand, SESv2Client, SendEmailCommand } from "@aws-sdk/client-sesv2";
+import { type SesLocal, startSesLocal } from "./ses-local.ts";
+
+let ses: SesLocal;
+let client: SESv2Client;
+
+beforeAll(async () => {
+  ses = await startSesLocal();
+  client = new SESv2Client({
+    region: "ap-northeast-2",
+    endpoint: ses.url,
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    maxAttempts: 1,
+  });
+});
+
+afterAll(async () => {
+  client.destroy();
+  await ses.stop();
+});
+
+const send = (subject: string, tags: { Name: string; Value: string }[]) =>
+  client.send(
+    new SendEmailCommand({
+      FromEmailAddress: "fanda@example.com",
+      Destination: { ToAddresses: ["ops@example.com"] },
+      Content: {
+        Simple: { Subject: { Data: subject }, Body: { Text: { Data: "body" } } },
+      },
+      EmailTags: tags,
+    }),
+  );
+
+describe("ses-local", () => {
+  test("records each accepted SendEmail with its EmailTags, under the MessageId the emulator stored", async () => {
+    const tags = [
+      { Name: "event", Value: "0123" },
+      { Name: "trace_id", Value: "0af7651916cd43dd8448eb211c80319c" },
+    ];
+    const { MessageId } = await send("first", tags);
+    expect(MessageId).toBeString();
+    expect(ses.sent.at(-1)).toEqual({
+      messageId: MessageId as string,
+      to: ["ops@example.com"],
+      subject: "first",
+      emailTags: tags,
+    });
+    const listed = (await (await fetch(`${ses.url}/sent`)).json()) as unknown[];
+    expect(listed.at(-1)).toEqual(ses.sent.at(-1) as never);
+    // The emulator stored the same message (without the tags, which it does not keep).
+    const store = (await (await fetch(`${ses.url}/store`)).json()) as {
+      emails: { messageId: string; subject: string }[];
+    };
+    expect(store.emails.find((e) => e.messageId === MessageId)?.subject).toBe("first");
+  });
+
+  test("passes the rest through: GetAccount, the viewer, refusals (not recorded)", async () => {
+    const account = await client.send(new GetAccountCommand({}));
+    expect(account.SendQuota?.MaxSendRate).toBe(14);
+    const viewer = await fetch(`${ses.url}/`);
+    expect(viewer.status).toBe(200);
+    expect(await viewer.text()).toContain("<html");
+    const before = ses.sent.length;
+    const refused = await fetch(`${ses.url}/v2/email/outbound-emails`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "AWS4-HMAC-SHA256 x" },
+      body: JSON.stringify({ Content: { Simple: { Subject: { Data: "s" }, Body: {} } } }),
+    });
+    expect(refused.status).toBe(400);
+    expect(ses.sent.length).toBe(before);
+  });
+});
