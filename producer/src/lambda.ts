@@ -133,7 +133,7 @@ async function handle(
         } catch (err) {
           ingest.end(err);
           log.error("publish failed; the message will be retried", {
-            traceId,
+            requestId: traceId,
             messageId: r.messageId,
             count: notifications.length,
             err,
@@ -143,7 +143,7 @@ async function handle(
       }),
     );
     const failed = outcomes.filter((id): id is string => id !== undefined);
-    log.info("published", { traceId, published, failed: failed.length });
+    log.info("published", { requestId: traceId, published, failed: failed.length });
     return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
   }
 
@@ -160,7 +160,7 @@ async function handle(
   }
   ingest.end();
   log.info("published", {
-    traceId,
+    requestId: traceId,
     published: notifications.length,
     skipped: parsed.skipped.length,
     eventIds: notifications.map((n) => n.eventId),

@@ -86,7 +86,7 @@ export function createIngestApp(options: IngestAppOptions): Hono {
         ingest.end(err);
         const e = toFandaError("ingest: publishing", err);
         inTrace(() =>
-          log.error("publish failed", { traceId, count: notifications.length, err: e }),
+          log.error("publish failed", { requestId: traceId, count: notifications.length, err: e }),
         );
         if (e instanceof InvalidInputError) return c.json({ error: e.message }, 400);
         // 503 tells a client to try again; a refusal for good must not.
@@ -95,7 +95,7 @@ export function createIngestApp(options: IngestAppOptions): Hono {
       ingest.end();
       inTrace(() =>
         log.info("published", {
-          traceId,
+          requestId: traceId,
           published: notifications.length,
           skipped,
           eventIds: notifications.map((n) => n.eventId),
