@@ -72,3 +72,64 @@ describe("ses-local", () => {
     expect(ses.sent.length).toBe(before);
   });
 });
+
+describe("ses-local with a fixed send rate", () => {
+  let limited: SesLocal;
+  let limitedClient: SESv2Client;
+  let clock = 1_000_000;
+
+  beforeAll(async () => {
+    limited = await startSesLocal({ maxSendRate: 2, now: () => clock });
+    limitedClient = new SESv2Client({
+      region: "ap-northeast-2",
+      endpoint: limited.url,
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+      maxAttempts: 1,
+    });
+  });
+
+  afterAll(async () => {
+    limitedClient.destroy();
+    await limited.stop();
+  });
+
+  const sendLimited = () =>
+    limitedClient.send(
+      new SendEmailCommand({
+        FromEmailAddress: "fanda@example.com",
+        Destination: { ToAddresses: ["ops@example.com"] },
+        Content: { Simple: { Subject: { Data: "s" }, Body: { Text: { Data: "b" } } } },
+      }),
+    );
+
+  test("GetAccount reports the rate, and a day's worth of it as the daily quota", async () => {
+    const account = await limitedClient.send(new GetAccountCommand({}));
+    expect(account.SendQuota?.MaxSendRate).toBe(2);
+    expect(account.SendQuota?.Max24HourSend).toBe(2 * 86_400);
+    expect(account.SendingEnabled).toBe(true);
+  });
+
+  test("a send over the rate is refused as SES v2 refuses it (429 TooManyRequestsException) and counted", async () => {
+    await sendLimited();
+    await sendLimited();
+    const over = await sendLimited().then(
+      () => undefined,
+      (err: { name: string; message: string; $metadata: { httpStatusCode?: number } }) => err,
+    );
+    expect(over?.name).toBe("TooManyRequestsException");
+    expect(over?.message).toBe("Maximum sending rate exceeded.");
+    expect(over?.$metadata.httpStatusCode).toBe(429);
+    expect(limited.throttled()).toBe(1);
+    expect(await (await fetch(`${limited.url}/throttled`)).json()).toBe(1);
+    expect(limited.sent.length).toBe(2);
+    clock += 500; // half a second at 2/s: one more
+    await sendLimited();
+    expect(limited.sent.length).toBe(3);
+  });
+
+  test("a rate that is not a positive number is refused", async () => {
+    for (const maxSendRate of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      await expect(startSesLocal({ maxSendRate })).rejects.toBeInstanceOf(RangeError);
+    }
+  });
+});

@@ -2,13 +2,20 @@
  * Starts aws-ses-v2-local (an SES v2 emulator) for the local run, with an account whose
  * `GetAccount` answers MaxSendRate like a production SES account would.
  *
- *   bun scripts/ses-local.ts [--port 8005]
+ *   bun scripts/ses-local.ts [--port 8005] [--rate 14]
  *
  * Stored mail: `GET /store` (JSON) or the web viewer at the root URL. The emulator keeps no
  * `EmailTags` (where the processor puts the message's event and trace id), so a front on the
  * port passes every request through and records each accepted `SendEmail` as it was sent to
  * the SES API: `GET /sent` lists them, with their tags and the emulator's MessageId, and each
  * one is printed.
+ *
+ * `--rate <n>` (option `maxSendRate`) makes it an account with that fixed send rate, as SES
+ * enforces one: `GetAccount` reports it as `SendQuota.MaxSendRate` (the email channel paces
+ * itself from it) and a `SendEmail` over it (a token bucket of one second's worth) is answered
+ * as SES v2 answers it, HTTP 429 `TooManyRequestsException` "Maximum sending rate exceeded.",
+ * counted in `throttled` (`GET /throttled`). `Max24HourSend` is raised to a day at that rate,
+ * so a long burst meets the rate, not the daily quota.
  */
 
 import type { Server } from "node:http";
@@ -50,10 +57,38 @@ export interface SesLocal {
   url: string;
   /** Accepted `SendEmail` requests, oldest first. */
   sent: SentEmail[];
+  /** `SendEmail` requests refused for exceeding the send rate (with `maxSendRate`). */
+  throttled(): number;
   stop(): Promise<void>;
 }
 
 const SEND_EMAIL_PATH = "/v2/email/outbound-emails";
+const ACCOUNT_PATH = "/v2/email/account";
+
+/**
+ * SES's per-second send rate as a token bucket holding one second's worth.
+ * @returns whether a send may go now (and takes its token)
+ */
+function sendRateLimit(rate: number, now: () => number): () => boolean {
+  const capacity = Math.max(1, rate);
+  let tokens = capacity;
+  let at = now();
+  return () => {
+    const t = now();
+    tokens = Math.min(capacity, tokens + ((t - at) / 1000) * rate);
+    at = t;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  };
+}
+
+/** What SES v2 answers to a SendEmail over the account's MaxSendRate. */
+const rateExceeded = () =>
+  Response.json(
+    { message: "Maximum sending rate exceeded." },
+    { status: 429, headers: { "x-amzn-errortype": "TooManyRequestsException" } },
+  );
 
 /** The fields of a SendEmail body {@link SentEmail} keeps; undefined when it is not one. */
 function sentEmailOf(body: string, messageId: unknown): SentEmail | undefined {
@@ -99,10 +134,19 @@ const forwardable = (headers: Headers) => {
  * `GetAccount` answers AWS_SES_ACCOUNT, set to {@link LOCAL_SES_ACCOUNT} when unset.
  * @param options.port 0 (default) picks a free port
  * @param options.print print each accepted email with its tags
+ * @param options.maxSendRate a fixed send rate (emails/s): reported by GetAccount and enforced
+ * @param options.now the clock of the send-rate limit (tests)
+ * @throws RangeError when maxSendRate is not a positive finite number
  */
 export async function startSesLocal(
-  options: { port?: number; print?: boolean } = {},
+  options: { port?: number; print?: boolean; maxSendRate?: number; now?: () => number } = {},
 ): Promise<SesLocal> {
+  const rate = options.maxSendRate;
+  if (rate !== undefined && !(Number.isFinite(rate) && rate > 0)) {
+    throw new RangeError(`maxSendRate: expected a positive number, got ${rate}`);
+  }
+  const mayBeSent = rate === undefined ? undefined : sendRateLimit(rate, options.now ?? Date.now);
+  let throttled = 0;
   process.env.AWS_SES_ACCOUNT ??= JSON.stringify(LOCAL_SES_ACCOUNT);
   const emulator: Server = await sesLocal({ host: "127.0.0.1", port: 0 });
   const upstream = `http://127.0.0.1:${(emulator.address() as AddressInfo).port}`;
@@ -113,6 +157,11 @@ export async function startSesLocal(
     async fetch(req) {
       const url = new URL(req.url);
       if (req.method === "GET" && url.pathname === "/sent") return Response.json(sent);
+      if (req.method === "GET" && url.pathname === "/throttled") return Response.json(throttled);
+      if (mayBeSent && req.method === "POST" && url.pathname === SEND_EMAIL_PATH && !mayBeSent()) {
+        throttled++;
+        return rateExceeded();
+      }
       const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.text();
       const res = await fetch(`${upstream}${url.pathname}${url.search}`, {
         method: req.method,
@@ -120,7 +169,16 @@ export async function startSesLocal(
         ...(body === undefined ? {} : { body }),
         redirect: "manual",
       });
-      const answer = await res.arrayBuffer();
+      let answer = await res.arrayBuffer();
+      if (rate !== undefined && req.method === "GET" && url.pathname === ACCOUNT_PATH && res.ok) {
+        const account = JSON.parse(new TextDecoder().decode(answer));
+        account.SendQuota = {
+          ...account.SendQuota,
+          MaxSendRate: rate,
+          Max24HourSend: Math.max(account.SendQuota?.Max24HourSend ?? 0, rate * 86_400),
+        };
+        answer = new TextEncoder().encode(JSON.stringify(account)).buffer as ArrayBuffer;
+      }
       if (req.method === "POST" && url.pathname === "/clear-store" && res.ok) sent.length = 0;
       if (req.method === "POST" && url.pathname === SEND_EMAIL_PATH && res.ok && body) {
         let messageId: unknown;
@@ -144,6 +202,7 @@ export async function startSesLocal(
   return {
     url: `http://127.0.0.1:${front.port}`,
     sent,
+    throttled: () => throttled,
     stop: async () => {
       await front.stop(true);
       const closed = new Promise<void>((done) => emulator.close(() => done()));
@@ -154,7 +213,16 @@ export async function startSesLocal(
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { port: { type: "string", default: "8005" } } });
-  const ses = await startSesLocal({ port: Number(values.port), print: true });
-  console.log(`SES emulator on ${ses.url} (GET /store, GET /sent with tags, web viewer at /)`);
+  const { values } = parseArgs({
+    options: { port: { type: "string", default: "8005" }, rate: { type: "string" } },
+  });
+  const ses = await startSesLocal({
+    port: Number(values.port),
+    print: true,
+    ...(values.rate === undefined ? {} : { maxSendRate: Number(values.rate) }),
+  });
+  const limit = values.rate === undefined ? "" : `, ${values.rate} emails/s enforced`;
+  console.log(
+    `SES emulator on ${ses.url} (GET /store, GET /sent with tags, web viewer at /${limit})`,
+  );
 }

@@ -10,7 +10,7 @@
  *   are never answered (`stallNext`) or whose body never ends (`stallBodyNext`), for timeout
  *   and shutdown tests.
  *
- *   bun scripts/slack-server.ts [--port 8083] [--token xoxb-local]
+ *   bun scripts/slack-server.ts [--port 8083] [--token xoxb-local] [--rate 1] [--burst 3]
  *
  * `GET /messages` lists what was posted; each post is also printed.
  */
@@ -243,8 +243,17 @@ if (import.meta.main) {
     options: {
       port: { type: "string", default: "8083" },
       token: { type: "string", default: "xoxb-local" },
+      // Slack's documented chat.postMessage limit: about one per second per channel.
+      rate: { type: "string", default: "1" },
+      burst: { type: "string", default: "3" },
     },
   });
-  const server = startSlackServer({ port: Number(values.port), token: values.token, print: true });
+  const server = startSlackServer({
+    port: Number(values.port),
+    token: values.token,
+    ratePerSecond: Number(values.rate),
+    burst: Number(values.burst),
+    print: true,
+  });
   console.log(`Slack test server on ${server.apiUrl} (token ${values.token})`);
 }
