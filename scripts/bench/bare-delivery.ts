@@ -2,8 +2,10 @@
  * The delivering baseline of the pipeline benchmark, run as its own process like the
  * processor: reads a topic from the beginning with kafkajs and POSTs each event once per
  * channel to a URL, 32 in flight per partition and 3 partitions at once (the processor's
- * defaults) — no idempotency, no delivery log, no retries, no templates. Prints the events/s
- * it delivered as one JSON line and exits.
+ * defaults) — no idempotency, no delivery log, no retries, no templates. Prints as one JSON
+ * line the events/s it delivered, and over the steady window (first event taken → last
+ * delivered, start-up and group join left out) the events/s, its own process CPU-µs per
+ * event (`process.cpuUsage()`) and its peak RSS, then exits.
  *
  *   bun scripts/bench/bare-delivery.ts --topic T --url U --events N [--channels 2]
  */
@@ -31,12 +33,19 @@ const consumer = kafka.consumer({
   maxWaitTimeInMs: 200,
 });
 let done = 0;
+let first: { at: number; cpu: NodeJS.CpuUsage; done: number } | undefined;
+let last: { at: number; cpu: NodeJS.CpuUsage } | undefined;
+let peakRss = 0;
+const rssSampler = setInterval(() => {
+  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+}, 200);
 await consumer.connect();
 await consumer.subscribe({ topics: [values.topic], fromBeginning: true });
 const start = performance.now();
 await consumer.run({
   partitionsConsumedConcurrently: 3,
   eachBatch: async ({ batch }) => {
+    first ??= { at: performance.now(), cpu: process.cpuUsage(), done };
     let next = 0;
     const worker = async () => {
       while (next < batch.messages.length) {
@@ -51,6 +60,7 @@ await consumer.run({
           await res.arrayBuffer();
         }
         done++;
+        if (done === events) last = { at: performance.now(), cpu: process.cpuUsage() };
       }
     };
     await Promise.all(Array.from({ length: 32 }, worker));
@@ -61,6 +71,17 @@ await waitFor("the backlog to be delivered", () => done >= events, {
   intervalMs: 5,
 });
 const rate = events / ((performance.now() - start) / 1000);
+clearInterval(rssSampler);
 await consumer.disconnect();
-console.log(JSON.stringify({ eventsPerSecond: rate }));
+const steady = first && last ? events - first.done : 0;
+const usedUs =
+  first && last ? last.cpu.user + last.cpu.system - first.cpu.user - first.cpu.system : 0;
+console.log(
+  JSON.stringify({
+    eventsPerSecond: rate,
+    steadyEventsPerSecond: first && last ? steady / ((last.at - first.at) / 1000) : 0,
+    cpuUsPerEvent: steady > 0 ? usedUs / steady : 0,
+    peakRssMb: peakRss / 2 ** 20,
+  }),
+);
 process.exit(0);

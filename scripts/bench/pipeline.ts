@@ -6,6 +6,7 @@
  *
  *   bun scripts/bench/pipeline.ts [--events 200000] [--rate 500] [--seconds 20]
  *       [--channels webhook,slack] [--runtimes bun] [--instances 1] [--plot file.svg]
+ *       [--ram-mb 384]
  *
  * Phases:
  *   backlog:    `events` S3 events through the producer's publisher into a new topic;
@@ -21,7 +22,12 @@
  *               channel has it;
  *   latency:    events produced at `rate`/s for `seconds`, upload time → the last of its
  *               channels accepted it.
- * The first processor's RSS and CPU are sampled from /proc while it runs.
+ * The first processor's RSS and CPU are sampled from /proc while it runs. Cost per delivery:
+ * over the steady window (first event complete → last complete, start-up and group join
+ * left out) the processor's CPU-µs per event from /proc/<pid>/stat, against the delivering
+ * baseline's own `process.cpuUsage()` over its window, and both steady events/s.
+ * `--ram-mb` paces Bun's GC to that RAM (BUN_JSC_forceRAMSize, as the Deployment sets it
+ * from its memory limit: 384 MiB in kustomize/base); 0 leaves Bun's default (the host's RAM).
  * `--plot <file.svg>` writes the latency percentile curve of the first runtime's paced phase.
  * FANDA_BENCH_PROFILE=<dir> also writes the processor's CPU profile into <dir>;
  * FANDA_BENCH_RUNTIME_ARGS adds flags to the processor's runtime (e.g. `--smol`).
@@ -55,6 +61,7 @@ const values = orExit(() =>
     instances: { default: "1" },
     channels: { default: "webhook,slack" },
     runtimes: { default: "bun" },
+    "ram-mb": { default: "384" },
     plot: {},
   }),
 );
@@ -65,6 +72,7 @@ const { ints, lists } = orExit(() =>
       rate: { value: values.rate, min: 1, max: 5000 },
       seconds: { value: values.seconds, min: 1, max: 300 },
       instances: { value: values.instances, min: 1, max: 6 },
+      "ram-mb": { value: values["ram-mb"], min: 0, max: 65_536 },
     },
     {
       channels: { value: values.channels, allowed: ["webhook", "slack"] },
@@ -73,6 +81,7 @@ const { ints, lists } = orExit(() =>
   ),
 );
 const { events, rate, seconds, instances } = ints;
+const ramMb = ints["ram-mb"];
 const channels = lists.channels;
 const runtimes = lists.runtimes as ("bun" | "node")[];
 
@@ -92,6 +101,8 @@ const slackAt = new Float64Array(capacity);
 const uploadAt = new Float64Array(capacity);
 let complete = 0;
 let measuring = false;
+/** Called when the first event is complete and when the `events`-th is (the steady window). */
+let onComplete: ((n: number) => void) | undefined;
 let latencies: number[] = [];
 const arrived = (seq: number, at: Float64Array) => {
   if (!(seq >= 0 && seq < capacity) || at[seq] !== 0) return;
@@ -99,6 +110,7 @@ const arrived = (seq: number, at: Float64Array) => {
   const done = channels.every((c) => (c === "webhook" ? webhookAt : slackAt)[seq] !== 0);
   if (!done) return;
   complete++;
+  if (complete === 1 || complete === events) onComplete?.(complete);
   if (measuring) latencies.push(Date.now() - (uploadAt[seq] ?? 0));
 };
 const seqOf = (fileName: string) => Number(/bench-\w+-(\d+)\.pdf/.exec(fileName)?.[1] ?? -1);
@@ -203,9 +215,13 @@ const bare = await runCommand(
   { cwd: root, env: { ...process.env, KAFKA_BROKERS: brokers } },
 );
 if (bare.code !== 0) throw new Error(`the delivering baseline failed: ${bare.stderr}`);
-const bareRate = (
-  JSON.parse(bare.stdout.trim().split("\n").at(-1) ?? "{}") as { eventsPerSecond: number }
-).eventsPerSecond;
+const bareResult = JSON.parse(bare.stdout.trim().split("\n").at(-1) ?? "{}") as {
+  eventsPerSecond: number;
+  steadyEventsPerSecond: number;
+  cpuUsPerEvent: number;
+  peakRssMb: number;
+};
+const bareRate = bareResult.eventsPerSecond;
 
 // The same processor code for Node: one bundle, templates read from the source tree.
 const work = mkdtempSync(`${tmpdir()}/fanda-bench-`);
@@ -219,6 +235,9 @@ interface Measured {
   runtime: string;
   version: string;
   drainRate: number;
+  /** Events/s and process CPU-µs per event between the first and the last complete event. */
+  steadyRate: number;
+  cpuUsPerEvent: number;
   cpuPercent: number;
   lat: ReturnType<typeof summarize>;
   peakRssMb: number;
@@ -244,6 +263,7 @@ const processorEnv = (runtime: string, port: number) =>
       SLACK_BOT_TOKEN: "xoxb-local",
       SLACK_API_URL: slack.apiUrl,
       SLACK_DEFAULT_CHANNEL: "#bench",
+      ...(runtime === "bun" && ramMb > 0 ? { BUN_JSC_forceRAMSize: String(ramMb * 2 ** 20) } : {}),
       SLACK_RATE_PER_SECOND: "10000",
       SLACK_BURST: "10000",
       // One Slack message per notification: the benchmark measures per-notification work (with
@@ -290,6 +310,12 @@ const measure = async (runtime: "bun" | "node", index: number): Promise<Measured
     const stat = readFileSync(`/proc/${first.pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
     return { rssMb: rssKb / 1024, cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100 };
   };
+  const steady: { at: number; cpuSeconds: number; complete: number }[] = [];
+  onComplete = (n) => {
+    try {
+      steady.push({ at: performance.now(), cpuSeconds: sample().cpuSeconds, complete: n });
+    } catch {}
+  };
   let peakRss = 0;
   const sampler = setInterval(() => {
     try {
@@ -303,6 +329,9 @@ const measure = async (runtime: "bun" | "node", index: number): Promise<Measured
   });
   const drainSeconds = (performance.now() - t0) / 1000;
   const afterBacklog = sample();
+  onComplete = undefined;
+  const [w0, w1] = steady;
+  const steadyEvents = w0 && w1 ? w1.complete - w0.complete : 0;
 
   latencies = [];
   measuring = true;
@@ -340,6 +369,8 @@ const measure = async (runtime: "bun" | "node", index: number): Promise<Measured
     runtime,
     version,
     drainRate: events / drainSeconds,
+    steadyRate: w0 && w1 ? steadyEvents / ((w1.at - w0.at) / 1000) : 0,
+    cpuUsPerEvent: w0 && w1 ? ((w1.cpuSeconds - w0.cpuSeconds) * 1e6) / steadyEvents : 0,
     cpuPercent: (afterBacklog.cpuSeconds / drainSeconds) * 100,
     lat: summarize(latencies),
     peakRssMb: peakRss,
@@ -392,9 +423,13 @@ delivering baseline (kafkajs read + one bare POST per event and channel, ${chann
 | end to end, ${events} events (Kafka → Redis claim → ${channels.join(" + ")} → Redis done → MySQL log), ${instances} instance(s) | ${cols((m) => `**${m.drainRate.toFixed(0)} events/s**`)} |
 | ratio to raw kafkajs consume | ${cols((m) => (m.drainRate / rawRate).toFixed(3))} |
 | ratio to the delivering baseline | ${cols((m) => (m.drainRate / bareRate).toFixed(2))} |
+| **steady drain** (first → last event complete) | ${cols((m) => `**${m.steadyRate.toFixed(0)} events/s**`)} |
+| ratio to the delivering baseline's steady rate (${bareResult.steadyEventsPerSecond.toFixed(0)} events/s) | ${cols((m) => `**${(m.steadyRate / bareResult.steadyEventsPerSecond).toFixed(2)}**`)} |
+| **process CPU-µs per event** (baseline: ${bareResult.cpuUsPerEvent.toFixed(1)}) | ${cols((m) => `**${m.cpuUsPerEvent.toFixed(1)}** (${(m.cpuUsPerEvent / channels.length).toFixed(1)} per delivery)`)} |
+| CPU per event, processor / baseline | ${cols((m) => `**${(m.cpuUsPerEvent / bareResult.cpuUsPerEvent).toFixed(2)}**`)} |
 | processor CPU while draining (first instance) | ${cols((m) => `${m.cpuPercent.toFixed(0)}% of one core`)} |
 | upload → last channel at ${rate}/s for ${seconds}s: p50 / p95 / p99 / max | ${cols((m) => `${ms(m.lat.p50)} / ${ms(m.lat.p95)} / **${ms(m.lat.p99)}** / ${ms(m.lat.max)} ms`)} |
-| RSS peak / at end | ${cols((m) => `${m.peakRssMb.toFixed(0)} / ${m.endRssMb.toFixed(0)} MB`)} |
+| RSS peak / at end (GC paced to ${ramMb > 0 ? `${ramMb} MiB` : "the host's RAM"}; baseline peak ${bareResult.peakRssMb.toFixed(0)} MB) | ${cols((m) => `**${m.peakRssMb.toFixed(0)}** / ${m.endRssMb.toFixed(0)} MB`)} |
 | batches / mean ms per batch phase | ${cols((m) => `${m.batches} / ${m.phases.join(", ")}`)} |
 | delivery log rows, delivered | ${cols((m) => `${m.logRows} of ${m.expectedRows}`)} |
 | exit on SIGTERM | ${cols((m) => String(m.exit))} |
@@ -403,4 +438,22 @@ ${
     ? `\nRatio ${ratio[1].runtime} / ${ratio[0].runtime}: throughput ${(ratio[1].drainRate / ratio[0].drainRate).toFixed(2)}, p99 ${(ratio[1].lat.p99 / ratio[0].lat.p99).toFixed(2)}, peak RSS ${(ratio[1].peakRssMb / ratio[0].peakRssMb).toFixed(2)}.\n`
     : ""
 }`);
+// One machine-readable line for repeated runs (median and spread across them).
+console.log(
+  `BENCH ${JSON.stringify({
+    events,
+    channels,
+    bare: bareResult,
+    runs: results.map((m) => ({
+      runtime: m.runtime,
+      drainRate: m.drainRate,
+      steadyRate: m.steadyRate,
+      cpuUsPerEvent: m.cpuUsPerEvent,
+      rateRatio: m.steadyRate / bareResult.steadyEventsPerSecond,
+      cpuRatio: m.cpuUsPerEvent / bareResult.cpuUsPerEvent,
+      peakRssMb: m.peakRssMb,
+      p99: m.lat.p99,
+    })),
+  })}`,
+);
 process.exit(results.every((m) => m.exit === 0 && m.logRows === m.expectedRows) ? 0 : 1);
