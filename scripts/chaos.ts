@@ -336,9 +336,13 @@ const sent: string[] = [];
 /** When each event was acknowledged by Kafka (ms since start), by index. */
 const sentAt: number[] = [];
 let seq = 0;
-/** Publishes that failed, and that had no answer within 30 s (the publisher is then replaced). */
+/**
+ * Publishes that failed, and that had no answer within 30 s; publishers replaced (after a hang
+ * or five failures of one batch in a row).
+ */
 let publishFailures = 0;
 let publishHangs = 0;
+let publisherReplacements = 0;
 class Hang extends Error {}
 const within = <T>(p: Promise<T>, ms: number): Promise<T> =>
   Promise.race([
@@ -373,26 +377,36 @@ const producing = (async () => {
         "general",
       );
     });
-    for (;;) {
+    let failures = 0;
+    let published = false;
+    while (!published && Date.now() < deadline) {
       try {
         await within(publisher.publish(batch), 30_000);
-        break;
+        published = true;
       } catch (err) {
         // Resent as Lambda would retry: a resend may put a second copy of an event in the
-        // topic, which the processor must skip like any redelivery.
-        if (err instanceof Hang) {
-          publishHangs++;
-          say(`publish of ${batch.length} events hung 30 s; replacing the publisher`);
+        // topic, which the processor must skip like any redelivery. A publisher that keeps
+        // failing (or hangs) is replaced, as a new Lambda container would bring a new one.
+        failures++;
+        if (err instanceof Hang) publishHangs++;
+        else publishFailures++;
+        say(`publish of ${batch.length} events failed (${failures}), resent: ${String(err)}`);
+        if (err instanceof Hang || failures % 5 === 0) {
+          publisherReplacements++;
+          say("replacing the publisher");
           const old = publisher;
           void within(old.disconnect(), 5000).catch(() => {});
           publisher = createPublisher({ kafka, topic, maxBatchMessages: 1000 });
-        } else {
-          publishFailures++;
-          say(`publish of ${batch.length} events failed, resent: ${String(err)}`);
         }
         await Bun.sleep(500);
         await within(publisher.connect(), 10_000).catch(() => {});
       }
+    }
+    if (!published) {
+      say(
+        `--timeout reached while publishing: ${events - seq + batch.length} events never published`,
+      );
+      break;
     }
     const now = Date.now() - started;
     for (const n of batch) {
@@ -766,6 +780,7 @@ const summary = {
   stalledResponses: stalled,
   publishFailures,
   publishHangs,
+  publisherReplacements,
   faults: recovery.map((f) => ({
     name: f.name,
     startS: Number(f.start.toFixed(1)),
@@ -806,6 +821,7 @@ console.log(`
 | longest gap without a new delivery / peak backlog | ${longestGapS.toFixed(1)} s / ${peakBacklog} events |
 | publish → first delivery: p99 / max | ${p99LatencyS.toFixed(2)} s / ${maxLatencyS.toFixed(1)} s |
 | supervisor restarts / evicted members re-joining / consumer crashes (from the processors' logs) | ${restarts} / ${groupRejoins} / ${consumerCrashes} |
+| publishes failed / hung / publishers replaced | ${publishFailures} / ${publishHangs} / ${publisherReplacements} |
 | delivery log: distinct events delivered | ${logDelivered} |
 | all delivered at / run time | ${finished.toFixed(0)} s / ${t().toFixed(0)} s |
 `);
