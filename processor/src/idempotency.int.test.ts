@@ -32,6 +32,31 @@ idempotencyConformance(
 );
 
 describe("redis store", () => {
+  test("a batch of more keys than one script call takes: one state per key, in order; done marks of concurrent deliveries all land", async () => {
+    const prefix = `fanda-test:many-${crypto.randomUUID()}:`;
+    const a = createRedisStore({ url, prefix, claimTtlMs: 5_000, doneTtlMs: 60_000 });
+    const b = createRedisStore({ url, prefix, claimTtlMs: 5_000, doneTtlMs: 60_000 });
+    try {
+      const keys = Array.from({ length: 2500 }, (_, i) => ({
+        eventId: `e${i}`,
+        channel: i % 2 === 0 ? "webhook" : "slack",
+      }));
+      const doneOnes = keys.filter((_, i) => i % 7 === 0);
+      const theirs = keys.filter((_, i) => i % 7 === 3);
+      await a.claim(doneOnes);
+      // Many deliveries finishing together, each awaiting its own mark.
+      await Promise.all(doneOnes.map((k) => a.complete([k])));
+      expect(await b.claim(theirs)).toEqual(theirs.map(() => "claimed"));
+      const expected = keys.map((_, i) =>
+        i % 7 === 0 ? "done" : i % 7 === 3 ? "busy" : "claimed",
+      );
+      expect(await a.claim(keys)).toEqual(expected);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   test("refuses a URL that is not redis", () => {
     expect(() => createRedisStore({ url: "http://x" })).toThrow(
       /expected redis:\/\/ or rediss:\/\//,

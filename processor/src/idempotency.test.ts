@@ -97,6 +97,53 @@ test("a send that outlasts the claim TTL keeps its claim: another worker's claim
   await Promise.all([a.close(), b.close()]);
 });
 
+test("overlapping sends share one renewal timer; one ending leaves the other's claim renewed", async () => {
+  const state: MemoryState = new Map();
+  let now = 0;
+  const options = { state, now: () => now, claimTtlMs: 1000, ownerTtlMs: 60_000 };
+  const a = createMemoryStore({ ...options, owner: "a" });
+  const b = createMemoryStore({ ...options, owner: "b" });
+  const ticks = new Set<() => void>();
+  let started = 0;
+  const every = (fn: () => void) => {
+    started++;
+    ticks.add(fn);
+    return () => ticks.delete(fn);
+  };
+  const gates = new Map<string, () => void>();
+  const dispatch = Object.assign(
+    async (n: { eventId: string }) => {
+      await new Promise<void>((resolve) => gates.set(n.eventId, resolve));
+      return [];
+    },
+    { health: () => ({}) },
+  );
+  const send = extendClaimsWhileSending(dispatch as never, a, { intervalMs: 300, every });
+  const first = aNotification();
+  const second = aNotification();
+  const k1 = { eventId: first.eventId, channel: "webhook" };
+  const k2 = { eventId: second.eventId, channel: "webhook" };
+  expect(await a.claim([k1, k2])).toEqual(["claimed", "claimed"]);
+  const signal = new AbortController().signal;
+  const s1 = send(first, { targets: {}, channels: ["webhook"] }, signal);
+  const s2 = send(second, { targets: {}, channels: ["webhook"] }, signal);
+  expect(started).toBe(1);
+  gates.get(first.eventId)?.();
+  await s1;
+  for (let t = 0; t < 10; t++) {
+    now += 300;
+    for (const tick of ticks) tick();
+    await Bun.sleep(0);
+  }
+  expect(await b.claim([k2])).toEqual(["busy"]);
+  gates.get(second.eventId)?.();
+  await s2;
+  expect(ticks.size).toBe(0);
+  now += 1001;
+  expect(await b.claim([k2])).toEqual(["claimed"]);
+  await Promise.all([a.close(), b.close()]);
+});
+
 describe("the delivery log as the second line", () => {
   const delivered = async (keys: { eventId: string; channel: string }[]) => {
     const log = createSqliteLog({ path: ":memory:" });

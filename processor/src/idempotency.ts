@@ -17,7 +17,9 @@
  *
  * So a redelivered message resends only the channels that did not finish, and two workers
  * (say, the old and new owner of a partition during a rebalance) do not both send.
- * Claims for a whole batch go to Redis in one pipelined round trip.
+ * Claims for a whole batch go to Redis in one round trip and one script call (atomic, per up to
+ * 1000 keys); the done marks of every delivery finished in the same event-loop turn go in one
+ * script call too.
  */
 import { Redis } from "ioredis";
 import { DeliveryLogUnavailableError } from "./delivery-log/log.ts";
@@ -106,26 +108,49 @@ const OWNER_MARK = "o:";
 
 const DONE = "done";
 
-// KEYS[1] key; ARGV[1] our claim value, ARGV[2] claim TTL ms, ARGV[3] liveness key prefix.
-// The owner's liveness key is named from the claim's value, so this script is for Redis
-// without cluster mode (ElastiCache with one shard and replicas, as the stacks create).
+// KEYS: the keys to claim; ARGV[1] our claim value, ARGV[2] claim TTL ms, ARGV[3] liveness
+// key prefix. One result per key, in order. The owner's liveness key is named from the claim's
+// value and the keys of a batch share no hash slot, so this script is for Redis without
+// cluster mode (ElastiCache with one shard and replicas, as the stacks create). One call for
+// many keys instead of one per key: the per-command cost (ioredis objects, timers, encoding)
+// was most of a claim's CPU.
 const CLAIM_LUA = `
-local v = redis.call('GET', KEYS[1])
-if not v then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 'claimed'
+local out = {}
+for i = 1, #KEYS do
+  local k = KEYS[i]
+  local v = redis.call('GET', k)
+  if not v then
+    redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
+    out[i] = 'claimed'
+  elseif v == 'done' then
+    out[i] = 'done'
+  elseif v == ARGV[1] then
+    redis.call('PEXPIRE', k, ARGV[2])
+    out[i] = 'claimed'
+  elseif string.sub(v, 1, 2) == '${OWNER_MARK}' and redis.call('EXISTS', ARGV[3] .. v) == 0 then
+    redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
+    out[i] = 'claimed'
+  else
+    out[i] = 'busy'
+  end
 end
-if v == 'done' then return 'done' end
-if v == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 'claimed'
-end
-if string.sub(v, 1, 2) == '${OWNER_MARK}' and redis.call('EXISTS', ARGV[3] .. v) == 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 'claimed'
-end
-return 'busy'
+return out
 `;
+
+// KEYS: the keys delivered; ARGV[1] the done TTL ms.
+const DONE_LUA = `
+for i = 1, #KEYS do redis.call('SET', KEYS[i], '${DONE}', 'PX', ARGV[1]) end
+return #KEYS
+`;
+
+/** Keys per script call: bounds one call's arguments and how long it holds Redis. */
+const KEYS_PER_CALL = 1000;
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
 
 // KEYS[1] key; ARGV[1] our claim value. Deletes only our own claim.
 const RELEASE_LUA = `
@@ -141,7 +166,8 @@ return 0
 
 type FandaRedis = Redis & {
   fandaExtend(key: string, owner: string, ttl: number): Promise<number>;
-  fandaClaim(key: string, owner: string, ttl: number, livenessPrefix: string): Promise<string>;
+  fandaClaim(count: number, ...keysThenArgs: (string | number)[]): Promise<string[]>;
+  fandaDone(count: number, ...keysThenArgs: (string | number)[]): Promise<number>;
   fandaRelease(key: string, owner: string): Promise<number>;
 };
 
@@ -199,7 +225,8 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
     // claim until a restart. Scripts report it inside their error text.
     reconnectOnError: reconnectOnReadonly,
   }) as FandaRedis;
-  redis.defineCommand("fandaClaim", { numberOfKeys: 1, lua: CLAIM_LUA });
+  redis.defineCommand("fandaClaim", { lua: CLAIM_LUA });
+  redis.defineCommand("fandaDone", { lua: DONE_LUA });
   redis.defineCommand("fandaRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
   redis.defineCommand("fandaExtend", { numberOfKeys: 1, lua: EXTEND_LUA });
   // Errors are reported through the operations; this only keeps ioredis from logging them.
@@ -219,6 +246,27 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
   const heartbeat = setInterval(beat, Math.max(50, Math.floor(ownerTtlMs / 3)));
   heartbeat.unref?.();
 
+  // Done marks wait here for the end of the event-loop turn, then go in one script call: the
+  // deliveries that finish together (a batch's sends answered in the same turn) share it.
+  // Each caller's promise settles with that call, so a mark is still confirmed before its
+  // outcome counts as final.
+  let doneQueue: { keys: string[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  const flushDone = () => {
+    const queued = doneQueue;
+    doneQueue = [];
+    const keys = queued.flatMap((q) => q.keys);
+    Promise.all(
+      chunks(keys, KEYS_PER_CALL).map((c) => redis.fandaDone(c.length, ...c, doneTtlMs)),
+    ).then(
+      () => {
+        for (const q of queued) q.resolve();
+      },
+      (err) => {
+        for (const q of queued) q.reject(err);
+      },
+    );
+  };
+
   /** Executes a pipeline, failing if any command failed. */
   const exec = async (pipeline: ReturnType<Redis["pipeline"]>) => {
     const results = (await pipeline.exec()) ?? [];
@@ -233,20 +281,28 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
       run("claiming", async () => {
         if (keys.length === 0) return [];
         const p = redis.pipeline() as ReturnType<Redis["pipeline"]> & {
-          fandaClaim(key: string, owner: string, ttl: number, livenessPrefix: string): unknown;
+          fandaClaim(count: number, ...keysThenArgs: (string | number)[]): unknown;
         };
         // Alive before we hold anything: the claims below are never orphaned at birth.
         p.set(liveness, "1", "PX", ownerTtlMs);
-        for (const k of keys) p.fandaClaim(keyOf(k), owner, claimTtlMs, livenessPrefix);
-        const results = await exec(p);
-        if (results.length !== keys.length + 1) {
-          throw new Error(`claim pipeline answered ${results.length} of ${keys.length + 1}`);
+        const parts = chunks(keys, KEYS_PER_CALL);
+        for (const c of parts) {
+          p.fandaClaim(c.length, ...c.map(keyOf), owner, claimTtlMs, livenessPrefix);
         }
-        return results.slice(1) as ClaimState[];
+        const results = (await exec(p)).slice(1) as unknown[];
+        const states = results.flatMap((r) => (Array.isArray(r) ? r : [])) as ClaimState[];
+        if (results.length !== parts.length || states.length !== keys.length) {
+          throw new Error(`claim pipeline answered ${states.length} of ${keys.length}`);
+        }
+        return states;
       }),
     complete: (keys) =>
       run("completing", async () => {
-        await Promise.all(keys.map((k) => redis.set(keyOf(k), DONE, "PX", doneTtlMs)));
+        if (keys.length === 0) return;
+        await new Promise<void>((resolve, reject) => {
+          if (doneQueue.length === 0) setImmediate(flushDone);
+          doneQueue.push({ keys: keys.map(keyOf), resolve, reject });
+        });
       }),
     extend: (keys) =>
       run("extending", async () => {
@@ -397,17 +453,31 @@ export function extendClaimsWhileSending(
     throw new ConfigError("idempotency", ["intervalMs: expected an integer >= 1"]);
   }
   const every = options.every ?? repeatEvery;
+  // One timer renews every send in flight, instead of a timer per send (a timer set and
+  // cleared per delivery was measurable CPU): it runs while any send does, so a send joining
+  // it is renewed within one interval of its start, never later than its own timer would.
+  const sending = new Set<DeliveryKey[]>();
+  let stopTimer: (() => void) | undefined;
+  const renew = () => {
+    const keys = [...sending].flat();
+    if (keys.length > 0) void store.extend(keys).catch(() => {});
+  };
   const send = async (
     notification: Parameters<Dispatcher>[0],
     route: Parameters<Dispatcher>[1],
     signal: AbortSignal,
   ) => {
     const keys = route.channels.map((channel) => ({ eventId: notification.eventId, channel }));
-    const stop = every(() => void store.extend(keys).catch(() => {}), options.intervalMs);
+    sending.add(keys);
+    stopTimer ??= every(renew, options.intervalMs);
     try {
       return await dispatch(notification, route, signal);
     } finally {
-      stop();
+      sending.delete(keys);
+      if (sending.size === 0) {
+        stopTimer?.();
+        stopTimer = undefined;
+      }
     }
   };
   return Object.assign(send, { health: () => dispatch.health() });
