@@ -168,6 +168,9 @@ export async function startSesLocal(
         headers: forwardable(req.headers),
         ...(body === undefined ? {} : { body }),
         redirect: "manual",
+        // A fresh connection each time: a reused one can meet the emulator closing it as idle
+        // (ECONNRESET under a sustained burst).
+        keepalive: false,
       });
       let answer = await res.arrayBuffer();
       if (rate !== undefined && req.method === "GET" && url.pathname === ACCOUNT_PATH && res.ok) {

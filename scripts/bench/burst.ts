@@ -7,7 +7,7 @@
  * loopback only. Needs scripts/stack up.
  *
  *   bun scripts/bench/burst.ts [--uploads 5000] [--ses-rate 14] [--timeout 900]
- *       [--csv lag.csv] [--plot lag.svg]
+ *       [--instances 1] [--csv lag.csv] [--plot lag.svg]
  *
  * Measures, from the first publish: when the last notification reached each channel, the Slack
  * messages (digests) and 429s, the emails and SES throttling refusals, the processor's peak
@@ -15,6 +15,8 @@
  * the dead-lettered count (topic and metric), and which alerts of
  * kustomize/base/monitoring/prometheus-rule.yaml would have fired: the processor's /metrics is
  * scraped every second and promtool evaluates the rules over those samples.
+ * `--instances N` runs N processors in one group (what scaling out does against limits that
+ * are per account or per Slack channel, not per pod); RSS is then the largest of them.
  */
 import { existsSync, readFileSync } from "node:fs";
 import mysql from "mysql2/promise";
@@ -37,6 +39,7 @@ const values = orExit(() =>
     uploads: { default: "5000" },
     "ses-rate": { default: "14" },
     timeout: { default: "900" },
+    instances: { default: "1" },
     csv: {},
     plot: {},
   }),
@@ -46,11 +49,13 @@ const { ints } = orExit(() =>
     uploads: { value: values.uploads, min: 1, max: 200_000 },
     "ses-rate": { value: values["ses-rate"], min: 1, max: 1000 },
     timeout: { value: values.timeout, min: 10, max: 3600 },
+    instances: { value: values.instances, min: 1, max: 6 },
   }),
 );
 const uploads = ints.uploads;
 const sesRate = ints["ses-rate"];
 const timeoutSeconds = ints.timeout;
+const instances = ints.instances;
 
 const root = `${import.meta.dir}/../..`;
 const ruleFile = `${root}/kustomize/base/monitoring/prometheus-rule.yaml`;
@@ -116,61 +121,84 @@ await conn.query(`CREATE DATABASE \`${database}\``);
 await conn.end();
 await ensureTopics(kafka, topic, { partitions: 6 });
 
-const port = await freePort();
-const env = localProcessorEnv(
-  { topic, port, redisUrl, mysqlUrl: `${mysqlServer}/${database}` },
-  {
-    ENABLED_CHANNELS: CHANNELS.join(","),
-    WEBHOOK_URL: `http://127.0.0.1:${sink.port}/notify`,
-    SLACK_BOT_TOKEN: "xoxb-local",
-    SLACK_API_URL: slack.apiUrl,
-    SLACK_DEFAULT_CHANNEL: "#uploads",
-    // Slack pacing (1/s, burst 3) and digests (up to 100) are the processor's defaults.
-    SLACK_RATE_PER_SECOND: undefined,
-    SLACK_BURST: undefined,
-    SLACK_DIGEST: "true",
-    SLACK_DIGEST_MAX: undefined,
-    SES_ENDPOINT: ses.url,
-    SES_FROM: "fanda@example.com",
-    EMAIL_TO: "ops@example.com",
-    // Unset: the channel reads the rate from GetAccount, as in production.
-    SES_MAX_SEND_RATE: undefined,
-    AWS_REGION: "ap-northeast-2",
-    AWS_ACCESS_KEY_ID: "local",
-    AWS_SECRET_ACCESS_KEY: "local",
-    TEMPLATES_DIR: PROCESSOR_TEMPLATES_DIR,
-    LOG_LEVEL: "warn",
-  },
-);
-const processor = Bun.spawn(["bun", "processor/src/main.ts"], {
-  cwd: root,
-  // Unset (undefined) settings are left out, so the processor's defaults apply.
-  env: Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<
-    string,
-    string
-  >,
-  stdout: "inherit",
-  stderr: "inherit",
-});
-const metricsUrl = `http://127.0.0.1:${port}/metrics`;
-const readyBy = Date.now() + 60_000;
-for (;;) {
-  const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-    (r) => r.ok,
-    () => false,
+const ports = await Promise.all(Array.from({ length: instances }, () => freePort()));
+const envOf = (port: number) =>
+  localProcessorEnv(
+    { topic, port, redisUrl, mysqlUrl: `${mysqlServer}/${database}` },
+    {
+      ENABLED_CHANNELS: CHANNELS.join(","),
+      WEBHOOK_URL: `http://127.0.0.1:${sink.port}/notify`,
+      SLACK_BOT_TOKEN: "xoxb-local",
+      SLACK_API_URL: slack.apiUrl,
+      SLACK_DEFAULT_CHANNEL: "#uploads",
+      // Slack pacing (1/s, burst 3) and digests (up to 100) are the processor's defaults.
+      SLACK_RATE_PER_SECOND: undefined,
+      SLACK_BURST: undefined,
+      SLACK_DIGEST: "true",
+      SLACK_DIGEST_MAX: undefined,
+      SES_ENDPOINT: ses.url,
+      SES_FROM: "fanda@example.com",
+      EMAIL_TO: "ops@example.com",
+      // Unset: the channel reads the rate from GetAccount, as in production.
+      SES_MAX_SEND_RATE: undefined,
+      AWS_REGION: "ap-northeast-2",
+      AWS_ACCESS_KEY_ID: "local",
+      AWS_SECRET_ACCESS_KEY: "local",
+      TEMPLATES_DIR: PROCESSOR_TEMPLATES_DIR,
+      LOG_LEVEL: "warn",
+    },
   );
-  if (ok) break;
-  if (Date.now() > readyBy || processor.exitCode !== null) throw new Error("processor not ready");
-  await Bun.sleep(200);
+const processors = ports.map((port) =>
+  Bun.spawn(["bun", "processor/src/main.ts"], {
+    cwd: root,
+    // Unset (undefined) settings are left out, so the processor's defaults apply.
+    env: Object.fromEntries(
+      Object.entries(envOf(port)).filter(([, v]) => v !== undefined),
+    ) as Record<string, string>,
+    stdout: "inherit",
+    stderr: "inherit",
+  }),
+);
+const readyBy = Date.now() + 60_000;
+for (const [i, port] of ports.entries()) {
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (Date.now() > readyBy || processors[i]?.exitCode !== null)
+      throw new Error("processor not ready");
+    await Bun.sleep(200);
+  }
 }
 
-const rssMb = () => {
-  try {
-    const status = readFileSync(`/proc/${processor.pid}/status`, "utf8");
-    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-  } catch {
-    return 0;
-  }
+/** The largest RSS of the processors, MB. */
+const rssMb = () =>
+  Math.max(
+    ...processors.map((p) => {
+      try {
+        const status = readFileSync(`/proc/${p.pid}/status`, "utf8");
+        return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+      } catch {
+        return 0;
+      }
+    }),
+  );
+/** Each processor's /metrics text ("" when it does not answer). */
+const scrape = () =>
+  Promise.all(
+    ports.map((port) =>
+      fetch(`http://127.0.0.1:${port}/metrics`).then(
+        (r) => r.text(),
+        () => "",
+      ),
+    ),
+  );
+/** A series of processor `i`, labelled like Prometheus labels each pod's samples. */
+const podSeries = (s: string, i: number) => {
+  const pod = `pod="fanda-processor-${i}"`;
+  return s.endsWith("}") ? `${s.slice(0, -1)},${pod}}` : `${s}{${pod}}`;
 };
 let peakRss = rssMb();
 const rssSampler = setInterval(() => {
@@ -234,17 +262,14 @@ const allIn = () => CHANNELS.every((c) => seen[c].size >= uploads);
 let timedOut = false;
 for (let i = 0; ; i++) {
   readEmails();
-  const [lagNow, text] = await Promise.all([
-    lag().catch(() => Number.NaN),
-    fetch(metricsUrl).then(
-      (r) => r.text(),
-      () => "",
-    ),
-  ]);
-  for (const [s, v] of parseMetrics(text, wanted)) {
-    const values = series.get(s) ?? [];
-    series.set(s, values);
-    values[i] = v;
+  const [lagNow, texts] = await Promise.all([lag().catch(() => Number.NaN), scrape()]);
+  for (const [p, text] of texts.entries()) {
+    for (const [s, v] of parseMetrics(text, wanted)) {
+      const key = podSeries(s, p);
+      const values = series.get(key) ?? [];
+      series.set(key, values);
+      values[i] = v;
+    }
   }
   samples.push({
     t: i,
@@ -265,12 +290,9 @@ for (let i = 0; ; i++) {
 }
 clearInterval(rssSampler);
 for (const values of series.values()) values.length = samples.length;
-const metricsText = await fetch(metricsUrl).then(
-  (r) => r.text(),
-  () => "",
-);
-processor.kill("SIGTERM");
-const exit = await processor.exited;
+const metricsText = (await scrape()).join("\n");
+for (const p of processors) p.kill("SIGTERM");
+const exit = Math.max(...(await Promise.all(processors.map((p) => p.exited))));
 
 const dlqTopic = dlqTopicOf(topic);
 const dlqMessages = (await admin.listTopics()).includes(dlqTopic)
@@ -347,9 +369,9 @@ const firedText = !alerts
 console.log(`
 ### Burst at provider limits: ${uploads} uploads, SES ${sesRate}/s (${stamp})
 
-\`bun scripts/bench/burst.ts --uploads ${uploads} --ses-rate ${sesRate}${values.csv ? ` --csv ${values.csv}` : ""}${values.plot ? ` --plot ${values.plot}` : ""}\`
+\`bun scripts/bench/burst.ts --uploads ${uploads} --ses-rate ${sesRate}${instances > 1 ? ` --instances ${instances}` : ""}${values.csv ? ` --csv ${values.csv}` : ""}${values.plot ? ` --plot ${values.plot}` : ""}\`
 
-Burst published in ${publishSeconds.toFixed(1)} s; one processor (Redis, MySQL log), channels slack + email + webhook.${timedOut ? ` **Stopped at the ${timeoutSeconds} s timeout.**` : ""}
+Burst published in ${publishSeconds.toFixed(1)} s; ${instances === 1 ? "one processor" : `${instances} processors in one group`} (Redis, MySQL log), channels slack + email + webhook.${timedOut ? ` **Stopped at the ${timeoutSeconds} s timeout.**` : ""}
 
 | measure | value |
 |---|---|
@@ -358,7 +380,7 @@ Burst published in ${publishSeconds.toFixed(1)} s; one processor (Redis, MySQL l
 | Slack messages (digests) / answered 429 | ${slackMessages} / ${slackLimited} (${(seen.slack.size / Math.max(1, slackMessages)).toFixed(1)} uploads per message) |
 | emails sent / refused by SES for the rate (429) | ${ses.sent.length} / ${ses.throttled()} |
 | consumer lag: peak / back to 0 at | ${maxLag} / ${lagZeroAt === undefined ? "not reached" : `${lagZeroAt} s`} |
-| processor RSS peak | ${peakRss.toFixed(0)} MB |
+| processor RSS peak${instances > 1 ? " (largest)" : ""} | ${peakRss.toFixed(0)} MB |
 | dead-lettered (DLQ topic / fanda_dlq_messages_total) | ${dlqMessages} / ${dlqMetric} |
 | delivery log rows | ${logRows} |
 | alerts that fired (promtool over ${samples.length} 1 s scrapes, rules evaluated every 15 s) | ${firedText} |
