@@ -33,7 +33,8 @@
  * event is delivered or `--timeout` passes. It prints a table and one line of JSON (the
  * figures docs/benchmarks.md is built from), also appended to .cache/chaos/results.jsonl.
  *
- * `--tree DIR` runs the processor from another checkout of the repository (for example
+ * `--tree DIR` runs the processor and the events' publisher from another checkout of the
+ * repository (for example
  * `git archive <commit>` unpacked, with node_modules linked), to measure a given commit while
  * the working tree changes. Needs the local stack (scripts/stack up; with `--brokers 3` the
  * cluster is started if it is not running), redis-server on PATH and MariaDB (a database of
@@ -127,6 +128,10 @@ orExit(() => {
   if (problems.length > 0) throw new UsageError(problems);
 });
 
+// The events' publisher is the measured checkout's too: what reaches the topic is part of the run.
+const { createPublisher: createTreePublisher } = (await import(
+  `${tree}/core/kafka.ts`
+)) as typeof import("../core/kafka.ts");
 const cache = process.env.FANDA_CACHE ?? `${root}/.cache`;
 const brokers = brokerCount === 3 ? LOCAL_CLUSTER_BROKERS : LOCAL_BROKERS;
 const run = crypto.randomUUID().slice(0, 8);
@@ -352,7 +357,7 @@ const within = <T>(p: Promise<T>, ms: number): Promise<T> =>
     }),
   ]);
 const producing = (async () => {
-  let publisher = createPublisher({ kafka, topic, maxBatchMessages: 1000 });
+  let publisher = createTreePublisher({ kafka, topic, maxBatchMessages: 1000 });
   for (;;) {
     try {
       await publisher.connect();
@@ -396,7 +401,7 @@ const producing = (async () => {
           say("replacing the publisher");
           const old = publisher;
           void within(old.disconnect(), 5000).catch(() => {});
-          publisher = createPublisher({ kafka, topic, maxBatchMessages: 1000 });
+          publisher = createTreePublisher({ kafka, topic, maxBatchMessages: 1000 });
         }
         await Bun.sleep(500);
         await within(publisher.connect(), 10_000).catch(() => {});
