@@ -43,7 +43,7 @@ import type { Dispatcher } from "./dispatch.ts";
 import type { DeadLetterQueue } from "./dlq.ts";
 import { ConfigError, toFandaError } from "./errors.ts";
 import type { ClaimState, IdempotencyStore } from "./idempotency.ts";
-import type { Metrics } from "./metrics.ts";
+import { cachedLabels, type Metrics } from "./metrics.ts";
 import type { Route, Router } from "./routing.ts";
 import { repeatEvery } from "./text.ts";
 
@@ -194,6 +194,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
 
   const log = options.logger.child("consumer");
   const { metrics, store, deliveryLog, dispatch } = options;
+  const phaseSeconds = cachedLabels(metrics.batchPhaseSeconds);
   const abortSignal = options.abortSignal ?? new AbortController().signal;
   const state: ConsumerState = { running: false, joined: false, partitions: [], paused: [] };
   let started = false;
@@ -296,7 +297,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       }
       // A rebalance during the write may have moved partitions away: not ours to commit.
       const offsets = ledger.committable(snapshot);
-      metrics.batchPhaseSeconds.observe({ phase: "log" }, (performance.now() - started) / 1000);
+      phaseSeconds("log").observe((performance.now() - started) / 1000);
       if (offsets.length === 0) return true;
       const commitStarted = performance.now();
       try {
@@ -314,10 +315,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
         return true;
       }
       ledger.committed(offsets);
-      metrics.batchPhaseSeconds.observe(
-        { phase: "commit" },
-        (performance.now() - commitStarted) / 1000,
-      );
+      phaseSeconds("commit").observe((performance.now() - commitStarted) / 1000);
       lastCommitAt = Date.now();
       return true;
     });
@@ -405,7 +403,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     let mark = performance.now();
     const phase = (name: string) => {
       const now = performance.now();
-      metrics.batchPhaseSeconds.observe({ phase: name }, (now - mark) / 1000);
+      phaseSeconds(name).observe((now - mark) / 1000);
       mark = now;
     };
     try {
