@@ -7,10 +7,11 @@ import {
   MAX_OBJECT_KEY_BYTES,
   messageKey,
   type Notification,
+  notificationSchema,
   UnknownSchemaVersionError,
 } from "./contract.ts";
 import { InvalidInputError } from "./errors.ts";
-import { hostileValue, mutationsOf } from "./testing/hostile.ts";
+import { hostileValue, mutationsOf, ownObject } from "./testing/hostile.ts";
 
 const valid: Notification = {
   schemaVersion: 1,
@@ -189,6 +190,84 @@ describe("contract (property)", () => {
         (changed) => void decodesOrRefuses(JSON.stringify(changed) ?? ""),
       ),
       { numRuns: 500 },
+    );
+  });
+
+  test("decoding agrees with the schema: the same notification (fields in the same order) or a refusal", () => {
+    // One field of a valid notification set to a value at or past an edge of its check.
+    const edge = fc.constantFrom<unknown>(
+      undefined,
+      null,
+      true,
+      {},
+      [],
+      "",
+      "x",
+      "ab",
+      "abc",
+      "b".repeat(63),
+      "b".repeat(64),
+      "k".repeat(1024),
+      "k".repeat(1025),
+      "é".repeat(512),
+      "é".repeat(513),
+      "\ud800",
+      "a\udc00",
+      0,
+      -0,
+      -1,
+      1.5,
+      2 ** 53 - 1,
+      2 ** 53,
+      "1",
+      "s3:/",
+      "s3://",
+      "S3://b/k",
+      "a".repeat(32),
+      "A".repeat(32),
+      "a".repeat(31),
+      "Positive",
+      "general",
+      "_x",
+      "x".repeat(64),
+      "2026-01-01",
+      "2026-01-01T00:00:00Z",
+      "2026-01-01T00:00:00.123+01:00",
+      "2026-13-01T00:00:00Z",
+      "2026-01-01T00:00:00",
+      "2026-01-01 00:00:00Z",
+    );
+    const fields = fc.constantFrom(...Object.keys(notificationSchema.shape), "extra", "__proto__");
+    const edged = fc
+      .tuple(aValidNotification, fields, edge)
+      .map(([n, field, value]) =>
+        ownObject([...Object.entries(n).filter(([k]) => k !== field), [field, value]]),
+      );
+    const inputs = fc.oneof(
+      aValidNotification.map((n) => n as unknown),
+      edged,
+      aValidNotification.chain((n) => mutationsOf(n)),
+      hostileValue,
+    );
+    fc.assert(
+      fc.property(inputs, (input) => {
+        const json = JSON.stringify(input);
+        if (json === undefined) return;
+        const raw: unknown = JSON.parse(json);
+        const schema =
+          typeof raw === "object" && raw !== null && !Array.isArray(raw)
+            ? notificationSchema.safeParse(raw)
+            : undefined;
+        let decoded: Notification | undefined;
+        try {
+          decoded = decodeNotification(json);
+        } catch (err) {
+          expect(err).toBeInstanceOf(InvalidInputError);
+        }
+        if (schema?.success) expect(JSON.stringify(decoded)).toBe(JSON.stringify(schema.data));
+        else expect(decoded).toBeUndefined();
+      }),
+      { numRuns: 2000 },
     );
   });
 
