@@ -17,6 +17,7 @@ import {
   Partitioners,
   type Producer,
   type ProducerConfig,
+  type ProducerRecord,
   type SASLOptions,
 } from "kafkajs";
 import { z } from "zod";
@@ -404,6 +405,8 @@ export interface PublisherOptions {
    * more than this many bytes.
    */
   maxMessageBytes?: number;
+  /** Called when the producer was replaced after the brokers lost its sequence state. */
+  onRenew?: (cause: unknown) => void;
 }
 
 /** One publish call: it resolves once all its chunks are acknowledged, or rejects once. */
@@ -432,6 +435,82 @@ export const IDEMPOTENT_PRODUCER: ProducerConfig = {
   createPartitioner: Partitioners.DefaultPartitioner,
   allowAutoTopicCreation: false,
 };
+
+/**
+ * Protocol errors after which an idempotent producer's sequence state no longer matches the
+ * brokers' (a cluster restart or an unclean leader change lost it). kafkajs keeps answering
+ * them to every send of that producer, for good: only a new producer id recovers.
+ */
+const PRODUCER_STATE_LOST: ReadonlySet<string> = new Set([
+  "OUT_OF_ORDER_SEQUENCE_NUMBER",
+  "UNKNOWN_PRODUCER_ID",
+  "INVALID_PRODUCER_EPOCH",
+]);
+
+/** An idempotent producer that replaces itself when the brokers lost its sequence state. */
+export interface RenewingProducer {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  /** Sends; after a lost-state error, once more on a new producer. */
+  send(record: ProducerRecord): Promise<void>;
+  /** How many times the producer was replaced. */
+  renewals(): number;
+}
+
+/**
+ * Creates an {@link IDEMPOTENT_PRODUCER} that is replaced by a new one (a new producer id)
+ * when a send fails because the brokers lost its sequence state, and the send is tried once
+ * more on it: without this, a publisher or DLQ producer fails every send until its process
+ * restarts. Sends that fail on an already replaced producer go to the current one.
+ * @example
+ * const producer = createRenewingProducer(kafka, { onRenew: (err) => log.warn("renewed", { err }) });
+ */
+export function createRenewingProducer(
+  kafka: Pick<Kafka, "producer">,
+  options: { onRenew?: (cause: unknown) => void } = {},
+): RenewingProducer {
+  let producer: Producer = kafka.producer(IDEMPOTENT_PRODUCER);
+  let renewing: Promise<void> | undefined;
+  let count = 0;
+  let connected = false;
+
+  const renew = (failed: Producer, cause: unknown): Promise<void> => {
+    if (failed !== producer) return renewing ?? Promise.resolve();
+    const next = kafka.producer(IDEMPOTENT_PRODUCER);
+    producer = next;
+    count++;
+    options.onRenew?.(cause);
+    void failed.disconnect().catch(() => {});
+    renewing = (connected ? next.connect() : Promise.resolve()).finally(() => {
+      if (producer === next) renewing = undefined;
+    });
+    return renewing;
+  };
+
+  return {
+    async connect() {
+      connected = true;
+      await producer.connect();
+    },
+    async disconnect() {
+      connected = false;
+      await producer.disconnect();
+    },
+    async send(record) {
+      if (renewing) await renewing;
+      const used = producer;
+      try {
+        await used.send(record);
+      } catch (cause) {
+        const type = kafkaErrorType(cause);
+        if (type === undefined || !PRODUCER_STATE_LOST.has(type)) throw cause;
+        await renew(used, cause);
+        await producer.send(record);
+      }
+    },
+    renewals: () => count,
+  };
+}
 
 /**
  * Creates the idempotent notification publisher (acks from all in-sync replicas,
@@ -464,7 +543,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
     issues.push("maxMessageBytes: expected an integer >= 1024");
   }
   if (issues.length > 0) throw new ConfigError("publisher", issues);
-  const producer: Producer = options.kafka.producer(IDEMPOTENT_PRODUCER);
+  const producer = createRenewingProducer(
+    options.kafka,
+    options.onRenew ? { onRenew: options.onRenew } : {},
+  );
   const queue: Chunk[] = [];
   let flushing = false;
 

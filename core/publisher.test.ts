@@ -5,13 +5,14 @@ import {
   type Kafka,
   KafkaJSConnectionError,
   KafkaJSNumberOfRetriesExceeded,
+  KafkaJSProtocolError,
   type Message,
   type ProducerRecord,
 } from "kafkajs";
 import { aNotification } from "../test/support/notifications.ts";
 import { MAX_TRACE_ID_BYTES, type Notification, recordBytes } from "./contract.ts";
 import { ConfigError, FandaError, InvalidInputError } from "./errors.ts";
-import { createPublisher } from "./kafka.ts";
+import { createPublisher, createRenewingProducer } from "./kafka.ts";
 import { extractTraceContext, newTraceContext, SpanStatusCode, startTracing } from "./tracing.ts";
 
 /** A producer whose sends complete only when the test says so. */
@@ -392,5 +393,101 @@ describe("publisher: trace context headers", () => {
     } finally {
       await tracing.shutdown();
     }
+  });
+});
+
+describe("renewing producer", () => {
+  /** Producers that fail their sends with `error` until `healthyFrom` producers were made. */
+  function lossyKafka(error: () => Error, healthyFrom: number) {
+    const made: { sent: ProducerRecord[]; connected: boolean; disconnected: boolean }[] = [];
+    const kafka = {
+      producer: () => {
+        const index = made.length;
+        const state = { sent: [] as ProducerRecord[], connected: false, disconnected: false };
+        made.push(state);
+        return {
+          connect: async () => {
+            state.connected = true;
+          },
+          disconnect: async () => {
+            state.disconnected = true;
+          },
+          send: async (record: ProducerRecord) => {
+            if (index < healthyFrom) throw error();
+            state.sent.push(record);
+          },
+        };
+      },
+    } as unknown as Kafka;
+    return { kafka, made };
+  }
+  const lostState = (type: string) =>
+    new KafkaJSNumberOfRetriesExceeded(
+      new KafkaJSProtocolError({
+        message: "The broker received an out of order sequence number",
+        type,
+        code: 45,
+        retriable: false,
+      } as unknown as Error),
+      { retryCount: 5, retryTime: 1000 },
+    );
+
+  test.each(["OUT_OF_ORDER_SEQUENCE_NUMBER", "UNKNOWN_PRODUCER_ID", "INVALID_PRODUCER_EPOCH"])(
+    "after %s (the brokers lost its sequence state) the publisher sends on a new producer",
+    async (type) => {
+      const { kafka, made } = lossyKafka(() => lostState(type), 1);
+      const renewed: unknown[] = [];
+      const publisher = createPublisher({ kafka, topic: "t", onRenew: (e) => renewed.push(e) });
+      await publisher.publish([n(1)]);
+      await publisher.publish([n(2)]);
+      expect(made).toHaveLength(2);
+      expect(made[0]?.disconnected).toBe(true);
+      expect(made[1]?.sent.flatMap((r) => keys(r.messages))).toEqual([
+        "bucket/k/f1.pdf",
+        "bucket/k/f2.pdf",
+      ]);
+      expect(renewed).toHaveLength(1);
+    },
+  );
+
+  test("the send that met the lost state is tried once more on the new producer", async () => {
+    const { kafka, made } = lossyKafka(() => lostState("OUT_OF_ORDER_SEQUENCE_NUMBER"), 1);
+    const producer = createRenewingProducer(kafka);
+    await producer.connect();
+    await producer.send({ topic: "t", messages: [{ value: "v" }] });
+    expect(producer.renewals()).toBe(1);
+    expect(made[1]).toMatchObject({ connected: true, disconnected: false });
+    expect(made[1]?.sent).toHaveLength(1);
+  });
+
+  test("other failures are thrown as they are, and the producer is kept", async () => {
+    const { kafka, made } = lossyKafka(() => new KafkaJSConnectionError("broker down"), 1);
+    const producer = createRenewingProducer(kafka);
+    await producer.connect();
+    await expect(producer.send({ topic: "t", messages: [{ value: "v" }] })).rejects.toThrow(
+      "broker down",
+    );
+    expect(producer.renewals()).toBe(0);
+    expect(made).toHaveLength(1);
+  });
+
+  test("concurrent sends that meet the lost state renew once", async () => {
+    const { kafka, made } = lossyKafka(() => lostState("OUT_OF_ORDER_SEQUENCE_NUMBER"), 1);
+    const producer = createRenewingProducer(kafka);
+    await producer.connect();
+    await Promise.all(
+      Array.from({ length: 5 }, () => producer.send({ topic: "t", messages: [{ value: "v" }] })),
+    );
+    expect(producer.renewals()).toBe(1);
+    expect(made).toHaveLength(2);
+    expect(made[1]?.sent).toHaveLength(5);
+  });
+
+  test("a producer that keeps losing its state fails the send after one renewal", async () => {
+    const { kafka } = lossyKafka(() => lostState("OUT_OF_ORDER_SEQUENCE_NUMBER"), 99);
+    const producer = createRenewingProducer(kafka);
+    await producer.connect();
+    await expect(producer.send({ topic: "t", messages: [{ value: "v" }] })).rejects.toThrow();
+    expect(producer.renewals()).toBe(1);
   });
 });

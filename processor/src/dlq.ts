@@ -2,8 +2,8 @@
  * Dead letters: a message that cannot reach a final "delivered" goes, unchanged, to
  * `<topic>.dlq` with the reason in headers, so nothing is lost and it can be replayed.
  */
-import type { IHeaders, Kafka, KafkaMessage, Producer } from "kafkajs";
-import { dlqTopicOf, IDEMPOTENT_PRODUCER } from "../../core/kafka.ts";
+import type { IHeaders, Kafka, KafkaMessage } from "kafkajs";
+import { createRenewingProducer, dlqTopicOf } from "../../core/kafka.ts";
 import { toFandaError } from "./errors.ts";
 
 /** Header names the DLQ adds to the original message's headers. */
@@ -66,9 +66,19 @@ export interface DeadLetterQueue {
  * @example
  * const dlq = createDeadLetterQueue({ kafka, topic: "fanda-notifications" });
  */
-export function createDeadLetterQueue(options: { kafka: Kafka; topic: string }): DeadLetterQueue {
+export function createDeadLetterQueue(options: {
+  kafka: Kafka;
+  topic: string;
+  /** Called when the producer was replaced after the brokers lost its sequence state. */
+  onRenew?: (cause: unknown) => void;
+}): DeadLetterQueue {
   const target = dlqTopicOf(options.topic);
-  const producer: Producer = options.kafka.producer(IDEMPOTENT_PRODUCER);
+  // Renewing: after a cluster restart a DLQ producer whose sequence state the brokers lost
+  // failed every send, so every partition with a failed message stayed paused until restart.
+  const producer = createRenewingProducer(
+    options.kafka,
+    options.onRenew ? { onRenew: options.onRenew } : {},
+  );
   return {
     connect: () => producer.connect(),
     disconnect: () => producer.disconnect(),

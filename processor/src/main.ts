@@ -137,7 +137,14 @@ export async function startProcessor(
     onMisconfigured: (channel, setting, on) =>
       metrics.channelMisconfigured.set({ channel, setting }, on ? 1 : 0),
   });
-  const dlq = createDeadLetterQueue({ kafka, topic: config.kafka.topic });
+  const dlq = createDeadLetterQueue({
+    kafka,
+    topic: config.kafka.topic,
+    onRenew: (err) =>
+      logger.warn("Kafka lost the DLQ producer's sequence state; dead-lettering on a new one", {
+        err,
+      }),
+  });
   let draining = false;
   const consumer = createNotificationConsumer({
     kafka,

@@ -181,6 +181,10 @@ function containerRuntime(): Promise<ProducerRuntime> {
     const publisher = createPublisher({
       kafka: createKafka(config.kafka, { logger }),
       topic: config.kafka.topic,
+      onRenew: (err) =>
+        logger.warn("Kafka lost the producer's sequence state; publishing on a new producer", {
+          err,
+        }),
     });
     await publisher.connect();
     return {

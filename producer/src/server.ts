@@ -121,7 +121,14 @@ async function main(): Promise<void> {
   });
   const categorize = createCategorizer({ rules: config.categoryRules });
   const kafka = createKafka(config.kafka, { logger });
-  const publisher = createPublisher({ kafka, topic: config.kafka.topic });
+  const publisher = createPublisher({
+    kafka,
+    topic: config.kafka.topic,
+    onRenew: (err) =>
+      logger.warn("Kafka lost the producer's sequence state; publishing on a new producer", {
+        err,
+      }),
+  });
   await publisher.connect();
   const app = createIngestApp({
     publisher,
