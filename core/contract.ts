@@ -183,8 +183,8 @@ const ownText = (r: object, key: string): string | undefined => {
 /**
  * The notification in `raw` when it passes every check of {@link notificationSchema}, built as
  * the schema builds it (its fields in its order, unknown ones dropped); undefined otherwise,
- * and the schema then says why. The per-message cost of the full schema parse was a tenth of
- * the processor's CPU per delivery; this is the same checks written out.
+ * and the schema then says why. The same checks written out: a message decodes in ~60% of
+ * the CPU of the full schema parse (docs/benchmarks.md, "Cost per delivery").
  */
 function validNotification(raw: object): Notification | undefined {
   const eventId = ownText(raw, "eventId");
