@@ -43,7 +43,7 @@ import type { Dispatcher } from "./dispatch.ts";
 import type { DeadLetterQueue } from "./dlq.ts";
 import { ConfigError, toFandaError } from "./errors.ts";
 import type { ClaimState, IdempotencyStore } from "./idempotency.ts";
-import { cachedLabels, type Metrics } from "./metrics.ts";
+import type { Metrics } from "./metrics.ts";
 import type { Route, Router } from "./routing.ts";
 import { repeatEvery } from "./text.ts";
 
@@ -194,7 +194,6 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
 
   const log = options.logger.child("consumer");
   const { metrics, store, deliveryLog, dispatch } = options;
-  const phaseSeconds = cachedLabels(metrics.batchPhaseSeconds);
   const abortSignal = options.abortSignal ?? new AbortController().signal;
   const state: ConsumerState = { running: false, joined: false, partitions: [], paused: [] };
   let started = false;
@@ -297,7 +296,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       }
       // A rebalance during the write may have moved partitions away: not ours to commit.
       const offsets = ledger.committable(snapshot);
-      phaseSeconds("log").observe((performance.now() - started) / 1000);
+      metrics.batchPhaseSeconds.observe({ phase: "log" }, (performance.now() - started) / 1000);
       if (offsets.length === 0) return true;
       const commitStarted = performance.now();
       try {
@@ -315,7 +314,10 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
         return true;
       }
       ledger.committed(offsets);
-      phaseSeconds("commit").observe((performance.now() - commitStarted) / 1000);
+      metrics.batchPhaseSeconds.observe(
+        { phase: "commit" },
+        (performance.now() - commitStarted) / 1000,
+      );
       lastCommitAt = Date.now();
       return true;
     });
@@ -403,7 +405,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     let mark = performance.now();
     const phase = (name: string) => {
       const now = performance.now();
-      phaseSeconds(name).observe((now - mark) / 1000);
+      metrics.batchPhaseSeconds.observe({ phase: name }, (now - mark) / 1000);
       mark = now;
     };
     try {

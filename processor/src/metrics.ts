@@ -150,37 +150,6 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
 }
 
 /**
- * `metric.labels(...values)`, cached per values (positional, in the metric's labelNames order).
- * prom-client hashes a label object on every `inc`/`observe`; on the per-delivery path that
- * was measurable CPU. The cache holds no more entries than the metric has series. Not for a
- * metric that is `reset()` (its children would be detached).
- */
-export function cachedLabels<C>(metric: { labels(...values: string[]): C }) {
-  // One Map level per label: no joined key, so no two value lists can collide.
-  type Level = Map<string, Level | C>;
-  const root: Level = new Map();
-  return (...values: string[]): C => {
-    let level = root;
-    for (let i = 0; i < values.length - 1; i++) {
-      const v = values[i] as string;
-      let next = level.get(v) as Level | undefined;
-      if (next === undefined) {
-        next = new Map();
-        level.set(v, next);
-      }
-      level = next;
-    }
-    const last = values[values.length - 1] as string;
-    let child = level.get(last) as C | undefined;
-    if (child === undefined) {
-      child = metric.labels(...values);
-      level.set(last, child);
-    }
-    return child;
-  };
-}
-
-/**
  * Every series name `metrics` exports (histograms with their _bucket, _sum and _count), sorted:
  * what alert rules and dashboards may query. kustomize/base/monitoring/exported-metrics.json is
  * this list for a processor with default metrics (metrics.test.ts keeps it current).

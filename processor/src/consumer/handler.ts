@@ -17,7 +17,7 @@ import type { ChannelOutcome, Dispatcher } from "../dispatch.ts";
 import type { DeadLetter, DeadLetterQueue } from "../dlq.ts";
 import { InvalidInputError } from "../errors.ts";
 import type { ClaimState, DeliveryKey, IdempotencyStore } from "../idempotency.ts";
-import { cachedLabels, type Metrics } from "../metrics.ts";
+import type { Metrics } from "../metrics.ts";
 import type { Route, Router } from "../routing.ts";
 import type { Settle } from "./store-retry.ts";
 
@@ -109,10 +109,6 @@ export const deliveryKey = (n: Notification, channel: string): DeliveryKey => ({
 export function createMessageHandler(options: MessageHandlerOptions): MessageHandler {
   const { metrics, dispatch, settle, abortSignal } = options;
   const log = options.logger;
-  // Per-delivery metrics through cached children (label order: the metrics' labelNames).
-  const sendSeconds = cachedLabels(metrics.sendSeconds);
-  const notified = cachedLabels(metrics.notifications);
-  const endToEnd = cachedLabels(metrics.endToEndSeconds);
 
   /** Dead-letters one message; false when the DLQ could not take it (outcome not final). */
   const deadLetter = async (letter: DeadLetter): Promise<boolean> => {
@@ -297,9 +293,10 @@ export function createMessageHandler(options: MessageHandlerOptions): MessageHan
     const deferred = outcomes.filter((o) => o.status === "deferred");
     const finishedAt = new Date();
     for (const o of outcomes) {
-      sendSeconds(o.channel, o.status).observe(o.durationMs / 1000);
-      if (o.status === "delivered") notified(o.channel, n.category).inc();
-      if (o.status === "failed") metrics.failures.inc({ channel: o.channel, category: n.category });
+      const labels = { channel: o.channel, category: n.category };
+      metrics.sendSeconds.observe({ channel: o.channel, outcome: o.status }, o.durationMs / 1000);
+      if (o.status === "delivered") metrics.notifications.inc(labels);
+      if (o.status === "failed") metrics.failures.inc(labels);
       if (o.status !== "deferred") {
         records.push({
           notification: n,
@@ -348,7 +345,10 @@ export function createMessageHandler(options: MessageHandlerOptions): MessageHan
         return;
       }
     } else {
-      endToEnd(n.category).observe(Math.max(0, (Date.now() - Date.parse(n.uploadTime)) / 1000));
+      metrics.endToEndSeconds.observe(
+        { category: n.category },
+        Math.max(0, (Date.now() - Date.parse(n.uploadTime)) / 1000),
+      );
     }
     item.final = true;
   }
