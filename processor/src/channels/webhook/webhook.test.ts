@@ -208,6 +208,34 @@ describe("webhook channel", () => {
     }
   }, 30_000);
 
+  test("one shutdown ends every send in flight on its signal, and a send after it at once", async () => {
+    const shutdown = new AbortController();
+    let started = 0;
+    // A receiver that never answers: only the abort of the request's own signal ends it.
+    const hanging = ((_: unknown, init?: RequestInit) => {
+      started++;
+      return new Promise<Response>((_resolve, reject) => {
+        // As fetch does: an aborted signal fails the request at once.
+        if (init?.signal?.aborted) reject(init.signal.reason);
+        init?.signal?.addEventListener("abort", () => reject(init.signal?.reason), { once: true });
+      });
+    }) as unknown as typeof fetch;
+    const channel = createWebhookChannel({ url, timeoutMs: 60_000, fetch: hanging });
+    const ctx = { signal: shutdown.signal, target: {} };
+    // One that ended before the shutdown must not be aborted again (nor kept).
+    const answered = createWebhookChannel({
+      url,
+      fetch: (async () => new Response(null, { status: 204 })) as unknown as typeof fetch,
+    });
+    await answered.send(n, ctx);
+    const sends = Array.from({ length: 5 }, () => channelErrorOf(withGuard(channel.send(n, ctx))));
+    while (started < 5) await Bun.sleep(1);
+    shutdown.abort(new Error("shutdown"));
+    for (const err of await Promise.all(sends)) expect(err.retriable).toBe(true);
+    const after = await channelErrorOf(withGuard(channel.send(n, ctx)));
+    expect(after.retriable).toBe(true);
+  });
+
   test("a refused connection is retriable", async () => {
     const closed = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
     const deadUrl = `http://127.0.0.1:${closed.port}/`;
