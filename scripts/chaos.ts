@@ -759,7 +759,7 @@ const bound: Record<Scenario, { value: number; why: string }> = {
   "db-down": { value: 0, why: "graceful: Redis keeps the done marks while the log is down" },
   "stalled-body": {
     value: stalled,
-    why: "each stalled response the sender gives up on was received: it may be resent once",
+    why: "one resend per stalled response at most (a sender that retries a 2xx it gave up reading)",
   },
 };
 const summary = {
