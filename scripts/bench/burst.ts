@@ -260,6 +260,7 @@ const series = new Map<string, (number | undefined)[]>();
 const wanted = metricNamesOf(ruleFile);
 const allIn = () => CHANNELS.every((c) => seen[c].size >= uploads);
 let timedOut = false;
+let zeroLagSamples = 0;
 for (let i = 0; ; i++) {
   readEmails();
   const [lagNow, texts] = await Promise.all([lag().catch(() => Number.NaN), scrape()]);
@@ -281,7 +282,9 @@ for (let i = 0; ; i++) {
     slackMessages,
     sesThrottled: ses.throttled(),
   });
-  if (allIn() && lagNow === 0) break;
+  // Lag 0: every upload's outcome is final (delivered or dead-lettered).
+  zeroLagSamples = lagNow === 0 ? zeroLagSamples + 1 : 0;
+  if (allIn() ? lagNow === 0 : zeroLagSamples >= 5) break;
   if (Date.now() - t0 > timeoutSeconds * 1000) {
     timedOut = true;
     break;
@@ -355,7 +358,8 @@ if (values.plot) {
 const secondsTo = (c: ChannelName) =>
   seen[c].size >= uploads ? ((lastAt[c] - t0) / 1000).toFixed(1) : "not all";
 const maxLag = Math.max(...samples.map((s) => s.lag).filter(Number.isFinite));
-const lagZeroAt = samples.at(-1)?.lag === 0 ? samples.at(-1)?.t : undefined;
+const lagZeroAt =
+  samples.at(-1)?.lag === 0 ? samples[samples.findLastIndex((s) => s.lag !== 0) + 1]?.t : undefined;
 const logRows = (rows as { channel: string; status: string; n: number }[])
   .map((r) => `${r.channel} ${r.status} ${r.n}`)
   .join(", ");
