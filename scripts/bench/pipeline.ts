@@ -24,7 +24,7 @@
  *               channels accepted it.
  * The first processor's RSS and CPU are sampled from /proc while it runs. Cost per delivery:
  * over the steady window (first event complete → last complete, start-up and group join
- * left out) the processor's CPU-µs per event from /proc/<pid>/stat, against the delivering
+ * left out) the processors' CPU-µs per event from /proc/<pid>/stat (all instances), against the delivering
  * baseline's own `process.cpuUsage()` over its window, and both steady events/s.
  * `--ram-mb` paces Bun's GC to that RAM (BUN_JSC_forceRAMSize, as the Deployment sets it
  * from its memory limit: 384 MiB in kustomize/base); 0 leaves Bun's default (the host's RAM).
@@ -304,16 +304,22 @@ const measure = async (runtime: "bun" | "node", index: number): Promise<Measured
     }),
   );
   const first = processors[0] as (typeof processors)[number];
+  /** utime + stime of a process, in seconds (clock ticks of 1/100 s). */
+  const cpuOf = (pid: number) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(stat[11]) + Number(stat[12])) / 100;
+  };
   const sample = () => {
     const status = readFileSync(`/proc/${first.pid}/status`, "utf8");
     const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    const stat = readFileSync(`/proc/${first.pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-    return { rssMb: rssKb / 1024, cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100 };
+    return { rssMb: rssKb / 1024, cpuSeconds: cpuOf(first.pid) };
   };
+  // The cost per event counts every instance's CPU: the events are theirs together.
+  const cpuOfAll = () => processors.reduce((sum, p) => sum + cpuOf(p.pid), 0);
   const steady: { at: number; cpuSeconds: number; complete: number }[] = [];
   onComplete = (n) => {
     try {
-      steady.push({ at: performance.now(), cpuSeconds: sample().cpuSeconds, complete: n });
+      steady.push({ at: performance.now(), cpuSeconds: cpuOfAll(), complete: n });
     } catch {}
   };
   let peakRss = 0;
