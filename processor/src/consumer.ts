@@ -591,6 +591,8 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
         topics: [options.topic],
         fromBeginning: options.fromBeginning ?? true,
       });
+      // stop() came while connecting: it has disconnected (or will); do not start running.
+      if (stopping) return;
       state.running = true;
       started = true;
       ticker = setInterval(

@@ -52,6 +52,11 @@ export interface ProcessorOverrides {
   /** Called on a fatal consumer crash (default: exit 1). */
   onFatal?: (error: Error) => void;
   defaultMetrics?: boolean;
+  /**
+   * Aborted by a signal that may arrive while start-up is still under way (waiting for a
+   * topic, joining the group): the processor stops as soon as it can, draining what it began.
+   */
+  shutdown?: AbortSignal;
 }
 
 /** Builds the idempotency store the configuration asks for. */
@@ -222,20 +227,7 @@ export async function startProcessor(
     onError: (err) => logger.warn("trace export failed", { err }),
   });
   const server = await serveHttp({ hostname: config.host, port: config.port, fetch: app.fetch });
-  // The HTTP server answers from here on (readiness says why it is not ready yet), while the
-  // DLQ producer connects (on a fresh broker that waits for Kafka's internal topics).
-  await dlq.connect();
-  await consumer.start();
-  await lag.start();
-  logger.info("processor started", {
-    http: `http://${config.host}:${server.port}`,
-    topic: config.kafka.topic,
-    groupId: config.groupId,
-    channels: config.channels,
-    idempotency: store.kind,
-    deliveryLog: log.kind,
-  });
-
+  let lagStarted = false;
   let stopped: Promise<void> | undefined;
   const stop = () => {
     stopped ??= (async () => {
@@ -252,7 +244,7 @@ export async function startProcessor(
         watchdog.stop();
         clearInterval(stallGauge);
         report.stop();
-        await lag.stop();
+        if (lagStarted) await lag.stop();
         await dlq.disconnect().catch((err) => logger.warn("dlq disconnect failed", { err }));
         await Promise.all(channels.map((c) => c.close()));
         await store.close().catch((err) => logger.warn("idempotency store close failed", { err }));
@@ -265,6 +257,26 @@ export async function startProcessor(
     })();
     return stopped;
   };
+  if (overrides.shutdown?.aborted) void stop();
+  else overrides.shutdown?.addEventListener("abort", () => void stop(), { once: true });
+
+  // The HTTP server answers from here on (readiness says why it is not ready yet), while the
+  // DLQ producer connects (on a fresh broker that waits for Kafka's internal topics).
+  if (!stopped) await dlq.connect();
+  // A stop during the wait for the topics ends it; start() then returns without running.
+  if (!stopped) await consumer.start();
+  if (!stopped) {
+    await lag.start();
+    lagStarted = true;
+    logger.info("processor started", {
+      http: `http://${config.host}:${server.port}`,
+      topic: config.kafka.topic,
+      groupId: config.groupId,
+      channels: config.channels,
+      idempotency: store.kind,
+      deliveryLog: log.kind,
+    });
+  }
   return { port: server.port, stop };
 }
 
@@ -276,20 +288,29 @@ async function main(): Promise<void> {
     console.error(err instanceof ConfigError ? err.message : String(err));
     process.exit(2);
   }
-  const processor = await startProcessor(config);
+  // The handlers come first: a SIGTERM during start-up (a rollout while the group is joined
+  // but the lag monitor not yet started) must drain like any other, not kill the process.
+  const shutdown = new AbortController();
+  let starting: Promise<RunningProcessor> | undefined;
   const onSignal = (signal: string) => {
-    processor.stop().then(
-      () => process.exit(0),
-      (err) => {
+    if (shutdown.signal.aborted) return;
+    shutdown.abort();
+    void (async () => {
+      try {
+        await (await (starting as Promise<RunningProcessor>)).stop();
+        process.exit(0);
+      } catch (err) {
         console.error(
           JSON.stringify({ level: "error", msg: `stop after ${signal} failed`, err: String(err) }),
         );
         process.exit(1);
-      },
-    );
+      }
+    })();
   };
   process.once("SIGTERM", () => onSignal("SIGTERM"));
   process.once("SIGINT", () => onSignal("SIGINT"));
+  starting = startProcessor(config, { shutdown: shutdown.signal });
+  await starting;
 }
 
 if (isEntryPoint(import.meta)) {

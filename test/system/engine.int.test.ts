@@ -434,6 +434,37 @@ describe("delivery engine", () => {
     expect(await deliveredRows(sent, "webhook")).toBe(40);
   });
 
+  test("a SIGTERM while start-up waits for a missing DLQ topic stops the processor cleanly (exit 0)", async () => {
+    const topic = `fanda-engine-${run}-${topics.length}`;
+    topics.push(topic);
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      // The topic without its dead-letter topic: start-up waits for it.
+      await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    } finally {
+      await admin.disconnect();
+    }
+    const port = await freePort();
+    const proc = Bun.spawn(["bun", "processor/src/main.ts"], {
+      env: localProcessorEnv(
+        { topic, port, redisUrl, mysqlUrl: `${mysqlServer}/${database}` },
+        { ENABLED_CHANNELS: "log", LOG_LEVEL: "error" },
+      ),
+      stdout: "ignore",
+      stderr: "inherit",
+    });
+    children.push(proc);
+    await waitFor("readiness to name the missing DLQ topic", async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+      return res !== undefined && (await res.text()).includes(dlqTopicOf(topic));
+    });
+    proc.kill("SIGTERM");
+    // Before, the handlers were installed only once start-up had finished: the default
+    // action of SIGTERM ended the process (143) without draining or closing anything.
+    expect(await proc.exited).toBe(0);
+  }, 60_000);
+
   test("on Node without MYSQL_URL the processor refuses to start and says why", async () => {
     const result = await runCommand(["node", await buildNodeBundle()], {
       env: { ...process.env, ENABLED_CHANNELS: "log", MYSQL_URL: undefined, PORT: "0" },
