@@ -9,7 +9,7 @@ import { type Consumer, type Kafka, KafkaJSError, logLevel } from "kafkajs";
 import type { Notification } from "../../core/contract.ts";
 import { createKafka, createPublisher, dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
 import { createLogger } from "../../core/log.ts";
-import { LOCAL_BROKERS, localKafka } from "../../test/support/local.ts";
+import { LOCAL_BROKERS, localKafka, readDeadLetters } from "../../test/support/local.ts";
 import { aNotification } from "../../test/support/notifications.ts";
 import { waitFor } from "../../test/support/wait.ts";
 import { type ConsumerOptions, createNotificationConsumer } from "./consumer.ts";
@@ -178,31 +178,17 @@ const committedTo = (s: Started, topic: string, offset: number) =>
 
 /** The dead letters of `topic` (at least `atLeast` of them), with their headers as text. */
 async function deadLetters(topic: string, atLeast: number) {
-  const consumer = kafka.consumer({
-    groupId: `${topic}-dlq-${crypto.randomUUID().slice(0, 6)}`,
-    maxWaitTimeInMs: 300,
-  });
-  const letters: { eventId: string; headers: Record<string, string> }[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topics: [dlqTopicOf(topic)], fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-      letters.push({
-        eventId: (JSON.parse(String(message.value)) as Notification).eventId,
-        headers,
-      });
-    },
-  });
-  try {
-    await waitFor(`${atLeast} dead letter(s)`, () => letters.length >= atLeast, {
-      timeoutMs: 20_000,
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-  return letters;
+  const records = await readDeadLetters(
+    kafka,
+    topic,
+    `${atLeast} dead letter(s)`,
+    (all) => all.length >= atLeast,
+    { timeoutMs: 20_000 },
+  );
+  return records.map((r) => ({
+    eventId: (JSON.parse(r.value) as Notification).eventId,
+    headers: r.headers,
+  }));
 }
 
 afterEach(async () => {

@@ -4,9 +4,10 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { Redis } from "ioredis";
 import { type Kafka, logLevel as KafkaLogLevel } from "kafkajs";
-import { createKafka } from "../../core/kafka.ts";
+import { createKafka, dlqTopicOf } from "../../core/kafka.ts";
 import { createLogger } from "../../core/log.ts";
 import { type RunResult, runCommand } from "../../scripts/run.ts";
+import { waitFor } from "./wait.ts";
 
 export { type RunResult, runCommand };
 
@@ -292,4 +293,46 @@ export async function startRedisPair(): Promise<RedisPair> {
       await Promise.all([primary.stop(), replica.stop()]);
     },
   };
+}
+
+/** One record of a dead-letter topic: its value and headers as text. */
+export interface DeadLetterRecord {
+  value: string;
+  headers: Record<string, string>;
+}
+
+/**
+ * Reads the dead-letter topic of `topic` from the beginning (a fresh group each call) until
+ * `until` holds for the records read so far, then waits `settleMs` more so that records
+ * already there arrive too.
+ * @param what what is waited for, for the timeout's message
+ */
+export async function readDeadLetters(
+  kafka: Kafka,
+  topic: string,
+  what: string,
+  until: (records: DeadLetterRecord[]) => boolean,
+  options: { timeoutMs?: number; settleMs?: number } = {},
+): Promise<DeadLetterRecord[]> {
+  const consumer = kafka.consumer({
+    groupId: `${topic}-dlq-reader-${crypto.randomUUID().slice(0, 8)}`,
+    maxWaitTimeInMs: 300,
+  });
+  const records: DeadLetterRecord[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topics: [dlqTopicOf(topic)], fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
+      records.push({ value: message.value?.toString() ?? "", headers });
+    },
+  });
+  try {
+    await waitFor(what, () => until(records), options);
+    if (options.settleMs) await Bun.sleep(options.settleMs);
+  } finally {
+    await consumer.disconnect();
+  }
+  return records;
 }

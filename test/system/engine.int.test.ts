@@ -21,6 +21,7 @@ import {
   localProcessorEnv,
   PROCESSOR_TEMPLATES_DIR,
   type PrivateRedis,
+  readDeadLetters,
   runCommand,
   startPrivateRedis,
 } from "../support/local.ts";
@@ -168,32 +169,12 @@ async function committedOffsets(groupId: string, topic: string): Promise<number[
   }
 }
 
-async function dlqLetters(topic: string, atLeast: number) {
-  const consumer = kafka.consumer({
-    groupId: `${topic}-dlq-${crypto.randomUUID().slice(0, 6)}`,
-    maxWaitTimeInMs: 300,
+/** At least `atLeast` dead letters of `topic`, and any more already there. */
+const dlqLetters = (topic: string, atLeast: number) =>
+  readDeadLetters(kafka, topic, `${atLeast} dead letter(s)`, (all) => all.length >= atLeast, {
+    timeoutMs: 20_000,
+    settleMs: 500,
   });
-  const letters: { value: string; headers: Record<string, string> }[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topics: [dlqTopicOf(topic)], fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-      letters.push({ value: String(message.value), headers });
-    },
-  });
-  try {
-    await waitFor(`${atLeast} dead letter(s)`, () => letters.length >= atLeast, {
-      timeoutMs: 20_000,
-    });
-    // Let anything more that is already there arrive too.
-    await Bun.sleep(500);
-  } finally {
-    await consumer.disconnect();
-  }
-  return letters;
-}
 
 beforeAll(async () => {
   const conn = await mysql.createConnection(mysqlServer);

@@ -23,6 +23,7 @@ import { eventIdOf } from "../../producer/src/s3-event.ts";
 import { createIngestApp } from "../../producer/src/server.ts";
 import { type Sink, startSink } from "../../scripts/sink.ts";
 import { s3PutEvent } from "../../scripts/upload.ts";
+import { type DeadLetterRecord, readDeadLetters } from "../support/local.ts";
 import { waitFor } from "../support/wait.ts";
 
 const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
@@ -38,7 +39,7 @@ let publisher: ReturnType<typeof createPublisher>;
 const logLines: string[] = [];
 const auditPath = join(tmpdir(), `fanda-e2e-${run}.sqlite`);
 
-type Letter = { value: string; headers: Record<string, string> };
+type Letter = DeadLetterRecord;
 
 /** POSTs an S3 Put event for `key` to the ingest, as S3 would after an upload. */
 function upload(key: string): Promise<Response> {
@@ -49,31 +50,10 @@ function upload(key: string): Promise<Response> {
 }
 
 /** Reads the DLQ from the beginning until a letter satisfies `until`. */
-async function readDlq(until: (letter: Letter, all: Letter[]) => boolean): Promise<Letter[]> {
-  // A fresh group each time, so every call reads the DLQ from the beginning.
-  const consumer = kafka.consumer({
-    groupId: `${topic}-dlq-reader-${crypto.randomUUID().slice(0, 8)}`,
-    maxWaitTimeInMs: 500,
-  });
-  const seen: Letter[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topics: [dlqTopicOf(topic)], fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-      seen.push({ value: message.value?.toString() ?? "", headers });
-    },
-  });
-  try {
-    await waitFor(`the expected dead letter on ${dlqTopicOf(topic)}`, () =>
-      seen.some((l) => until(l, seen)),
-    );
-  } finally {
-    await consumer.disconnect();
-  }
-  return seen;
-}
+const readDlq = (until: (letter: Letter, all: Letter[]) => boolean): Promise<Letter[]> =>
+  readDeadLetters(kafka, topic, `the expected dead letter on ${dlqTopicOf(topic)}`, (all) =>
+    all.some((l) => until(l, all)),
+  );
 
 beforeAll(async () => {
   const settings = {
