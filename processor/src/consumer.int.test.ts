@@ -340,6 +340,8 @@ describe("claims of messages waiting behind others of their batch", () => {
       await Bun.sleep(10);
     }
     expect(await other.claim([{ eventId: second.eventId, channel: "log" }])).toEqual(["busy"]);
+    // The message being sent is renewed by the same batch renewal (no dispatcher wrapper here).
+    expect(await other.claim([{ eventId: first.eventId, channel: "log" }])).toEqual(["busy"]);
     release();
     await committedTo(s, topic, 2);
     expect(sent).toEqual([first.eventId, second.eventId]);

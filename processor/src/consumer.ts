@@ -136,11 +136,11 @@ export interface ConsumerOptions {
   /** How often start() looks again for a missing topic or DLQ topic, in ms (default 5000). */
   topicCheckMs?: number;
   /**
-   * Renews a batch's claims while the batch runs (main.ts: every third of the claim TTL). A
-   * message waiting behind others of its batch (a slow channel, a rate limit) would otherwise
-   * have its claims expire before its send starts, and a worker taking the partition over
-   * would claim and send it too. A claim found lost is taken again before its send. Off when
-   * unset. `every` runs `fn` every `ms` until the function it returns is called (tests).
+   * Renews a batch's claims while the batch runs (main.ts: every third of the claim TTL),
+   * each message's until it is handled. A message waiting behind others of its batch (a slow
+   * channel, a rate limit), or whose own send outlasts the claim TTL, would otherwise have its
+   * claims expire, and a worker taking the partition over would claim and send it too. A
+   * claim found lost is taken again before its send. Off when unset. `every` runs `fn` every `ms` until the function it returns is called (tests).
    */
   claimRenewal?: { intervalMs: number; every?: (fn: () => void, ms: number) => () => void };
 }

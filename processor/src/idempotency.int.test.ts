@@ -6,14 +6,9 @@ import { afterAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { Redis } from "ioredis";
 import { type PrivateRedis, startPrivateRedis } from "../../test/support/local.ts";
-import { aNotification } from "../../test/support/notifications.ts";
 import { waitFor } from "../../test/support/wait.ts";
 import { idempotencyConformance } from "./idempotency.conformance.ts";
-import {
-  createRedisStore,
-  extendClaimsWhileSending,
-  StoreUnavailableError,
-} from "./idempotency.ts";
+import { createRedisStore, StoreUnavailableError } from "./idempotency.ts";
 
 const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -200,33 +195,6 @@ describe("redis store", () => {
     await store.close();
     endpoint.stop();
   }, 30_000);
-});
-
-describe("claims during a long send", () => {
-  test("a send three times longer than the claim TTL keeps its claim on Redis: the second worker is busy", async () => {
-    const prefix = `fanda-test:long:${crypto.randomUUID()}:`;
-    const options = { url, prefix, claimTtlMs: 600, doneTtlMs: 60_000 };
-    const a = createRedisStore({ ...options, owner: "a" });
-    const b = createRedisStore({ ...options, owner: "b" });
-    const { promise: finished, resolve: finish } = Promise.withResolvers<void>();
-    const dispatch = Object.assign(
-      async () => {
-        await finished;
-        return [];
-      },
-      { health: () => ({}) },
-    );
-    const send = extendClaimsWhileSending(dispatch, a, { intervalMs: 200 });
-    const n = aNotification();
-    const k = { eventId: n.eventId, channel: "webhook" };
-    expect(await a.claim([k])).toEqual(["claimed"]);
-    const sending = send(n, { targets: {}, channels: ["webhook"] }, new AbortController().signal);
-    await Bun.sleep(1800);
-    expect(await b.claim([k])).toEqual(["busy"]);
-    finish();
-    await sending;
-    await Promise.all([a.close(), b.close()]);
-  }, 15_000);
 });
 
 /** A TCP endpoint that forwards each new connection to `target` (changeable). */

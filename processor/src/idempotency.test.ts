@@ -4,7 +4,6 @@ import { createSqliteLog } from "./delivery-log/index.ts";
 import { idempotencyConformance } from "./idempotency.conformance.ts";
 import {
   createMemoryStore,
-  extendClaimsWhileSending,
   type MemoryState,
   reconnectOnReadonly,
   withDeliveryLogFallback,
@@ -57,91 +56,6 @@ test("READONLY (a demoted primary, also inside a script's error) reconnects and 
   ).toBe(2);
   expect(reconnectOnReadonly(new Error("NOSCRIPT No matching script"))).toBe(false);
   expect(reconnectOnReadonly(new Error("ERR value is not READONLYISH"))).toBe(false);
-});
-
-test("a send that outlasts the claim TTL keeps its claim: another worker's claim is busy, not claimed", async () => {
-  const state: MemoryState = new Map();
-  let now = 0;
-  const options = { state, now: () => now, claimTtlMs: 1000, ownerTtlMs: 60_000 };
-  const a = createMemoryStore({ ...options, owner: "a" });
-  const b = createMemoryStore({ ...options, owner: "b" });
-  const ticks = new Set<() => void>();
-  const every = (fn: () => void) => {
-    ticks.add(fn);
-    return () => ticks.delete(fn);
-  };
-  const { promise: finished, resolve: finish } = Promise.withResolvers<void>();
-  const dispatch = Object.assign(
-    async () => {
-      await finished;
-      return [];
-    },
-    { health: () => ({}) },
-  );
-  const send = extendClaimsWhileSending(dispatch, a, { intervalMs: 300, every });
-  const n = aNotification();
-  const k = { eventId: n.eventId, channel: "webhook" };
-  expect(await a.claim([k])).toEqual(["claimed"]);
-  const sending = send(n, { targets: {}, channels: ["webhook"] }, new AbortController().signal);
-  for (let t = 0; t < 10; t++) {
-    now += 300; // three claim TTLs in all, renewed every 300 ms
-    for (const tick of ticks) tick();
-    await Bun.sleep(0);
-  }
-  expect(await b.claim([k])).toEqual(["busy"]);
-  finish();
-  await sending;
-  expect(ticks.size).toBe(0);
-  now += 1001; // the send is over: nothing renews the claim any more
-  expect(await b.claim([k])).toEqual(["claimed"]);
-  await Promise.all([a.close(), b.close()]);
-});
-
-test("overlapping sends share one renewal timer; one ending leaves the other's claim renewed", async () => {
-  const state: MemoryState = new Map();
-  let now = 0;
-  const options = { state, now: () => now, claimTtlMs: 1000, ownerTtlMs: 60_000 };
-  const a = createMemoryStore({ ...options, owner: "a" });
-  const b = createMemoryStore({ ...options, owner: "b" });
-  const ticks = new Set<() => void>();
-  let started = 0;
-  const every = (fn: () => void) => {
-    started++;
-    ticks.add(fn);
-    return () => ticks.delete(fn);
-  };
-  const gates = new Map<string, () => void>();
-  const dispatch = Object.assign(
-    async (n: { eventId: string }) => {
-      await new Promise<void>((resolve) => gates.set(n.eventId, resolve));
-      return [];
-    },
-    { health: () => ({}) },
-  );
-  const send = extendClaimsWhileSending(dispatch as never, a, { intervalMs: 300, every });
-  const first = aNotification();
-  const second = aNotification();
-  const k1 = { eventId: first.eventId, channel: "webhook" };
-  const k2 = { eventId: second.eventId, channel: "webhook" };
-  expect(await a.claim([k1, k2])).toEqual(["claimed", "claimed"]);
-  const signal = new AbortController().signal;
-  const s1 = send(first, { targets: {}, channels: ["webhook"] }, signal);
-  const s2 = send(second, { targets: {}, channels: ["webhook"] }, signal);
-  expect(started).toBe(1);
-  gates.get(first.eventId)?.();
-  await s1;
-  for (let t = 0; t < 10; t++) {
-    now += 300;
-    for (const tick of ticks) tick();
-    await Bun.sleep(0);
-  }
-  expect(await b.claim([k2])).toEqual(["busy"]);
-  gates.get(second.eventId)?.();
-  await s2;
-  expect(ticks.size).toBe(0);
-  now += 1001;
-  expect(await b.claim([k2])).toEqual(["claimed"]);
-  await Promise.all([a.close(), b.close()]);
 });
 
 describe("the delivery log as the second line", () => {

@@ -11,9 +11,10 @@
  *   Re-claiming a key we hold ourselves extends it.
  * complete: after the provider confirmed the send, the key becomes `done` for `doneTtlMs`.
  * release: after a failed send, our claim is dropped so a later attempt can claim again.
- * extend: while a send runs, its claims are renewed (extendClaimsWhileSending), so a send
- *   that outlasts the claim TTL (retries, rate limits) never has its key expire under it
- *   and claimed by another worker: liveness only protects claims whose key still exists.
+ * extend: until its messages are handled, a batch's claims are renewed (the consumer's
+ *   claimRenewal), so a send that outlasts the claim TTL (retries, rate limits) never has its
+ *   key expire under it and claimed by another worker: liveness only protects claims whose
+ *   key still exists.
  *
  * So a redelivered message resends only the channels that did not finish, and two workers
  * (say, the old and new owner of a partition during a rebalance) do not both send.
@@ -23,9 +24,7 @@
  */
 import { Redis } from "ioredis";
 import { DeliveryLogUnavailableError } from "./delivery-log/log.ts";
-import type { Dispatcher } from "./dispatch.ts";
 import { ConfigError, createHealthGate, FandaError } from "./errors.ts";
-import { repeatEvery } from "./text.ts";
 
 /** One delivery: an event on a channel. */
 export interface DeliveryKey {
@@ -425,62 +424,6 @@ export function createMemoryStore(
       entries.delete(livenessOf(owner));
     },
   };
-}
-
-/** Options of {@link extendClaimsWhileSending}. */
-export interface ClaimExtensionOptions {
-  /** How often claims are renewed while a send runs: well under the claim TTL (a third). */
-  intervalMs: number;
-  /** Runs `fn` every `ms` until the returned function is called (injected in tests). */
-  every?: (fn: () => void, ms: number) => () => void;
-}
-
-/**
- * Wraps a dispatcher so the claims of a send are renewed while it runs. Without it, a send
- * longer than the claim TTL (retries, a rate limit, a slow provider) loses its key: it
- * expires, and another worker's claim finds nothing and sends a second time, although this
- * worker is alive and still sending. A renewal that fails (store down) is left to the next.
- * @throws ConfigError for an interval that is not a positive integer
- * @example
- * const send = extendClaimsWhileSending(dispatch, store, { intervalMs: claimTtlMs / 3 });
- */
-export function extendClaimsWhileSending(
-  dispatch: Dispatcher,
-  store: Pick<IdempotencyStore, "extend">,
-  options: ClaimExtensionOptions,
-): Dispatcher {
-  if (!Number.isInteger(options.intervalMs) || options.intervalMs < 1) {
-    throw new ConfigError("idempotency", ["intervalMs: expected an integer >= 1"]);
-  }
-  const every = options.every ?? repeatEvery;
-  // One timer renews every send in flight, instead of a timer per send (a timer set and
-  // cleared per delivery was measurable CPU): it runs while any send does, so a send joining
-  // it is renewed within one interval of its start, never later than its own timer would.
-  const sending = new Set<DeliveryKey[]>();
-  let stopTimer: (() => void) | undefined;
-  const renew = () => {
-    const keys = [...sending].flat();
-    if (keys.length > 0) void store.extend(keys).catch(() => {});
-  };
-  const send = async (
-    notification: Parameters<Dispatcher>[0],
-    route: Parameters<Dispatcher>[1],
-    signal: AbortSignal,
-  ) => {
-    const keys = route.channels.map((channel) => ({ eventId: notification.eventId, channel }));
-    sending.add(keys);
-    stopTimer ??= every(renew, options.intervalMs);
-    try {
-      return await dispatch(notification, route, signal);
-    } finally {
-      sending.delete(keys);
-      if (sending.size === 0) {
-        stopTimer?.();
-        stopTimer = undefined;
-      }
-    }
-  };
-  return Object.assign(send, { health: () => dispatch.health() });
 }
 
 /** What {@link withDeliveryLogFallback} reads: the delivery log's delivered rows. */

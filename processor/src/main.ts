@@ -23,7 +23,6 @@ import { createHttpApp } from "./http.ts";
 import {
   createMemoryStore,
   createRedisStore,
-  extendClaimsWhileSending,
   type IdempotencyStore,
   withDeliveryLogFallback,
 } from "./idempotency.ts";
@@ -155,11 +154,9 @@ export async function startProcessor(
     kafka,
     topic: config.kafka.topic,
     groupId: config.groupId,
-    // A send that outlasts the claim TTL keeps its claims: renewed while it runs.
-    dispatch: extendClaimsWhileSending(dispatch, store, {
-      intervalMs: Math.max(1, Math.floor(config.claimTtlMs / 3)),
-    }),
-    // And while a message waits behind others of its batch, before its send starts.
+    dispatch,
+    // A message's claims stay ours until it is handled: while it waits behind others of its
+    // batch and while its send runs, however long that outlasts the claim TTL.
     claimRenewal: { intervalMs: Math.max(1, Math.floor(config.claimTtlMs / 3)) },
     route,
     store,
