@@ -28,6 +28,7 @@ import {
 } from "./idempotency.ts";
 import { createLagMonitor } from "./lag.ts";
 import { createMetrics } from "./metrics.ts";
+import { createRedisRateLimits } from "./rate-limit-redis.ts";
 import { createRecent } from "./recent.ts";
 import { createRouter } from "./routing.ts";
 import { isEntryPoint, serveHttp } from "./runtime.ts";
@@ -94,12 +95,22 @@ export async function startProcessor(
   const version = process.env.FANDA_VERSION ?? "dev";
   const startedAt = new Date().toISOString();
   metrics.up.set({ version }, 1);
+  // Provider limits (Slack per channel, the SES send rate) are shared by every pod through the
+  // store's Redis; without Redis there is one process, which paces itself.
+  const limits = config.redisUrl
+    ? createRedisRateLimits({
+        url: config.redisUrl,
+        onFallback: (key, err) =>
+          logger.warn("shared rate limit unavailable; pacing this pod alone", { key, err }),
+      })
+    : undefined;
   // Each channel loads and checks its own templates here, before anything is consumed.
   const channels = createChannels(config.channels, config.channelSettings, {
     ...(config.templatesDir ? { templatesDir: config.templatesDir } : {}),
     logger,
     onRateLimitWait: (channel, ms) => metrics.rateLimitWaitSeconds.inc({ channel }, ms / 1000),
     onSlackPosted: (n) => metrics.slackNotificationsPerMessage.observe(n),
+    ...(limits ? { rateLimiter: limits.limiter } : {}),
     ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
     ...(overrides.write ? { write: overrides.write } : {}),
   });
@@ -244,6 +255,7 @@ export async function startProcessor(
         if (lagStarted) await lag.stop();
         await dlq.disconnect().catch((err) => logger.warn("dlq disconnect failed", { err }));
         await Promise.all(channels.map((c) => c.close()));
+        await limits?.close();
         await store.close().catch((err) => logger.warn("idempotency store close failed", { err }));
         await log.close().catch((err) => logger.warn("delivery log close failed", { err }));
         await server.stop();

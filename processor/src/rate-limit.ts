@@ -17,6 +17,16 @@ export interface RateLimiter {
   waitMs(): number;
 }
 
+/**
+ * Makes the limiter for one provider limit, named by `key` (`slack:<channel>`, `email`). The
+ * processor passes one that shares each limit across pods through Redis
+ * (rate-limit-redis.ts); without it, {@link createRateLimiter} paces this process alone.
+ */
+export type RateLimiterFactory = (
+  key: string,
+  options: Pick<RateLimiterOptions, "rate" | "burst" | "onWait">,
+) => RateLimiter;
+
 /** Options of {@link createRateLimiter}. */
 export interface RateLimiterOptions {
   /** Sends per second, > 0. */
@@ -72,3 +82,6 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     },
   };
 }
+
+/** The limiter factory without shared state: each process paces itself alone. */
+export const localRateLimiter: RateLimiterFactory = (_key, options) => createRateLimiter(options);

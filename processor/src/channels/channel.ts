@@ -6,11 +6,17 @@ import type { z } from "zod";
 import type { Notification } from "../../../core/contract.ts";
 import type { Env } from "../../../core/env.ts";
 import type { Logger } from "../../../core/log.ts";
+import type { RateLimiterFactory } from "../rate-limit.ts";
 
 // The toolkit a plugin may use besides core: how it reports a failed send, and the rate limiter
 // providers' limits call for. Plugins import them from here, so the plugin boundary is this file.
 export { ChannelConfigError, ChannelError, ChannelUnavailableError } from "../errors.ts";
-export { createRateLimiter, type RateLimiter } from "../rate-limit.ts";
+export {
+  createRateLimiter,
+  localRateLimiter,
+  type RateLimiter,
+  type RateLimiterFactory,
+} from "../rate-limit.ts";
 export {
   asIs,
   checkPlaceholders,
@@ -68,6 +74,11 @@ export interface PluginContext {
   write?: (line: string) => void;
   /** Told how long a send waited for its provider's rate limit. */
   onRateLimitWait?: (ms: number) => void;
+  /**
+   * Makes the limiter for each provider limit (default: local to this process). The processor
+   * passes limiters shared by every pod through Redis, so pods together keep a provider's rate.
+   */
+  rateLimiter?: RateLimiterFactory;
   /** Told how many notifications each posted message carried (digests carry several). */
   onPosted?: (notifications: number) => void;
 }

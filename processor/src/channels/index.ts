@@ -4,7 +4,7 @@
  * route targets and its factory; the interface is in ./channel.ts.
  */
 import type { Logger } from "../../../core/log.ts";
-import type { Channel, ChannelPlugin } from "./channel.ts";
+import type { Channel, ChannelPlugin, RateLimiterFactory } from "./channel.ts";
 import { type EmailSettings, emailPlugin } from "./email/index.ts";
 import { logPlugin } from "./log/index.ts";
 import { type SlackSettings, slackPlugin } from "./slack/index.ts";
@@ -43,6 +43,8 @@ export interface ChannelContext {
   onRateLimitWait?: (channel: string, ms: number) => void;
   /** Told how many notifications each posted Slack message carried (digests carry several). */
   onSlackPosted?: (notifications: number) => void;
+  /** Makes the provider limiters (default: local to this process); see PluginContext. */
+  rateLimiter?: RateLimiterFactory;
 }
 
 /** Creates the enabled channels, in the given order, from their plugins' settings. */
@@ -62,6 +64,7 @@ export function createChannels(
         ? { onRateLimitWait: (ms: number) => ctx.onRateLimitWait?.(name, ms) }
         : {}),
       ...(name === "slack" && ctx.onSlackPosted ? { onPosted: ctx.onSlackPosted } : {}),
+      ...(ctx.rateLimiter ? { rateLimiter: ctx.rateLimiter } : {}),
     });
   });
 }

@@ -11,6 +11,7 @@ import { LOCAL_SES_ACCOUNT } from "../../../../scripts/ses-local.ts";
 import { aNotification } from "../../../../test/support/notifications.ts";
 import { createDispatcher } from "../../dispatch.ts";
 import { ChannelConfigError } from "../../errors.ts";
+import { localRateLimiter } from "../../rate-limit.ts";
 import { channelErrorOf } from "../testing.ts";
 import { createEmailChannel, isEmailAddress, type SesApi } from "./email.ts";
 import { loadEmailTemplates } from "./render.ts";
@@ -72,6 +73,19 @@ describe("email channel", () => {
     const email = channel();
     await email.connect?.();
     expect(email.status?.()).toMatchObject({ maxSendRate: 14, source: "GetAccount" });
+  });
+
+  test("its send-rate limiter comes from the injected factory as email, re-made at the account's rate", async () => {
+    const made: string[] = [];
+    const email = channel({
+      rateLimiter: (key, options) => {
+        made.push(`${key} ${options.rate}/${options.burst ?? 1}`);
+        return localRateLimiter(key, options);
+      },
+    });
+    await email.connect?.();
+    await email.send(notification(), { signal: never, target: {} });
+    expect(made).toEqual(["email 1/1", "email 14/14"]);
   });
 
   test("a configured rate wins over the account's", async () => {

@@ -23,8 +23,9 @@ import {
   type Channel,
   ChannelConfigError,
   ChannelError,
-  createRateLimiter,
+  localRateLimiter,
   type RateLimiter,
+  type RateLimiterFactory,
   type SendContext,
 } from "../channel.ts";
 import type { EmailTemplates } from "./render.ts";
@@ -94,6 +95,11 @@ export interface EmailChannelOptions {
   client?: SesApi;
   /** Told how long a send waited for the rate limit, in ms. */
   onRateLimitWait?: (ms: number) => void;
+  /**
+   * Makes the send-rate limiter, keyed `email` (default: local to this process); the
+   * processor's is shared by every pod through Redis, as SES's rate is the account's.
+   */
+  rateLimiter?: RateLimiterFactory;
 }
 
 /**
@@ -184,7 +190,8 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
   let rate = options.maxSendRate ?? 1;
   let rateSource = options.maxSendRate === undefined ? "default" : "configured";
   const onWait = options.onRateLimitWait ? { onWait: options.onRateLimitWait } : {};
-  let limiter: RateLimiter = createRateLimiter({ rate, ...onWait });
+  const makeLimiter = options.rateLimiter ?? localRateLimiter;
+  let limiter: RateLimiter = makeLimiter("email", { rate, ...onWait });
 
   return {
     name: "email",
@@ -200,7 +207,7 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
       if (accountRate && accountRate > 0) {
         rate = accountRate;
         rateSource = "GetAccount";
-        limiter = createRateLimiter({ rate, burst: Math.max(1, Math.floor(rate)), ...onWait });
+        limiter = makeLimiter("email", { rate, burst: Math.max(1, Math.floor(rate)), ...onWait });
       }
     },
     status: () => ({ maxSendRate: rate, source: rateSource, waitMs: limiter.waitMs() }),

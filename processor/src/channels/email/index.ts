@@ -77,6 +77,7 @@ export const emailPlugin: ChannelPlugin<EmailSettings> = {
       templates: loadEmailTemplates(ctx.templatesDir),
       defaultTo: s.defaultTo,
       ...(ctx.onRateLimitWait ? { onRateLimitWait: ctx.onRateLimitWait } : {}),
+      ...(ctx.rateLimiter ? { rateLimiter: ctx.rateLimiter } : {}),
       ...(s.configurationSet ? { configurationSet: s.configurationSet } : {}),
       ...(s.endpoint ? { endpoint: s.endpoint } : {}),
       ...(s.maxSendRate ? { maxSendRate: s.maxSendRate } : {}),

@@ -84,6 +84,7 @@ export const slackPlugin: ChannelPlugin<SlackSettings> = {
       digestMax: s.digestMax,
       ...(ctx.onPosted ? { onPosted: ctx.onPosted } : {}),
       ...(ctx.onRateLimitWait ? { onRateLimitWait: ctx.onRateLimitWait } : {}),
+      ...(ctx.rateLimiter ? { rateLimiter: ctx.rateLimiter } : {}),
       ...(s.apiUrl ? { apiUrl: s.apiUrl } : {}),
       ...(s.defaultChannel ? { defaultChannel: s.defaultChannel } : {}),
     });

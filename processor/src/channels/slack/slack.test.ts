@@ -7,6 +7,7 @@ import { type SlackServer, startSlackServer } from "../../../../scripts/slack-se
 import { aNotification } from "../../../../test/support/notifications.ts";
 import { createDispatcher } from "../../dispatch.ts";
 import { ChannelConfigError, ChannelError } from "../../errors.ts";
+import { localRateLimiter } from "../../rate-limit.ts";
 import { channelErrorOf } from "../testing.ts";
 import { loadSlackTemplates, type SlackTemplates } from "./render.ts";
 import { createSlackChannel } from "./slack.ts";
@@ -173,6 +174,30 @@ describe("slack channel", () => {
     expect(up.flat().map((o) => o.status)).toEqual(Array(50).fill("delivered"));
     expect(new Set(s.carriedEventIds())).toEqual(new Set(batch.map((m) => m.eventId)));
     expect(dispatch.health().slack?.misconfigured).toBeUndefined();
+  });
+
+  test("each Slack channel's limit comes from the injected factory as slack:<channel>; a 429 blocks it there", async () => {
+    const s = server({ ratePerSecond: 1, burst: 1, retryAfterSeconds: 2 });
+    const made: string[] = [];
+    const blocked: [string, number][] = [];
+    const slack = createSlackChannel({
+      token,
+      templates,
+      apiUrl: s.apiUrl,
+      ratePerSecond: 50,
+      burst: 5,
+      digest: false,
+      rateLimiter: (key, options) => {
+        made.push(`${key} ${options.rate}/${options.burst}`);
+        const local = localRateLimiter(key, options);
+        return { ...local, block: (ms) => (blocked.push([key, ms]), local.block(ms)) };
+      },
+    });
+    await slack.send(notification(), { signal: never, target: { channel: "#a" } });
+    await slack.send(notification(), { signal: never, target: { channel: "#b" } });
+    await channelErrorOf(slack.send(notification(), { signal: never, target: { channel: "#a" } }));
+    expect(made).toEqual(["slack:#a 50/5", "slack:#b 50/5"]);
+    expect(blocked).toEqual([["slack:#a", 2000]]);
   });
 
   test("a 429 is retriable with Retry-After, and holds that channel's bucket", async () => {

@@ -37,8 +37,9 @@ import {
   ChannelConfigError,
   ChannelError,
   ChannelUnavailableError,
-  createRateLimiter,
+  localRateLimiter,
   type RateLimiter,
+  type RateLimiterFactory,
   type SendContext,
   untilAborted,
 } from "../channel.ts";
@@ -127,6 +128,11 @@ export interface SlackChannelOptions {
   client?: SlackApi;
   /** Told how long a send waited for the rate limit, in ms. */
   onRateLimitWait?: (ms: number) => void;
+  /**
+   * Makes each Slack channel's limiter, keyed `slack:<channel>` (default: local to this
+   * process); the processor's is shared by every pod through Redis.
+   */
+  rateLimiter?: RateLimiterFactory;
   /** Digest mode (default true): see the module comment. */
   digest?: boolean;
   /** Most notifications in one digest (default 100). */
@@ -249,7 +255,7 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
   const bucket = (slackChannel: string) => {
     let b = buckets.get(slackChannel);
     if (!b) {
-      b = createRateLimiter({
+      b = (options.rateLimiter ?? localRateLimiter)(`slack:${slackChannel}`, {
         rate,
         burst,
         ...(options.onRateLimitWait ? { onWait: options.onRateLimitWait } : {}),

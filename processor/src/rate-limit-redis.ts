@@ -1,0 +1,154 @@
+/**
+ * Provider limits shared by every pod: the same GCRA schedule as rate-limit.ts, with its one
+ * number (the theoretical arrival time of the next send) kept in Redis and advanced by a
+ * script, so N pods together send at Slack's per-channel rate or the SES account's send rate,
+ * not N times it. Each take is one round trip that reserves the caller's slot and says how long
+ * to wait for it; the wait itself happens here, as with the local limiter. The script reads
+ * Redis' own clock, so pods' clocks need not agree.
+ *
+ * When Redis cannot answer, a take falls back to a limiter local to this pod (the provider may
+ * then see up to pods × the rate, and answers 429s the channels already handle): pacing never
+ * stops deliveries that the idempotency store, on the same Redis, would let through.
+ */
+import { Redis } from "ioredis";
+import { ConfigError } from "./errors.ts";
+import { createRateLimiter, type RateLimiterFactory } from "./rate-limit.ts";
+import { abortableSleep } from "./text.ts";
+
+// KEYS[1] the limit's key. ARGV: interval ms, tolerance ms (burst - 1 intervals), block ms
+// (> 0: nobody sends for that long; 0: take a slot), now ms (< 0: Redis' TIME).
+// Returns how long the taker waits for its slot, in ms, as a string (replies drop fractions).
+const LIMIT_LUA = `
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local blockMs = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
+local tat = tonumber(redis.call('GET', KEYS[1])) or 0
+local wait = 0
+if blockMs > 0 then
+  tat = math.max(tat, now + blockMs + tolerance)
+else
+  local start = math.max(tat, now)
+  wait = start - tolerance - now
+  tat = start + interval
+end
+redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 60000)
+return string.format('%.3f', math.max(wait, 0))
+`;
+
+type LimitRedis = Redis & {
+  fandaLimit(
+    key: string,
+    interval: number,
+    tolerance: number,
+    block: number,
+    now: number,
+  ): Promise<string>;
+};
+
+/** Options of {@link createRedisRateLimits}. */
+export interface RedisRateLimitsOptions {
+  /** redis:// or rediss:// URL (REDIS_URL: the idempotency store's Redis). */
+  url: string;
+  /** Key prefix (default `fanda:rate:`). */
+  prefix?: string;
+  /** The schedule's clock in ms (default: Redis' TIME); injected in tests. */
+  now?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Told when a limit falls back to this pod alone because Redis failed, and why. */
+  onFallback?: (key: string, err: unknown) => void;
+}
+
+/** Rate limiters shared across processes through one Redis. */
+export interface RedisRateLimits {
+  /** The limiter for one provider limit; same key, same schedule in every process. */
+  limiter: RateLimiterFactory;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects the shared limits to Redis (lazily: the first take connects).
+ * @throws ConfigError for a URL that is not redis:// or rediss://
+ * @example
+ * const limits = createRedisRateLimits({ url: "redis://127.0.0.1:6379" });
+ * const slack = limits.limiter("slack:#alerts", { rate: 1, burst: 3 });
+ * await slack.take(signal); // every pod's posts to #alerts share this schedule
+ */
+export function createRedisRateLimits(options: RedisRateLimitsOptions): RedisRateLimits {
+  let url: URL;
+  try {
+    url = new URL(options.url);
+  } catch {
+    throw new ConfigError("rate limits", ["REDIS_URL: not a valid URL"]);
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw new ConfigError("rate limits", ["REDIS_URL: expected redis:// or rediss://"]);
+  }
+  const prefix = options.prefix ?? "fanda:rate:";
+  const sleep = options.sleep ?? abortableSleep;
+  const redis = new Redis(options.url, {
+    lazyConnect: true,
+    // As the idempotency store: fail within a second or two instead of queueing for minutes.
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    commandTimeout: 2000,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+    reconnectOnError: (err) => (err.message.includes("READONLY") ? 2 : false),
+  }) as LimitRedis;
+  redis.defineCommand("fandaLimit", { numberOfKeys: 1, lua: LIMIT_LUA });
+  redis.on("error", () => {});
+
+  const limiter: RateLimiterFactory = (key, limit) => {
+    const local = createRateLimiter(limit);
+    const interval = 1000 / limit.rate;
+    const tolerance = ((limit.burst ?? 1) - 1) * interval;
+    const redisKey = `${prefix}${key}`;
+    // This pod's view of the shared schedule, for waitMs(): when its own latest slot comes.
+    let until = 0;
+    let degraded = false;
+    const call = (block: number) =>
+      redis.fandaLimit(redisKey, interval, tolerance, block, options.now?.() ?? -1);
+    const fellBack = (err: unknown) => {
+      if (!degraded) options.onFallback?.(key, err);
+      degraded = true;
+    };
+    return {
+      async take(signal) {
+        if (signal?.aborted) throw signal.reason;
+        let wait: number;
+        try {
+          wait = Number(await call(0));
+          degraded = false;
+        } catch (err) {
+          fellBack(err);
+          return local.take(signal);
+        }
+        until = Math.max(until, performance.now() + wait);
+        if (wait > 0) {
+          limit.onWait?.(wait);
+          await sleep(wait, signal);
+        }
+      },
+      block(ms) {
+        local.block(ms);
+        until = Math.max(until, performance.now() + ms);
+        call(ms).catch(fellBack);
+      },
+      waitMs() {
+        return Math.max(0, until - performance.now(), local.waitMs());
+      },
+    };
+  };
+  return {
+    limiter,
+    async close() {
+      if (redis.status === "wait" || redis.status === "end") return;
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
