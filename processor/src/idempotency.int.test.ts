@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { Redis } from "ioredis";
-import { type PrivateRedis, startPrivateRedis } from "../../test/support/local.ts";
+import { type PrivateRedis, redisCommand, startPrivateRedis } from "../../test/support/local.ts";
 import { waitFor } from "../../test/support/wait.ts";
 import { idempotencyConformance } from "./idempotency.conformance.ts";
 import { createRedisStore, StoreUnavailableError } from "./idempotency.ts";
@@ -62,6 +62,33 @@ describe("redis store", () => {
   const servers: PrivateRedis[] = [];
   afterAll(async () => {
     for (const s of servers) await s.stop();
+  });
+
+  test("done marks are group-committed: marks that finish while a call is out go together in the next", async () => {
+    const redis = await startPrivateRedis();
+    servers.push(redis);
+    const store = createRedisStore({ url: redis.url, prefix: "group:" });
+    const keys = Array.from({ length: 50 }, (_, i) => ({ eventId: `g${i}`, channel: "webhook" }));
+    const warm = { eventId: "warm", channel: "webhook" };
+    await waitFor("redis to accept claims", async () => (await store.claim([warm]))[0] === "claimed");
+    await store.complete([warm]); // loads the script: every later call is one EVALSHA
+    expect(await store.claim(keys)).toEqual(keys.map(() => "claimed"));
+    await redisCommand(redis.port, ["CONFIG", "RESETSTAT"]);
+    // Scripts wait while clients are paused: the first mark's call stays out for 2 s.
+    await redisCommand(redis.port, ["CLIENT", "PAUSE", "2000", "WRITE"]);
+    const marks: Promise<void>[] = [];
+    for (const k of keys) {
+      marks.push(store.complete([k])); // one mark per event-loop turn, as sends finish
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(marks);
+    const stats = String(await redisCommand(redis.port, ["INFO", "commandstats"]));
+    const calls = Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1]);
+    // One call per turn would be 50; the first goes alone, the rest queue behind it.
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(calls).toBeLessThan(5);
+    expect(await store.claim(keys)).toEqual(keys.map(() => "done"));
+    await store.close();
   });
 
   test("fails fast while Redis is down and recovers when it is back", async () => {

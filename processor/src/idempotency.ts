@@ -245,25 +245,32 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
   const heartbeat = setInterval(beat, Math.max(50, Math.floor(ownerTtlMs / 3)));
   heartbeat.unref?.();
 
-  // Done marks wait here for the end of the event-loop turn, then go in one script call: the
-  // deliveries that finish together (a batch's sends answered in the same turn) share it.
-  // Each caller's promise settles with that call, so a mark is still confirmed before its
+  // Done marks are group-committed: the marks of one event-loop turn go in one script call,
+  // and while a call is out, new marks queue and go together when it returns. Under load a
+  // call carries what finished during the last round trip (sends complete one by one, so
+  // flushing per turn sent nearly one call per delivery); idle, a mark goes at once. Each
+  // caller's promise settles with its own call, so a mark is still confirmed before its
   // outcome counts as final.
   let doneQueue: { keys: string[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  let doneOut = false;
   const flushDone = () => {
     const queued = doneQueue;
     doneQueue = [];
+    if (queued.length === 0) {
+      doneOut = false;
+      return;
+    }
     const keys = queued.flatMap((q) => q.keys);
-    Promise.all(
-      chunks(keys, KEYS_PER_CALL).map((c) => redis.fandaDone(c.length, ...c, doneTtlMs)),
-    ).then(
-      () => {
-        for (const q of queued) q.resolve();
-      },
-      (err) => {
-        for (const q of queued) q.reject(err);
-      },
-    );
+    Promise.all(chunks(keys, KEYS_PER_CALL).map((c) => redis.fandaDone(c.length, ...c, doneTtlMs)))
+      .then(
+        () => {
+          for (const q of queued) q.resolve();
+        },
+        (err) => {
+          for (const q of queued) q.reject(err);
+        },
+      )
+      .finally(flushDone);
   };
 
   /** Executes a pipeline, failing if any command failed. */
@@ -299,8 +306,11 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
       run("completing", async () => {
         if (keys.length === 0) return;
         await new Promise<void>((resolve, reject) => {
-          if (doneQueue.length === 0) setImmediate(flushDone);
           doneQueue.push({ keys: keys.map(keyOf), resolve, reject });
+          if (!doneOut) {
+            doneOut = true;
+            setImmediate(flushDone);
+          }
         });
       }),
     extend: (keys) =>
