@@ -70,7 +70,10 @@ describe("redis store", () => {
     const store = createRedisStore({ url: redis.url, prefix: "group:" });
     const keys = Array.from({ length: 50 }, (_, i) => ({ eventId: `g${i}`, channel: "webhook" }));
     const warm = { eventId: "warm", channel: "webhook" };
-    await waitFor("redis to accept claims", async () => (await store.claim([warm]))[0] === "claimed");
+    await waitFor(
+      "redis to accept claims",
+      async () => (await store.claim([warm]))[0] === "claimed",
+    );
     await store.complete([warm]); // loads the script: every later call is one EVALSHA
     expect(await store.claim(keys)).toEqual(keys.map(() => "claimed"));
     await redisCommand(redis.port, ["CONFIG", "RESETSTAT"]);

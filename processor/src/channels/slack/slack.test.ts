@@ -190,7 +190,13 @@ describe("slack channel", () => {
       rateLimiter: (key, options) => {
         made.push(`${key} ${options.rate}/${options.burst}`);
         const local = localRateLimiter(key, options);
-        return { ...local, block: (ms) => (blocked.push([key, ms]), local.block(ms)) };
+        return {
+          ...local,
+          block: (ms) => {
+            blocked.push([key, ms]);
+            local.block(ms);
+          },
+        };
       },
     });
     await slack.send(notification(), { signal: never, target: { channel: "#a" } });
