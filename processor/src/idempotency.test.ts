@@ -2,13 +2,9 @@ import { describe, expect, test } from "bun:test";
 import { aNotification } from "../../test/support/notifications.ts";
 import { createSqliteLog } from "./delivery-log/index.ts";
 import { idempotencyConformance } from "./idempotency.conformance.ts";
-import {
-  createMemoryStore,
-  type MemoryState,
-  reconnectOnReadonly,
-  withDeliveryLogFallback,
-} from "./idempotency.ts";
+import { createMemoryStore, type MemoryState, withDeliveryLogFallback } from "./idempotency.ts";
 import { createMetrics } from "./metrics.ts";
+import { reconnectOnReadonly } from "./redis.ts";
 import { createStatusReport } from "./status-report.ts";
 
 // Stores made for the same space share one state, like two workers on one Redis; the clock

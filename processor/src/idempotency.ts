@@ -22,9 +22,10 @@
  * 1000 keys); the done marks of every delivery finished in the same event-loop turn go in one
  * script call too.
  */
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { DeliveryLogUnavailableError } from "./delivery-log/log.ts";
 import { ConfigError, createHealthGate, FandaError } from "./errors.ts";
+import { connectRedis } from "./redis.ts";
 
 /** One delivery: an event on a channel. */
 export interface DeliveryKey {
@@ -170,13 +171,6 @@ type FandaRedis = Redis & {
   fandaRelease(key: string, owner: string): Promise<number>;
 };
 
-/**
- * ioredis' `reconnectOnError`: 2 (reconnect and resend the command) for READONLY, the answer
- * of a demoted primary; no reconnect for other errors.
- */
-export const reconnectOnReadonly = (err: Error): 2 | false =>
-  /\bREADONLY\b/.test(err.message) ? 2 : false;
-
 /** Options of {@link createRedisStore}. */
 export interface RedisStoreOptions extends StoreOptions {
   /** `redis://` or `rediss://` URL (TLS and auth for ElastiCache). */
@@ -194,42 +188,18 @@ export interface RedisStoreOptions extends StoreOptions {
  */
 export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
   const { claimTtlMs, doneTtlMs, ownerTtlMs, owner } = checkOptions(options);
-  let url: URL;
-  try {
-    url = new URL(options.url);
-  } catch {
-    throw new ConfigError("idempotency", ["REDIS_URL: not a valid URL"]);
-  }
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
-    throw new ConfigError("idempotency", ["REDIS_URL: expected redis:// or rediss://"]);
-  }
   const prefix = options.prefix ?? "fanda:idem:";
   const livenessPrefix = `${prefix}owner:`;
   const liveness = `${livenessPrefix}${owner}`;
-  const redis = new Redis(options.url, {
-    // Commands wait while (re)connecting, but fail after one reconnect attempt, so an
-    // outage surfaces within a second and delivery backs off instead of piling up.
-    enableOfflineQueue: true,
-    maxRetriesPerRequest: 1,
+  const redis = connectRedis("idempotency", options.url, {
     // Commands issued in the same tick share one write and one round trip: the completions
     // of concurrent deliveries coalesce without waiting for the end of the batch.
     enableAutoPipelining: true,
-    connectTimeout: 2000,
-    // A black-holed Redis (no RST) must fail commands too, not hang them for minutes.
-    commandTimeout: 5000,
-    retryStrategy: (times) => Math.min(times * 200, 2000),
-    // After a failover, connections left on the demoted primary answer every write with
-    // READONLY while the endpoint already names the new primary: reconnect (to whatever the
-    // endpoint resolves to now) and send the command again (2), instead of failing every
-    // claim until a restart. Scripts report it inside their error text.
-    reconnectOnError: reconnectOnReadonly,
   }) as FandaRedis;
   redis.defineCommand("fandaClaim", { lua: CLAIM_LUA });
   redis.defineCommand("fandaDone", { lua: DONE_LUA });
   redis.defineCommand("fandaRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
   redis.defineCommand("fandaExtend", { numberOfKeys: 1, lua: EXTEND_LUA });
-  // Errors are reported through the operations; this only keeps ioredis from logging them.
-  redis.on("error", () => {});
   const gate = createHealthGate((op, cause) => new StoreUnavailableError(op, cause), false);
   const run = gate.run;
   const beat = () => void redis.set(liveness, "1", "PX", ownerTtlMs).catch(() => {});

@@ -10,9 +10,9 @@
  * then see up to pods × the rate, and answers 429s the channels already handle): pacing never
  * stops deliveries that the idempotency store, on the same Redis, would let through.
  */
-import { Redis } from "ioredis";
-import { ConfigError } from "./errors.ts";
+import type { Redis } from "ioredis";
 import { createRateLimiter, type RateLimiterFactory } from "./rate-limit.ts";
+import { connectRedis } from "./redis.ts";
 import { abortableSleep } from "./text.ts";
 
 // KEYS[1] the limit's key. ARGV: interval ms, tolerance ms (burst - 1 intervals), block ms
@@ -79,29 +79,13 @@ export interface RedisRateLimits {
  * await slack.take(signal); // every pod's posts to #alerts share this schedule
  */
 export function createRedisRateLimits(options: RedisRateLimitsOptions): RedisRateLimits {
-  let url: URL;
-  try {
-    url = new URL(options.url);
-  } catch {
-    throw new ConfigError("rate limits", ["REDIS_URL: not a valid URL"]);
-  }
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
-    throw new ConfigError("rate limits", ["REDIS_URL: expected redis:// or rediss://"]);
-  }
   const prefix = options.prefix ?? "fanda:rate:";
   const sleep = options.sleep ?? abortableSleep;
-  const redis = new Redis(options.url, {
+  const redis = connectRedis("rate limits", options.url, {
     lazyConnect: true,
-    // As the idempotency store: fail within a second or two instead of queueing for minutes.
-    enableOfflineQueue: true,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2000,
     commandTimeout: 2000,
-    retryStrategy: (times) => Math.min(times * 200, 2000),
-    reconnectOnError: (err) => (err.message.includes("READONLY") ? 2 : false),
   }) as LimitRedis;
   redis.defineCommand("fandaLimit", { numberOfKeys: 1, lua: LIMIT_LUA });
-  redis.on("error", () => {});
 
   const limiter: RateLimiterFactory = (key, limit) => {
     const local = createRateLimiter(limit);
