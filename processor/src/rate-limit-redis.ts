@@ -83,6 +83,8 @@ export function createRedisRateLimits(options: RedisRateLimitsOptions): RedisRat
   const sleep = options.sleep ?? abortableSleep;
   const redis = connectRedis("rate limits", options.url, {
     lazyConnect: true,
+    // Takes of the same tick (a batch's sends) share one write and one round trip.
+    enableAutoPipelining: true,
     commandTimeout: 2000,
   }) as LimitRedis;
   redis.defineCommand("fandaLimit", { numberOfKeys: 1, lua: LIMIT_LUA });
