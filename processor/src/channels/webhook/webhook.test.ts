@@ -295,6 +295,61 @@ describe("webhook channel", () => {
 });
 
 // The receiver in these tests is the `standardwebhooks` library, written independently of ours.
+describe("webhook connections", () => {
+  /** A receiver that counts the TCP connections its requests came on. */
+  async function countingReceiver() {
+    let connections = 0;
+    const receiver: Server = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => res.writeHead(204).end());
+    });
+    receiver.on("connection", () => connections++);
+    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+    const { port } = receiver.address() as AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}/hook`,
+      connections: () => connections,
+      close: () => new Promise((resolve) => receiver.close(resolve)),
+    };
+  }
+  /** 100 deliveries in four rounds of 25 at once. */
+  async function deliverInRounds(channel: ReturnType<typeof createWebhookChannel>) {
+    for (let round = 0; round < 4; round++) {
+      await Promise.all(
+        Array.from({ length: 25 }, (_, i) =>
+          channel.send({ ...n, eventId: `${round}-${i}` } as Notification, never),
+        ),
+      );
+    }
+  }
+
+  test("reuse their connections: 100 deliveries in rounds of 25 open at most 25", async () => {
+    const receiver = await countingReceiver();
+    try {
+      await deliverInRounds(createWebhookChannel({ url: receiver.url }));
+      expect(receiver.connections()).toBeGreaterThan(0);
+      expect(receiver.connections()).toBeLessThanOrEqual(25);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  test("the count bites: a client that closes each connection opens one per delivery", async () => {
+    const receiver = await countingReceiver();
+    try {
+      const closing: typeof fetch = Object.assign(
+        (input: string | URL | Request, init?: RequestInit) =>
+          fetch(input, { ...init, headers: { ...(init?.headers as object), connection: "close" } }),
+        { preconnect: fetch.preconnect },
+      );
+      await deliverInRounds(createWebhookChannel({ url: receiver.url, fetch: closing }));
+      expect(receiver.connections()).toBe(100);
+    } finally {
+      await receiver.close();
+    }
+  });
+});
+
 describe("Standard Webhooks signature, verified by the standardwebhooks library", () => {
   test("a signed delivery verifies, and its id is the event id", async () => {
     next = () => new Response(null, { status: 204 });
