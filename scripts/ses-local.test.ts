@@ -133,3 +133,58 @@ describe("ses-local with a fixed send rate", () => {
     }
   });
 });
+
+describe("ses-local with a daily quota", () => {
+  let ses: SesLocal;
+  let client: SESv2Client;
+
+  beforeAll(async () => {
+    ses = await startSesLocal({ dailyQuota: 2 });
+    client = new SESv2Client({
+      region: "ap-northeast-2",
+      endpoint: ses.url,
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+      maxAttempts: 1,
+    });
+  });
+
+  afterAll(async () => {
+    client.destroy();
+    await ses.stop();
+  });
+
+  const send = () =>
+    client.send(
+      new SendEmailCommand({
+        FromEmailAddress: "fanda@example.com",
+        Destination: { ToAddresses: ["ops@example.com"] },
+        Content: { Simple: { Subject: { Data: "s" }, Body: { Text: { Data: "b" } } } },
+      }),
+    );
+
+  test("after the quota every send is refused as SES refuses it, until the quota is raised", async () => {
+    await send();
+    await send();
+    const over = await send().then(
+      () => undefined,
+      (err: { name: string; message: string; $metadata: { httpStatusCode?: number } }) => err,
+    );
+    expect(over?.name).toBe("TooManyRequestsException");
+    expect(over?.message).toBe("Daily message quota exceeded.");
+    expect(over?.$metadata.httpStatusCode).toBe(429);
+    expect(ses.quotaRefused()).toBe(1);
+    const account = await client.send(new GetAccountCommand({}));
+    expect(account.SendQuota?.Max24HourSend).toBe(2);
+    expect(account.SendQuota?.SentLast24Hours).toBe(2);
+    ses.setDailyQuota(3);
+    await send();
+    expect(ses.sent.length).toBe(3);
+  });
+
+  test("a quota that is not a whole number >= 0 is refused", async () => {
+    for (const dailyQuota of [-1, 1.5, Number.NaN]) {
+      await expect(startSesLocal({ dailyQuota })).rejects.toBeInstanceOf(RangeError);
+    }
+    expect(() => ses.setDailyQuota(-2)).toThrow(RangeError);
+  });
+});

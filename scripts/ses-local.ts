@@ -2,7 +2,7 @@
  * Starts aws-ses-v2-local (an SES v2 emulator) for the local run, with an account whose
  * `GetAccount` answers MaxSendRate like a production SES account would.
  *
- *   bun scripts/ses-local.ts [--port 8005] [--rate 14]
+ *   bun scripts/ses-local.ts [--port 8005] [--rate 14] [--daily-quota 50000]
  *
  * Stored mail: `GET /store` (JSON) or the web viewer at the root URL. The emulator keeps no
  * `EmailTags` (where the processor puts the message's event and trace id), so a front on the
@@ -16,6 +16,12 @@
  * as SES v2 answers it, HTTP 429 `TooManyRequestsException` "Maximum sending rate exceeded.",
  * counted in `throttled` (`GET /throttled`). `Max24HourSend` is raised to a day at that rate,
  * so a long burst meets the rate, not the daily quota.
+ *
+ * `--daily-quota <n>` (option `dailyQuota`) makes it an account that has sent its day's worth
+ * after `n` accepted emails: `GetAccount` reports it as `Max24HourSend` (with
+ * `SentLast24Hours`), and every `SendEmail` after it is answered as SES answers it, HTTP 429
+ * `TooManyRequestsException` "Daily message quota exceeded.", counted in `quotaRefused`.
+ * `setDailyQuota(n)` changes it while running (AWS raised the quota, or the day rolled on).
  */
 
 import type { Server } from "node:http";
@@ -59,6 +65,10 @@ export interface SesLocal {
   sent: SentEmail[];
   /** `SendEmail` requests refused for exceeding the send rate (with `maxSendRate`). */
   throttled(): number;
+  /** `SendEmail` requests refused for exceeding the daily quota (with `dailyQuota`). */
+  quotaRefused(): number;
+  /** Sets the daily quota (emails accepted in all, since start) or lifts it (undefined). */
+  setDailyQuota(quota: number | undefined): void;
   stop(): Promise<void>;
 }
 
@@ -87,6 +97,13 @@ function sendRateLimit(rate: number, now: () => number): () => boolean {
 const rateExceeded = () =>
   Response.json(
     { message: "Maximum sending rate exceeded." },
+    { status: 429, headers: { "x-amzn-errortype": "TooManyRequestsException" } },
+  );
+
+/** What SES answers to a SendEmail once the account's daily sending quota is used up. */
+const quotaExceeded = () =>
+  Response.json(
+    { message: "Daily message quota exceeded." },
     { status: 429, headers: { "x-amzn-errortype": "TooManyRequestsException" } },
   );
 
@@ -135,16 +152,33 @@ const forwardable = (headers: Headers) => {
  * @param options.port 0 (default) picks a free port
  * @param options.print print each accepted email with its tags
  * @param options.maxSendRate a fixed send rate (emails/s): reported by GetAccount and enforced
+ * @param options.dailyQuota emails accepted before every further SendEmail is refused for the
+ *   day: reported by GetAccount and enforced
  * @param options.now the clock of the send-rate limit (tests)
- * @throws RangeError when maxSendRate is not a positive finite number
+ * @throws RangeError when maxSendRate is not a positive finite number or dailyQuota not a
+ *   whole number >= 0
  */
 export async function startSesLocal(
-  options: { port?: number; print?: boolean; maxSendRate?: number; now?: () => number } = {},
+  options: {
+    port?: number;
+    print?: boolean;
+    maxSendRate?: number;
+    dailyQuota?: number;
+    now?: () => number;
+  } = {},
 ): Promise<SesLocal> {
   const rate = options.maxSendRate;
   if (rate !== undefined && !(Number.isFinite(rate) && rate > 0)) {
     throw new RangeError(`maxSendRate: expected a positive number, got ${rate}`);
   }
+  const checkQuota = (quota: number | undefined) => {
+    if (quota !== undefined && !(Number.isSafeInteger(quota) && quota >= 0)) {
+      throw new RangeError(`dailyQuota: expected a whole number >= 0, got ${quota}`);
+    }
+    return quota;
+  };
+  let dailyQuota = checkQuota(options.dailyQuota);
+  let quotaRefused = 0;
   const mayBeSent = rate === undefined ? undefined : sendRateLimit(rate, options.now ?? Date.now);
   let throttled = 0;
   process.env.AWS_SES_ACCOUNT ??= JSON.stringify(LOCAL_SES_ACCOUNT);
@@ -158,7 +192,12 @@ export async function startSesLocal(
       const url = new URL(req.url);
       if (req.method === "GET" && url.pathname === "/sent") return Response.json(sent);
       if (req.method === "GET" && url.pathname === "/throttled") return Response.json(throttled);
-      if (mayBeSent && req.method === "POST" && url.pathname === SEND_EMAIL_PATH && !mayBeSent()) {
+      const isSend = req.method === "POST" && url.pathname === SEND_EMAIL_PATH;
+      if (isSend && dailyQuota !== undefined && sent.length >= dailyQuota) {
+        quotaRefused++;
+        return quotaExceeded();
+      }
+      if (isSend && mayBeSent && !mayBeSent()) {
         throttled++;
         return rateExceeded();
       }
@@ -173,12 +212,21 @@ export async function startSesLocal(
         keepalive: false,
       });
       let answer = await res.arrayBuffer();
-      if (rate !== undefined && req.method === "GET" && url.pathname === ACCOUNT_PATH && res.ok) {
+      const quotaShown = rate !== undefined || dailyQuota !== undefined;
+      if (quotaShown && req.method === "GET" && url.pathname === ACCOUNT_PATH && res.ok) {
         const account = JSON.parse(new TextDecoder().decode(answer));
+        const quota = account.SendQuota ?? {};
         account.SendQuota = {
-          ...account.SendQuota,
-          MaxSendRate: rate,
-          Max24HourSend: Math.max(account.SendQuota?.Max24HourSend ?? 0, rate * 86_400),
+          ...quota,
+          ...(rate === undefined
+            ? {}
+            : {
+                MaxSendRate: rate,
+                Max24HourSend: Math.max(quota.Max24HourSend ?? 0, rate * 86_400),
+              }),
+          ...(dailyQuota === undefined
+            ? {}
+            : { Max24HourSend: dailyQuota, SentLast24Hours: sent.length }),
         };
         answer = new TextEncoder().encode(JSON.stringify(account)).buffer as ArrayBuffer;
       }
@@ -206,6 +254,10 @@ export async function startSesLocal(
     url: `http://127.0.0.1:${front.port}`,
     sent,
     throttled: () => throttled,
+    quotaRefused: () => quotaRefused,
+    setDailyQuota: (quota) => {
+      dailyQuota = checkQuota(quota);
+    },
     stop: async () => {
       await front.stop(true);
       const closed = new Promise<void>((done) => emulator.close(() => done()));
@@ -217,14 +269,22 @@ export async function startSesLocal(
 
 if (import.meta.main) {
   const { values } = parseArgs({
-    options: { port: { type: "string", default: "8005" }, rate: { type: "string" } },
+    options: {
+      port: { type: "string", default: "8005" },
+      rate: { type: "string" },
+      "daily-quota": { type: "string" },
+    },
   });
+  const quota = values["daily-quota"];
   const ses = await startSesLocal({
     port: Number(values.port),
     print: true,
     ...(values.rate === undefined ? {} : { maxSendRate: Number(values.rate) }),
+    ...(quota === undefined ? {} : { dailyQuota: Number(quota) }),
   });
-  const limit = values.rate === undefined ? "" : `, ${values.rate} emails/s enforced`;
+  const limit =
+    (values.rate === undefined ? "" : `, ${values.rate} emails/s enforced`) +
+    (quota === undefined ? "" : `, ${quota} emails a day`);
   console.log(
     `SES emulator on ${ses.url} (GET /store, GET /sent with tags, web viewer at /${limit})`,
   );

@@ -7,13 +7,13 @@ import sesLocal from "aws-ses-v2-local";
 import type { Notification } from "../../../../core/contract.ts";
 import { createLogger } from "../../../../core/log.ts";
 import { extractTraceContext, runInContext, startTracing } from "../../../../core/tracing.ts";
-import { LOCAL_SES_ACCOUNT } from "../../../../scripts/ses-local.ts";
+import { LOCAL_SES_ACCOUNT, type SesLocal, startSesLocal } from "../../../../scripts/ses-local.ts";
 import { aNotification } from "../../../../test/support/notifications.ts";
 import { createDispatcher } from "../../dispatch.ts";
 import { ChannelConfigError } from "../../errors.ts";
 import { localRateLimiter } from "../../rate-limit.ts";
 import { channelErrorOf } from "../testing.ts";
-import { createEmailChannel, isEmailAddress, type SesApi } from "./email.ts";
+import { createEmailChannel, isEmailAddress, SES_QUOTA_SETTING, type SesApi } from "./email.ts";
 import { loadEmailTemplates } from "./render.ts";
 
 const templates = loadEmailTemplates();
@@ -327,6 +327,86 @@ describe("email channel: trace id tag", () => {
       expect(tags[1]?.some((t) => t.Name === "trace_id")).toBe(false);
     } finally {
       await tracing.shutdown();
+    }
+  });
+});
+
+describe("email channel: the daily sending quota used up", () => {
+  let ses: SesLocal;
+  beforeAll(async () => {
+    ses = await startSesLocal();
+  });
+  afterAll(async () => {
+    await ses.stop();
+  });
+
+  /** A channel on the emulator with a quota of `quota`, and its clock. */
+  const onQuota = (quota: number) => {
+    ses.setDailyQuota(ses.sent.length + quota);
+    const clock = { t: 1_000 };
+    const email = createEmailChannel({
+      from: "fanda@example.com",
+      templates,
+      region: "ap-northeast-2",
+      endpoint: ses.url,
+      defaultTo: ["ops@example.com"],
+      maxSendRate: 1000,
+      now: () => clock.t,
+    });
+    return { email, clock };
+  };
+
+  test("is configuration-class, and sends hold without asking SES until the retry interval has passed", async () => {
+    const { email, clock } = onQuota(2);
+    const refusedBefore = ses.quotaRefused();
+    await email.send(notification(), { signal: never, target: {} });
+    await email.send(notification(), { signal: never, target: {} });
+    const used = await channelErrorOf(email.send(notification(), { signal: never, target: {} }));
+    expect(used).toBeInstanceOf(ChannelConfigError);
+    expect((used as ChannelConfigError).setting).toBe(SES_QUOTA_SETTING);
+    expect(used.message).toContain("Daily message quota exceeded");
+    clock.t += 30_000;
+    const held = await channelErrorOf(email.send(notification(), { signal: never, target: {} }));
+    expect((held as ChannelConfigError).setting).toBe(SES_QUOTA_SETTING);
+    expect(email.status?.()).toMatchObject({ dailyQuotaHoldMs: 30_000 });
+    expect(ses.quotaRefused() - refusedBefore).toBe(1); // the held send never reached SES
+    ses.setDailyQuota(undefined); // the window rolled on, or AWS raised the quota
+    clock.t += 30_000;
+    const receipt = await email.send(notification(), { signal: never, target: {} });
+    expect(receipt.providerId).toBeString();
+    expect(email.status?.()).not.toHaveProperty("dailyQuotaHoldMs");
+  });
+
+  test("through the dispatcher: nothing fails or is dead-lettered, the rest is deferred, SES is asked once", async () => {
+    const { email } = onQuota(5);
+    const refusedBefore = ses.quotaRefused();
+    const told: string[] = [];
+    const dispatch = createDispatcher({
+      channels: [email],
+      logger: createLogger({ sink: () => {} }),
+      sleep: async () => {},
+      onMisconfigured: (channel, setting, on) => told.push(`${channel} ${setting} ${on}`),
+    });
+    const route = { channels: ["email"], targets: {} };
+    const outcomes: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const [o] = await dispatch(notification(), route, never);
+      outcomes.push(o?.status ?? "none");
+    }
+    expect(outcomes).toEqual([...Array(5).fill("delivered"), ...Array(15).fill("deferred")]);
+    expect(ses.quotaRefused() - refusedBefore).toBe(1);
+    expect(told).toEqual([`email ${SES_QUOTA_SETTING} true`]);
+    expect(dispatch.health().email).toMatchObject({
+      misconfigured: { setting: SES_QUOTA_SETTING },
+    });
+    ses.setDailyQuota(undefined);
+  });
+
+  test("refuses a retry interval that is not a whole number of ms >= 1", () => {
+    for (const quotaRetryMs of [0, -1, 1.5]) {
+      expect(() => channel({ quotaRetryMs })).toThrow(
+        "quotaRetryMs: expected a whole number of ms >= 1",
+      );
     }
   });
 });

@@ -6,7 +6,10 @@
  * (or set by configuration), through one token bucket: SES throttling is avoided rather than
  * provoked. Throttling, 5xx and network errors are retriable; sending paused, a suspended
  * account, an unverified sender or MAIL FROM domain and refused credentials are
- * configuration-class (the channel is down until fixed; nothing is dead-lettered);
+ * configuration-class (the channel is down until fixed; nothing is dead-lettered), and so is
+ * the account's daily sending quota used up (SES answers it as throttling, "Daily message
+ * quota exceeded"): retrying within a message cannot wait out a 24-hour window, so the channel
+ * holds its sends for `quotaRetryMs` without asking SES, then tries again;
  * `MessageRejected`, bad addresses and other 4xx are final for the message. The SDK's own retries are off, so every
  * retry is the dispatcher's and an email is never sent twice behind its back.
  */
@@ -63,6 +66,12 @@ const CONFIG_ERRORS = new Map<string, string>([
   ["CredentialsProviderError", "AWS credentials"],
 ]);
 
+/** The `setting` a used-up daily sending quota is reported under (ChannelMisconfigured). */
+export const SES_QUOTA_SETTING = "SES daily sending quota";
+
+// SES' own words for it (API: "Daily message quota exceeded"; AWS' guides also say "sending").
+const QUOTA_USED_UP = /daily (message|sending) quota exceeded/i;
+
 /** A practical address check (SES validates for real; this catches configuration typos). */
 const ADDRESS = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+\.[^\s@<>()[\]\\,;:"]{2,}$/;
 
@@ -100,6 +109,13 @@ export interface EmailChannelOptions {
    * processor's is shared by every pod through Redis, as SES's rate is the account's.
    */
   rateLimiter?: RateLimiterFactory;
+  /**
+   * How long sends hold after SES says the daily quota is used up, in ms (default 60000): one
+   * SendEmail per pod per interval finds out whether the rolling 24-hour window has room again.
+   */
+  quotaRetryMs?: number;
+  /** Monotonic clock in ms for the quota hold (default performance.now); injected in tests. */
+  now?: () => number;
 }
 
 /**
@@ -131,6 +147,7 @@ function classify(
   const status = e.$metadata?.httpStatusCode;
   const text = `SES SendEmail failed: ${name}: ${e.message ?? ""}`.trim();
   let setting = CONFIG_ERRORS.get(name);
+  if (QUOTA_USED_UP.test(e.message ?? "")) setting = SES_QUOTA_SETTING;
   if (name === "NotFoundException")
     setting = settings.configurationSet ? "SES_CONFIGURATION_SET" : "SES_FROM";
   // SES says an unverified sender in a MessageRejected naming it (recipients, in the sandbox,
@@ -177,7 +194,14 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
       issues.push("SES_ENDPOINT: not a valid URL");
     }
   }
+  const quotaRetryMs = options.quotaRetryMs ?? 60_000;
+  if (!Number.isInteger(quotaRetryMs) || quotaRetryMs < 1) {
+    issues.push("quotaRetryMs: expected a whole number of ms >= 1");
+  }
   if (issues.length > 0) throw new ConfigError("channel email", issues);
+  const now = options.now ?? (() => performance.now());
+  // Until when (monotonic ms) sends hold because the daily quota is used up.
+  let quotaHeldUntil: number | undefined;
 
   const client: SesApi =
     options.client ??
@@ -210,7 +234,14 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
         limiter = makeLimiter("email", { rate, burst: Math.max(1, Math.floor(rate)), ...onWait });
       }
     },
-    status: () => ({ maxSendRate: rate, source: rateSource, waitMs: limiter.waitMs() }),
+    status: () => ({
+      maxSendRate: rate,
+      source: rateSource,
+      waitMs: limiter.waitMs(),
+      ...(quotaHeldUntil === undefined
+        ? {}
+        : { dailyQuotaHoldMs: Math.max(0, Math.round(quotaHeldUntil - now())) }),
+    }),
     async send(notification: Notification, { signal, target }: SendContext) {
       const to = Array.isArray(target.to) ? target.to.map(String) : (options.defaultTo ?? []);
       if (to.length === 0) {
@@ -225,6 +256,18 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
         throw new ChannelError("email", `invalid recipient(s): ${bad.join(", ")}`, {
           retriable: false,
         });
+      }
+      if (quotaHeldUntil !== undefined) {
+        const left = quotaHeldUntil - now();
+        if (left > 0) {
+          throw new ChannelConfigError(
+            "email",
+            SES_QUOTA_SETTING,
+            `SES daily sending quota used up: not sending for another ${Math.ceil(left / 1000)} s`,
+            { status: 429 },
+          );
+        }
+        quotaHeldUntil = undefined;
       }
       await limiter.take(signal);
       const message = options.templates.email(notification);
@@ -257,8 +300,11 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
         })) as typeof result;
       } catch (err) {
         const error = classify(err, options);
-        if (error.status === 429 || error.status === "TooManyRequestsException")
+        if (error instanceof ChannelConfigError && error.setting === SES_QUOTA_SETTING) {
+          quotaHeldUntil = now() + quotaRetryMs;
+        } else if (error.status === 429 || error.status === "TooManyRequestsException") {
           limiter.block(1000);
+        }
         throw error;
       }
       return result.MessageId ? { providerId: result.MessageId } : {};
