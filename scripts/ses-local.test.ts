@@ -3,17 +3,31 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { GetAccountCommand, SESv2Client, SendEmailCommand } from "@aws-sdk/client-sesv2";
 import { type SesLocal, startSesLocal } from "./ses-local.ts";
 
+/** An SES v2 client for an emulator at `url`, one attempt per call. */
+const clientOf = (url: string) =>
+  new SESv2Client({
+    region: "ap-northeast-2",
+    endpoint: url,
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    maxAttempts: 1,
+  });
+
+/** One plain email through `via`. */
+const sendPlain = (via: SESv2Client) =>
+  via.send(
+    new SendEmailCommand({
+      FromEmailAddress: "fanda@example.com",
+      Destination: { ToAddresses: ["ops@example.com"] },
+      Content: { Simple: { Subject: { Data: "s" }, Body: { Text: { Data: "b" } } } },
+    }),
+  );
+
 let ses: SesLocal;
 let client: SESv2Client;
 
 beforeAll(async () => {
   ses = await startSesLocal();
-  client = new SESv2Client({
-    region: "ap-northeast-2",
-    endpoint: ses.url,
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    maxAttempts: 1,
-  });
+  client = clientOf(ses.url);
 });
 
 afterAll(async () => {
@@ -80,12 +94,7 @@ describe("ses-local with a fixed send rate", () => {
 
   beforeAll(async () => {
     limited = await startSesLocal({ maxSendRate: 2, now: () => clock });
-    limitedClient = new SESv2Client({
-      region: "ap-northeast-2",
-      endpoint: limited.url,
-      credentials: { accessKeyId: "local", secretAccessKey: "local" },
-      maxAttempts: 1,
-    });
+    limitedClient = clientOf(limited.url);
   });
 
   afterAll(async () => {
@@ -93,14 +102,7 @@ describe("ses-local with a fixed send rate", () => {
     await limited.stop();
   });
 
-  const sendLimited = () =>
-    limitedClient.send(
-      new SendEmailCommand({
-        FromEmailAddress: "fanda@example.com",
-        Destination: { ToAddresses: ["ops@example.com"] },
-        Content: { Simple: { Subject: { Data: "s" }, Body: { Text: { Data: "b" } } } },
-      }),
-    );
+  const sendLimited = () => sendPlain(limitedClient);
 
   test("GetAccount reports the rate, and a day's worth of it as the daily quota", async () => {
     const account = await limitedClient.send(new GetAccountCommand({}));
@@ -140,12 +142,7 @@ describe("ses-local with a daily quota", () => {
 
   beforeAll(async () => {
     ses = await startSesLocal({ dailyQuota: 2 });
-    client = new SESv2Client({
-      region: "ap-northeast-2",
-      endpoint: ses.url,
-      credentials: { accessKeyId: "local", secretAccessKey: "local" },
-      maxAttempts: 1,
-    });
+    client = clientOf(ses.url);
   });
 
   afterAll(async () => {
@@ -153,14 +150,7 @@ describe("ses-local with a daily quota", () => {
     await ses.stop();
   });
 
-  const send = () =>
-    client.send(
-      new SendEmailCommand({
-        FromEmailAddress: "fanda@example.com",
-        Destination: { ToAddresses: ["ops@example.com"] },
-        Content: { Simple: { Subject: { Data: "s" }, Body: { Text: { Data: "b" } } } },
-      }),
-    );
+  const send = () => sendPlain(client);
 
   test("after the quota every send is refused as SES refuses it, until the quota is raised", async () => {
     await send();
