@@ -76,7 +76,7 @@ describe("createDispatcher", () => {
 
   test("honours the provider's Retry-After within the cap", async () => {
     const waits: number[] = [];
-    const a = scripted("a", [fail(true, { retryAfterMs: 1500 }), ok()]);
+    const a = scripted("a", [fail(true, { retryAfterMs: 800 }), ok()]);
     const dispatch = createDispatcher({
       channels: [a.channel],
       logger,
@@ -85,7 +85,26 @@ describe("createDispatcher", () => {
       sleep: async (ms) => void waits.push(ms),
     });
     await dispatch(n, route("a"), never);
-    expect(waits).toEqual([1000]);
+    expect(waits).toEqual([800]);
+  });
+
+  test("a Retry-After longer than the cap defers at once: not retried sooner than asked, not dead-lettered", async () => {
+    const waits: number[] = [];
+    const a = scripted("a", [fail(true, { retryAfterMs: 3_600_000 }), ok()]);
+    const dispatch = createDispatcher({
+      channels: [a.channel],
+      logger,
+      retryBaseMs: 10,
+      retryMaxMs: 1000,
+      sleep: async (ms) => void waits.push(ms),
+    });
+    const [outcome] = await dispatch(n, route("a"), never);
+    expect(outcome).toMatchObject({ status: "deferred", attempts: 1 });
+    expect(waits).toEqual([]);
+    expect(a.calls).toHaveLength(1);
+    // Not a failure of the channel: the breaker stays closed, the next message is sent.
+    expect(dispatch.health().a?.breakerOpen).toBe(false);
+    expect((await dispatch(n, route("a"), never))[0]).toMatchObject({ status: "delivered" });
   });
 
   test("does not retry a final failure", async () => {

@@ -293,6 +293,20 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           });
           return end("failed", attempt, error);
         }
+        const asked = err instanceof ChannelError ? err.retryAfterMs : undefined;
+        if (asked !== undefined && asked > cap) {
+          // The receiver named a wait longer than a retry may take (a 429 or 503 with a long
+          // Retry-After): retrying sooner ignores it and, after maxAttempts, dead-letters a
+          // message it only asked us to hold back. Defer: the partition pauses and comes back.
+          log.warn("channel asks for a wait longer than a retry may take, deferring", {
+            eventId: n.eventId,
+            channel: channel.name,
+            attempt,
+            retryAfterMs: asked,
+            err: error,
+          });
+          return end("deferred", attempt, error);
+        }
         const inARow = failedAttempt(channel.name, err instanceof Error ? err : error);
         if (attempt >= maxAttempts) {
           const down = inARow >= threshold;
