@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { logLevel } from "kafkajs";
+import { aNotification } from "../test/support/notifications.ts";
 import { waitFor } from "../test/support/wait.ts";
 import {
   createKafka,
@@ -89,6 +90,25 @@ describe("kafka OAUTHBEARER", () => {
     });
     const publisher = createPublisher({ kafka, topic: "fanda-notifications" });
     await expect(publisher.connect()).rejects.toThrow(/broker refused the token/);
+  }, 30_000);
+
+  test("a topic that appears while connect asks (a broker behind on metadata) is found: connect waits for it", async () => {
+    const topic = `fanda-late-${crypto.randomUUID().slice(0, 8)}`;
+    const kafka = createKafka(settings(topic), { logger, logLevel: logLevel.NOTHING });
+    const publisher = createPublisher({ kafka, topic, unknownTopicForMs: 20_000 });
+    const connecting = publisher.connect();
+    await Bun.sleep(300);
+    await ensureTopics(kafka, topic, { partitions: 1 });
+    await connecting;
+    await publisher.publish([aNotification()]);
+    await publisher.disconnect();
+  }, 60_000);
+
+  test("without the wait (unknownTopicForMs 0) the first unknown answer fails connect", async () => {
+    const topic = `fanda-missing-${crypto.randomUUID().slice(0, 8)}`;
+    const kafka = createKafka(settings(topic), { logger, logLevel: logLevel.NOTHING });
+    const publisher = createPublisher({ kafka, topic, unknownTopicForMs: 0 });
+    await expect(publisher.connect()).rejects.toThrow(/does not exist/);
   }, 30_000);
 
   test("a publisher for a missing topic fails at connect, saying so", async () => {

@@ -277,7 +277,7 @@ export async function ensureTopics(
     const existing = new Set(await admin.listTopics());
     const wanted = [topic, dlqTopicOf(topic)].filter((t) => !existing.has(t));
     if (wanted.length === 0) return [];
-    await admin.createTopics({
+    const creating = admin.createTopics({
       waitForLeaders: true,
       topics: wanted.map((t) => ({
         topic: t,
@@ -291,6 +291,12 @@ export async function ensureTopics(
         ],
       })),
     });
+    // Created; waiting for their leaders asks brokers that may not know them yet (several
+    // brokers: the answering one lags the controller), so that answer is waited out too.
+    await creating.catch((cause: unknown) => {
+      if (kafkaErrorType(cause) !== "UNKNOWN_TOPIC_OR_PARTITION") throw cause;
+    });
+    await whileTopicUnknown(() => admin.fetchTopicMetadata({ topics: wanted }), 30_000);
     return wanted;
   } finally {
     await admin.disconnect();
@@ -330,16 +336,34 @@ export function kafkaFailure(operation: string, cause: unknown): FandaError {
 }
 
 /**
+ * Runs `request` again while the brokers answer UNKNOWN_TOPIC_OR_PARTITION, until `forMs` have
+ * passed: a broker behind on the cluster's metadata (a topic created a moment ago, a broker just
+ * replaced) answers so for a topic that exists. Only an answer that lasts is believed.
+ */
+async function whileTopicUnknown<T>(request: () => Promise<T>, forMs: number): Promise<T> {
+  const giveUpAt = Date.now() + forMs;
+  for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
+    try {
+      return await request();
+    } catch (cause) {
+      if (kafkaErrorType(cause) !== "UNKNOWN_TOPIC_OR_PARTITION" || Date.now() >= giveUpAt)
+        throw cause;
+    }
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
+/**
  * Asks the cluster for `topic`'s metadata, so that connect fails fast and clearly when
  * authentication was refused (kafkajs only notices on the first request, see
  * docs/architecture.md) or the topic does not exist.
  */
-async function probeTopic(kafka: Kafka, topic: string): Promise<void> {
+async function probeTopic(kafka: Kafka, topic: string, unknownForMs: number): Promise<void> {
   const admin = kafka.admin({ retry: { retries: 2 } });
   const op = `kafka: checking topic ${topic}`;
   try {
     await admin.connect();
-    await admin.fetchTopicMetadata({ topics: [topic] });
+    await whileTopicUnknown(() => admin.fetchTopicMetadata({ topics: [topic] }), unknownForMs);
   } catch (cause) {
     const type = kafkaErrorType(cause);
     if (type === "ILLEGAL_SASL_STATE" || type === "SASL_AUTHENTICATION_FAILED") {
@@ -407,6 +431,12 @@ export interface PublisherOptions {
   maxMessageBytes?: number;
   /** Called when the producer was replaced after the brokers lost its sequence state. */
   onRenew?: (cause: unknown) => void;
+  /**
+   * How long connect keeps asking while the brokers say the topic is unknown before it fails
+   * with "the topic does not exist", in ms (default 3000): a broker behind on metadata says
+   * so for a topic created a moment ago.
+   */
+  unknownTopicForMs?: number;
 }
 
 /** One publish call: it resolves once all its chunks are acknowledged, or rejects once. */
@@ -539,6 +569,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
   if (!Number.isInteger(maxBatch) || maxBatch < 1) {
     issues.push("maxBatchMessages: expected an integer >= 1");
   }
+  const unknownFor = options.unknownTopicForMs ?? 3000;
+  if (!Number.isInteger(unknownFor) || unknownFor < 0) {
+    issues.push("unknownTopicForMs: expected a whole number of ms >= 0");
+  }
   if (!Number.isInteger(maxBytes) || maxBytes < 1024) {
     issues.push("maxMessageBytes: expected an integer >= 1024");
   }
@@ -648,7 +682,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     async connect() {
       try {
         await producer.connect();
-        await probeTopic(options.kafka, options.topic);
+        await probeTopic(options.kafka, options.topic, unknownFor);
       } catch (cause) {
         await producer.disconnect().catch(() => {});
         throw cause instanceof FandaError

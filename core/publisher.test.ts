@@ -248,6 +248,12 @@ describe("publisher", () => {
     ).toThrow(ConfigError);
   });
 
+  test.each([-1, 1.5, Number.NaN])("refuses unknownTopicForMs %p", (unknownTopicForMs) => {
+    expect(() =>
+      createPublisher({ kafka: fakeKafka().kafka, topic: "t", unknownTopicForMs }),
+    ).toThrow(/unknownTopicForMs/);
+  });
+
   test("refuses a non-positive batch cap", () => {
     expect(() =>
       createPublisher({ kafka: fakeKafka().kafka, topic: "t", maxBatchMessages: 0 }),
