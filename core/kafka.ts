@@ -8,7 +8,9 @@ import {
   generateAuthTokenFromCredentialsProvider,
 } from "aws-msk-iam-sasl-signer-js";
 import {
+  type Admin,
   type IHeaders,
+  type ITopicConfig,
   Kafka,
   type KafkaConfig,
   logLevel as KafkaLogLevel,
@@ -277,9 +279,9 @@ export async function ensureTopics(
     const existing = new Set(await admin.listTopics());
     const wanted = [topic, dlqTopicOf(topic)].filter((t) => !existing.has(t));
     if (wanted.length === 0) return [];
-    const creating = admin.createTopics({
-      waitForLeaders: true,
-      topics: wanted.map((t) => ({
+    await createTopicsKnown(
+      admin,
+      wanted.map((t) => ({
         topic: t,
         numPartitions: options.partitions ?? 6,
         replicationFactor: options.replicationFactor ?? -1,
@@ -290,16 +292,47 @@ export async function ensureTopics(
           },
         ],
       })),
-    });
-    // Created; waiting for their leaders asks brokers that may not know them yet (several
-    // brokers: the answering one lags the controller), so that answer is waited out too.
-    await creating.catch((cause: unknown) => {
-      if (kafkaErrorType(cause) !== "UNKNOWN_TOPIC_OR_PARTITION") throw cause;
-    });
-    await whileTopicUnknown(() => admin.fetchTopicMetadata({ topics: wanted }), 30_000);
+    );
     return wanted;
   } finally {
     await admin.disconnect();
+  }
+}
+
+/**
+ * Creates topics and returns once the brokers know each with a leader for every partition.
+ * kafkajs's own `waitForLeaders` asks any broker, and on several brokers one that has not seen
+ * the new topic yet answers UNKNOWN_TOPIC_OR_PARTITION, failing a creation that worked; the
+ * leaders are waited for here instead, that answer included.
+ * @throws the creation's error, or the last answer once `forMs` have passed without leaders
+ */
+export async function createTopicsKnown(
+  admin: Admin,
+  topics: ITopicConfig[],
+  forMs = 30_000,
+): Promise<void> {
+  await admin.createTopics({ waitForLeaders: false, topics });
+  const names = topics.map((t) => t.topic);
+  const giveUpAt = Date.now() + forMs;
+  for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+    const { topics: known } = await whileTopicUnknown(
+      () => admin.fetchTopicMetadata({ topics: names }),
+      Math.max(0, giveUpAt - Date.now()),
+    );
+    const led = known.every(
+      (t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0),
+    );
+    if (led && known.length === names.length) return;
+    if (Date.now() >= giveUpAt) {
+      throw new FandaError(
+        "kafka: creating topics",
+        `no leader for ${names.join(", ")} after ${forMs} ms`,
+        {
+          retriable: true,
+        },
+      );
+    }
+    await new Promise((r) => setTimeout(r, wait));
   }
 }
 

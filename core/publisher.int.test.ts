@@ -12,9 +12,9 @@ import { type FandaError, InvalidInputError } from "./errors.ts";
 import {
   createKafka,
   createPublisher,
+  createTopicsKnown,
   dlqTopicOf,
   ensureTopics,
-  kafkaErrorType,
   TOPIC_MAX_MESSAGE_BYTES,
 } from "./kafka.ts";
 import { createLogger } from "./log.ts";
@@ -67,25 +67,14 @@ async function smallTopic(maxMessageBytes: number): Promise<string> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await admin
-      .createTopics({
-        waitForLeaders: true,
-        topics: [
-          {
-            topic: name,
-            numPartitions: 2,
-            replicationFactor: -1,
-            configEntries: [{ name: "max.message.bytes", value: String(maxMessageBytes) }],
-          },
-        ],
-      })
-      // Several brokers: the one asked for the leaders may not know the new topic yet.
-      .catch((e: unknown) => {
-        if (kafkaErrorType(e) !== "UNKNOWN_TOPIC_OR_PARTITION") throw e;
-      });
-    await waitFor(`${name} known to the brokers`, () =>
-      admin.fetchTopicMetadata({ topics: [name] }),
-    );
+    await createTopicsKnown(admin, [
+      {
+        topic: name,
+        numPartitions: 2,
+        replicationFactor: -1,
+        configEntries: [{ name: "max.message.bytes", value: String(maxMessageBytes) }],
+      },
+    ]);
   } finally {
     await admin.disconnect();
   }

@@ -7,7 +7,13 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { type Consumer, type Kafka, KafkaJSError, logLevel } from "kafkajs";
 import type { Notification } from "../../core/contract.ts";
-import { createKafka, createPublisher, dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
+import {
+  createKafka,
+  createPublisher,
+  createTopicsKnown,
+  dlqTopicOf,
+  ensureTopics,
+} from "../../core/kafka.ts";
 import { createLogger } from "../../core/log.ts";
 import { LOCAL_BROKERS, localKafka, readDeadLetters } from "../../test/support/local.ts";
 import { aNotification } from "../../test/support/notifications.ts";
@@ -34,10 +40,7 @@ async function newTopic(options: { dlq?: boolean } = {}): Promise<string> {
   if (options.dlq === false) {
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic, numPartitions: 1, replicationFactor: -1 }],
-    });
+    await createTopicsKnown(admin, [{ topic, numPartitions: 1, replicationFactor: -1 }]);
     await admin.disconnect();
   } else {
     await ensureTopics(kafka, topic, { partitions: 1 });

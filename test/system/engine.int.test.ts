@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import type { Kafka } from "kafkajs";
 import mysql from "mysql2/promise";
 import type { Notification } from "../../core/contract.ts";
-import { createPublisher, dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
+import { createPublisher, createTopicsKnown, dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
 import { DLQ_HEADERS } from "../../processor/src/dlq.ts";
 import { toNotification } from "../../producer/src/s3-event.ts";
 import { type Sink, startSink } from "../../scripts/sink.ts";
@@ -422,7 +422,7 @@ describe("delivery engine", () => {
     await admin.connect();
     try {
       // The topic without its dead-letter topic: start-up waits for it.
-      await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+      await createTopicsKnown(admin, [{ topic, numPartitions: 1 }]);
     } finally {
       await admin.disconnect();
     }
