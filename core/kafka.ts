@@ -315,9 +315,11 @@ export async function createTopicsKnown(
   const names = topics.map((t) => t.topic);
   const giveUpAt = Date.now() + forMs;
   for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+    // kafkajs throws a partition's LEADER_NOT_AVAILABLE (an election under way) too.
     const { topics: known } = await whileTopicUnknown(
       () => admin.fetchTopicMetadata({ topics: names }),
       Math.max(0, giveUpAt - Date.now()),
+      ["LEADER_NOT_AVAILABLE"],
     );
     const led = known.every(
       (t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0),
@@ -373,14 +375,19 @@ export function kafkaFailure(operation: string, cause: unknown): FandaError {
  * passed: a broker behind on the cluster's metadata (a topic created a moment ago, a broker just
  * replaced) answers so for a topic that exists. Only an answer that lasts is believed.
  */
-async function whileTopicUnknown<T>(request: () => Promise<T>, forMs: number): Promise<T> {
+async function whileTopicUnknown<T>(
+  request: () => Promise<T>,
+  forMs: number,
+  alsoWaitFor: readonly string[] = [],
+): Promise<T> {
   const giveUpAt = Date.now() + forMs;
   for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
     try {
       return await request();
     } catch (cause) {
-      if (kafkaErrorType(cause) !== "UNKNOWN_TOPIC_OR_PARTITION" || Date.now() >= giveUpAt)
-        throw cause;
+      const type = kafkaErrorType(cause);
+      const transient = type === "UNKNOWN_TOPIC_OR_PARTITION" || alsoWaitFor.includes(type ?? "");
+      if (!transient || Date.now() >= giveUpAt) throw cause;
     }
     await new Promise((r) => setTimeout(r, wait));
   }

@@ -88,7 +88,7 @@ describe("createDispatcher", () => {
     expect(waits).toEqual([800]);
   });
 
-  test("a Retry-After longer than the cap defers at once: not retried sooner than asked, not dead-lettered", async () => {
+  test("a Retry-After longer than the cap defers at once: not retried in place, not dead-lettered", async () => {
     const waits: number[] = [];
     const a = scripted("a", [fail(true, { retryAfterMs: 3_600_000 }), ok()]);
     const dispatch = createDispatcher({
@@ -102,9 +102,23 @@ describe("createDispatcher", () => {
     expect(outcome).toMatchObject({ status: "deferred", attempts: 1 });
     expect(waits).toEqual([]);
     expect(a.calls).toHaveLength(1);
-    // Not a failure of the channel: the breaker stays closed, the next message is sent.
-    expect(dispatch.health().a?.breakerOpen).toBe(false);
+    expect(dispatch.health().a?.consecutiveFailures).toBe(1);
     expect((await dispatch(n, route("a"), never))[0]).toMatchObject({ status: "delivered" });
+    expect(dispatch.health().a?.consecutiveFailures).toBe(0);
+  });
+
+  test("a receiver that asks every message for a long wait opens the breaker: it shows as down", async () => {
+    const a = scripted("a", [fail(true, { retryAfterMs: 3_600_000 })]);
+    const dispatch = createDispatcher({
+      channels: [a.channel],
+      logger,
+      retryMaxMs: 1000,
+      retryBaseMs: 10,
+      breakerThreshold: 3,
+      sleep: noWait,
+    });
+    for (let i = 0; i < 3; i++) await dispatch(n, route("a"), never);
+    expect(dispatch.health().a).toMatchObject({ breakerOpen: true, consecutiveFailures: 3 });
   });
 
   test("does not retry a final failure", async () => {

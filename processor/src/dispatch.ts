@@ -305,6 +305,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             retryAfterMs: asked,
             err: error,
           });
+          // Counted: a receiver that says so to every message is down, and shows as down.
+          failedAttempt(channel.name, err instanceof Error ? err : error);
           return end("deferred", attempt, error);
         }
         const inARow = failedAttempt(channel.name, err instanceof Error ? err : error);

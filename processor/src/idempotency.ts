@@ -231,7 +231,13 @@ export function createRedisStore(options: RedisStoreOptions): IdempotencyStore {
       return;
     }
     const keys = queued.flatMap((q) => q.keys);
-    Promise.all(chunks(keys, KEYS_PER_CALL).map((c) => redis.fandaDone(c.length, ...c, doneTtlMs)))
+    // Inside a promise: a synchronous throw must reject these callers, not leave doneOut set.
+    Promise.resolve()
+      .then(() =>
+        Promise.all(
+          chunks(keys, KEYS_PER_CALL).map((c) => redis.fandaDone(c.length, ...c, doneTtlMs)),
+        ),
+      )
       .then(
         () => {
           for (const q of queued) q.resolve();

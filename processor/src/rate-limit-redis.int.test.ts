@@ -4,7 +4,9 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { Redis } from "ioredis";
 import { freePort } from "../../test/support/local.ts";
+import { waitFor } from "../../test/support/wait.ts";
 import { ConfigError } from "./errors.ts";
 import { localRateLimiter } from "./rate-limit.ts";
 import { createRedisRateLimits, type RedisRateLimits } from "./rate-limit-redis.ts";
@@ -32,6 +34,16 @@ function pod(prefix: string, clock?: { t: number }, extra: { onFallback?: () => 
 }
 
 const space = () => `fanda-test:rate:${crypto.randomUUID()}:`;
+
+/** A key's value, read on a connection of its own. */
+async function redisGet(key: string): Promise<string | null> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    return await client.get(key);
+  } finally {
+    client.disconnect();
+  }
+}
 
 describe("rate limits shared through Redis", () => {
   test("two pods on one key keep one schedule: the burst once, then one slot per interval between them", async () => {
@@ -78,6 +90,55 @@ describe("rate limits shared through Redis", () => {
     expect(a.waits).toEqual([5_000]);
     expect(b.waits).toEqual([4_100]);
     expect(lb.waitMs()).toBeGreaterThan(0);
+  });
+
+  test("a pod holds at most a burst's worth of reservations; takers aborted while waiting for one reserve nothing", async () => {
+    const prefix = space();
+    const clock = { t: 7_000_000 };
+    const sleeping: (() => void)[] = [];
+    const limits = createRedisRateLimits({
+      url,
+      prefix,
+      now: () => clock.t,
+      // Sleeps end only when the test says: the reservations stay held meanwhile.
+      sleep: () => new Promise<void>((resolve) => sleeping.push(resolve)),
+    });
+    opened.push(limits);
+    const l = limits.limiter("email", { rate: 1, burst: 2 });
+    const ac = new AbortController();
+    const takes = Array.from({ length: 10 }, () =>
+      l.take(ac.signal).then(
+        () => "sent",
+        () => "aborted",
+      ),
+    );
+    // The burst goes at once (two slots, no wait); then two takers hold the pod's two
+    // permits while they sleep for their slots; the other six wait here, reserving nothing.
+    await waitFor("the reservations a burst allows", () => sleeping.length === 2, {
+      timeoutMs: 3_000,
+    });
+    await Bun.sleep(50); // were a third reserving, its answer would be in by now
+    const tat = Number(await redisGet(`${prefix}email`));
+    expect(tat).toBe(clock.t + 4_000);
+    ac.abort(new Error("shutting down"));
+    for (const wake of sleeping) wake();
+    const outcomes = await Promise.all(takes);
+    expect(outcomes.filter((o) => o === "sent")).toHaveLength(4);
+    expect(outcomes.filter((o) => o === "aborted")).toHaveLength(6);
+    expect(Number(await redisGet(`${prefix}email`))).toBe(tat);
+  });
+
+  test("block(0) and negative blocks change nothing", async () => {
+    const prefix = space();
+    const clock = { t: 8_000_000 };
+    const { limits } = pod(prefix, clock);
+    const l = limits.limiter("slack:#x", { rate: 1 });
+    await l.take();
+    const before = await redisGet(`${prefix}slack:#x`);
+    l.block(0);
+    l.block(-5_000);
+    await l.take().catch(() => {}); // one more command on the connection: the blocks went first
+    expect(Number(await redisGet(`${prefix}slack:#x`))).toBe(Number(before) + 1_000);
   });
 
   test("on Redis' own clock: ten takes between two pods span at least nine intervals", async () => {

@@ -6,9 +6,14 @@
  * to wait for it; the wait itself happens here, as with the local limiter. The script reads
  * Redis' own clock, so pods' clocks need not agree.
  *
+ * A pod holds at most `burst` reservations of a limit at a time (its other takers wait here,
+ * without a slot): a reservation nobody uses (its taker aborted at shutdown, its pod killed)
+ * idles every pod until its time, so what one pod can leave unused stays a burst's worth.
+ *
  * When Redis cannot answer, a take falls back to a limiter local to this pod (the provider may
- * then see up to pods × the rate, and answers 429s the channels already handle): pacing never
- * stops deliveries that the idempotency store, on the same Redis, would let through.
+ * then see up to pods × the rate, and answers 429s the channels already handle), and Redis is
+ * asked again after a second: pacing never stops deliveries that the idempotency store, on the
+ * same Redis, would let through.
  */
 import type { Redis } from "ioredis";
 import { createRateLimiter, type RateLimiterFactory } from "./rate-limit.ts";
@@ -92,35 +97,47 @@ export function createRedisRateLimits(options: RedisRateLimitsOptions): RedisRat
   const limiter: RateLimiterFactory = (key, limit) => {
     const local = createRateLimiter(limit);
     const interval = 1000 / limit.rate;
-    const tolerance = ((limit.burst ?? 1) - 1) * interval;
+    const burst = limit.burst ?? 1;
+    const tolerance = (burst - 1) * interval;
     const redisKey = `${prefix}${key}`;
+    const permits = createPermits(Math.max(1, burst));
     // This pod's view of the shared schedule, for waitMs(): when its own latest slot comes.
     let until = 0;
+    // While Redis fails, this pod paces alone and asks Redis again from this time (monotonic).
+    let localUntil = 0;
     let degraded = false;
     const call = (block: number) =>
       redis.fandaLimit(redisKey, interval, tolerance, block, options.now?.() ?? -1);
     const fellBack = (err: unknown) => {
       if (!degraded) options.onFallback?.(key, err);
       degraded = true;
+      localUntil = performance.now() + 1000;
     };
     return {
       async take(signal) {
         if (signal?.aborted) throw signal.reason;
-        let wait: number;
+        if (performance.now() < localUntil) return local.take(signal);
+        await permits.acquire(signal);
         try {
-          wait = Number(await call(0));
-          degraded = false;
-        } catch (err) {
-          fellBack(err);
-          return local.take(signal);
-        }
-        until = Math.max(until, performance.now() + wait);
-        if (wait > 0) {
-          limit.onWait?.(wait);
-          await sleep(wait, signal);
+          let wait: number;
+          try {
+            wait = Number(await call(0));
+            degraded = false;
+          } catch (err) {
+            fellBack(err);
+            return await local.take(signal);
+          }
+          until = Math.max(until, performance.now() + wait);
+          if (wait > 0) {
+            limit.onWait?.(wait);
+            await sleep(wait, signal);
+          }
+        } finally {
+          permits.release();
         }
       },
       block(ms) {
+        if (!(ms > 0)) return;
         local.block(ms);
         until = Math.max(until, performance.now() + ms);
         call(ms).catch(fellBack);
@@ -135,6 +152,42 @@ export function createRedisRateLimits(options: RedisRateLimitsOptions): RedisRat
     async close() {
       if (redis.status === "wait" || redis.status === "end") return;
       await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+/** A counting semaphore whose waiters leave the queue when their signal aborts. */
+function createPermits(count: number) {
+  let free = count;
+  const waiting: { resolve: () => void; signal?: AbortSignal; onAbort?: () => void }[] = [];
+  return {
+    acquire(signal?: AbortSignal): Promise<void> {
+      if (free > 0) {
+        free--;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve, reject) => {
+        const waiter: (typeof waiting)[number] = { resolve };
+        if (signal) {
+          waiter.signal = signal;
+          waiter.onAbort = () => {
+            const i = waiting.indexOf(waiter);
+            if (i >= 0) waiting.splice(i, 1);
+            reject(signal.reason);
+          };
+          signal.addEventListener("abort", waiter.onAbort, { once: true });
+        }
+        waiting.push(waiter);
+      });
+    },
+    release() {
+      const next = waiting.shift();
+      if (!next) {
+        free++;
+        return;
+      }
+      if (next.onAbort) next.signal?.removeEventListener("abort", next.onAbort);
+      next.resolve();
     },
   };
 }

@@ -377,6 +377,36 @@ describe("email channel: the daily sending quota used up", () => {
     expect(email.status?.()).not.toHaveProperty("dailyQuotaHoldMs");
   });
 
+  test("when the hold is over, one send asks SES; the ones sent meanwhile are deferred without asking", async () => {
+    const { email, clock } = onQuota(0);
+    const refusedBefore = ses.quotaRefused();
+    await channelErrorOf(email.send(notification(), { signal: never, target: {} }));
+    clock.t += 60_000;
+    const sends = Array.from({ length: 20 }, () =>
+      email.send(notification(), { signal: never, target: {} }).then(
+        () => "delivered",
+        (e: ChannelConfigError) => e.setting,
+      ),
+    );
+    expect(await Promise.all(sends)).toEqual(Array(20).fill(SES_QUOTA_SETTING));
+    expect(ses.quotaRefused() - refusedBefore).toBe(2); // the first send, then one probe
+    ses.setDailyQuota(undefined);
+    clock.t += 60_000;
+    const after = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        email.send(notification(), { signal: never, target: {} }).then(
+          () => "delivered",
+          () => "deferred",
+        ),
+      ),
+    );
+    // The probe delivers and ends the hold; its neighbours were deferred, the next ones go.
+    expect(after.filter((o) => o === "delivered")).toHaveLength(1);
+    expect(await email.send(notification(), { signal: never, target: {} })).toHaveProperty(
+      "providerId",
+    );
+  });
+
   test("through the dispatcher: nothing fails or is dead-lettered, the rest is deferred, SES is asked once", async () => {
     const { email } = onQuota(5);
     const refusedBefore = ses.quotaRefused();

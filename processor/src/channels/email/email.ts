@@ -26,6 +26,7 @@ import {
   type Channel,
   ChannelConfigError,
   ChannelError,
+  type DeliveryReceipt,
   localRateLimiter,
   type RateLimiter,
   type RateLimiterFactory,
@@ -202,6 +203,8 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
   const now = options.now ?? (() => performance.now());
   // Until when (monotonic ms) sends hold because the daily quota is used up.
   let quotaHeldUntil: number | undefined;
+  // A send is asking SES whether the used-up quota has room again.
+  let probing = false;
 
   const client: SesApi =
     options.client ??
@@ -257,58 +260,80 @@ export function createEmailChannel(options: EmailChannelOptions): Channel {
           retriable: false,
         });
       }
+      // While the quota is used up, one send at a time (the probe, once the hold is over) asks
+      // SES whether the day has room again; the others are deferred without asking.
+      let probe = false;
       if (quotaHeldUntil !== undefined) {
-        const left = quotaHeldUntil - now();
-        if (left > 0) {
-          throw new ChannelConfigError(
-            "email",
-            SES_QUOTA_SETTING,
-            `SES daily sending quota used up: not sending for another ${Math.ceil(left / 1000)} s`,
-            { status: 429 },
-          );
-        }
-        quotaHeldUntil = undefined;
+        if (probing || quotaHeldUntil - now() > 0) throw quotaHeld();
+        probing = probe = true;
       }
-      await limiter.take(signal);
-      const message = options.templates.email(notification);
-      const traceId = traceIdOf();
-      const input: SendEmailCommandInput = {
-        FromEmailAddress: options.from,
-        Destination: { ToAddresses: to },
-        Content: {
-          Simple: {
-            Subject: { Data: message.subject, Charset: "UTF-8" },
-            Body: {
-              Html: { Data: message.html, Charset: "UTF-8" },
-              Text: { Data: message.text, Charset: "UTF-8" },
-            },
-          },
-        },
-        ...(options.configurationSet ? { ConfigurationSetName: options.configurationSet } : {}),
-        EmailTags: [
-          { Name: "category", Value: notification.category.replace(/[^A-Za-z0-9_-]/g, "_") },
-          { Name: "event", Value: notification.eventId },
-          // The W3C trace id (32 lowercase hex digits, within SES's tag charset [A-Za-z0-9_-]).
-          ...(traceId ? [{ Name: "trace_id", Value: traceId }] : []),
-        ],
-      };
-      let result: { MessageId?: string };
       try {
-        // The signal ends the request on shutdown; SES may still have accepted the message.
-        result = (await client.send(new SendEmailCommand(input), {
-          abortSignal: signal,
-        })) as typeof result;
-      } catch (err) {
-        const error = classify(err, options);
-        if (error instanceof ChannelConfigError && error.setting === SES_QUOTA_SETTING) {
-          quotaHeldUntil = now() + quotaRetryMs;
-        } else if (error.status === 429 || error.status === "TooManyRequestsException") {
-          limiter.block(1000);
-        }
-        throw error;
+        await limiter.take(signal);
+        // The quota may have run out while this send waited for its slot.
+        if (!probe && quotaHeldUntil !== undefined) throw quotaHeld();
+        return await sendEmail(notification, to, signal);
+      } finally {
+        if (probe) probing = false;
       }
-      return result.MessageId ? { providerId: result.MessageId } : {};
     },
     async close() {},
   };
+
+  /** The deferral of a send while the daily quota is used up. */
+  function quotaHeld() {
+    const left = Math.max(0, (quotaHeldUntil ?? 0) - now());
+    return new ChannelConfigError(
+      "email",
+      SES_QUOTA_SETTING,
+      `SES daily sending quota used up: not sending for another ${Math.ceil(left / 1000)} s`,
+      { status: 429 },
+    );
+  }
+
+  /** One SendEmail; a used-up quota starts the hold, a success ends it. */
+  async function sendEmail(
+    notification: Notification,
+    to: string[],
+    signal: AbortSignal,
+  ): Promise<DeliveryReceipt> {
+    const message = options.templates.email(notification);
+    const traceId = traceIdOf();
+    const input: SendEmailCommandInput = {
+      FromEmailAddress: options.from,
+      Destination: { ToAddresses: to },
+      Content: {
+        Simple: {
+          Subject: { Data: message.subject, Charset: "UTF-8" },
+          Body: {
+            Html: { Data: message.html, Charset: "UTF-8" },
+            Text: { Data: message.text, Charset: "UTF-8" },
+          },
+        },
+      },
+      ...(options.configurationSet ? { ConfigurationSetName: options.configurationSet } : {}),
+      EmailTags: [
+        { Name: "category", Value: notification.category.replace(/[^A-Za-z0-9_-]/g, "_") },
+        { Name: "event", Value: notification.eventId },
+        // The W3C trace id (32 lowercase hex digits, within SES's tag charset [A-Za-z0-9_-]).
+        ...(traceId ? [{ Name: "trace_id", Value: traceId }] : []),
+      ],
+    };
+    let result: { MessageId?: string };
+    try {
+      // The signal ends the request on shutdown; SES may still have accepted the message.
+      result = (await client.send(new SendEmailCommand(input), {
+        abortSignal: signal,
+      })) as typeof result;
+    } catch (err) {
+      const error = classify(err, options);
+      if (error instanceof ChannelConfigError && error.setting === SES_QUOTA_SETTING) {
+        quotaHeldUntil = now() + quotaRetryMs;
+      } else if (error.status === 429 || error.status === "TooManyRequestsException") {
+        limiter.block(1000);
+      }
+      throw error;
+    }
+    quotaHeldUntil = undefined;
+    return result.MessageId ? { providerId: result.MessageId } : {};
+  }
 }

@@ -383,6 +383,12 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
     try {
       while (queue.length > 0) {
         const head = queue[0] as Queued;
+        // A held channel takes no slot from the schedule every pod shares.
+        const holding = held(slackChannel);
+        if (holding) {
+          for (const q of queue.splice(0)) q.reject(holding);
+          continue;
+        }
         try {
           await bucket(slackChannel).take(head.signal);
         } catch (err) {
