@@ -8,6 +8,7 @@
  *
  *   bun scripts/bench/burst.ts [--uploads 5000] [--ses-rate 14] [--timeout 900]
  *       [--instances 1] [--csv lag.csv] [--plot lag.svg]
+ *       [--ses-daily-quota N [--quota-raised-after S]]
  *
  * Measures, from the first publish: when the last notification reached each channel, the Slack
  * messages (digests) and 429s, the emails and SES throttling refusals, the processor's peak
@@ -15,6 +16,10 @@
  * the dead-lettered count (topic and metric), and which alerts of
  * kustomize/base/monitoring/prometheus-rule.yaml would have fired: the processor's /metrics is
  * scraped every second and promtool evaluates the rules over those samples.
+ * `--ses-daily-quota N` makes the SES account run out of its day after N emails (SES then
+ * answers every send "Daily message quota exceeded"); `--quota-raised-after S` lifts the quota
+ * S seconds after the first publish (AWS raised it, or the 24-hour window freed up), so the
+ * run shows what the held email channel does and how it catches up.
  * `--instances N` runs N processors in one group (what scaling out does against limits that
  * are per account or per Slack channel, not per pod); RSS is then the largest of them.
  */
@@ -40,6 +45,8 @@ const values = orExit(() =>
     "ses-rate": { default: "14" },
     timeout: { default: "900" },
     instances: { default: "1" },
+    "ses-daily-quota": {},
+    "quota-raised-after": {},
     csv: {},
     plot: {},
   }),
@@ -52,6 +59,18 @@ const { ints } = orExit(() =>
     instances: { value: values.instances, min: 1, max: 6 },
   }),
 );
+/** A whole-number option that may be left out. */
+const optionalInt = (name: "ses-daily-quota" | "quota-raised-after", min: number, max: number) =>
+  values[name] === undefined
+    ? undefined
+    : orExit(() => checkOptions({ [name]: { value: values[name], min, max } })).ints[name];
+const dailyQuota = optionalInt("ses-daily-quota", 0, 200_000);
+const quotaRaisedAfter = optionalInt("quota-raised-after", 1, 3600);
+if (quotaRaisedAfter !== undefined && dailyQuota === undefined) {
+  console.error("--quota-raised-after needs --ses-daily-quota");
+  process.exit(2);
+}
+let quotaRaisedAt: number | undefined;
 const uploads = ints.uploads;
 const sesRate = ints["ses-rate"];
 const timeoutSeconds = ints.timeout;
@@ -107,7 +126,10 @@ const slack = startSlackServer({
     if (typeof ids === "string") for (const id of ids.split(",")) arrived("slack", id);
   },
 });
-const ses = await startSesLocal({ maxSendRate: sesRate });
+const ses = await startSesLocal({
+  maxSendRate: sesRate,
+  ...(dailyQuota === undefined ? {} : { dailyQuota }),
+});
 let emailsRead = 0;
 const readEmails = () => {
   for (; emailsRead < ses.sent.length; emailsRead++) {
@@ -262,6 +284,12 @@ const allIn = () => CHANNELS.every((c) => seen[c].size >= uploads);
 let timedOut = false;
 let zeroLagSamples = 0;
 for (let i = 0; ; i++) {
+  if (quotaRaisedAfter !== undefined && quotaRaisedAt === undefined) {
+    if (Date.now() - t0 >= quotaRaisedAfter * 1000) {
+      ses.setDailyQuota(undefined);
+      quotaRaisedAt = (Date.now() - t0) / 1000;
+    }
+  }
   readEmails();
   const [lagNow, texts] = await Promise.all([lag().catch(() => Number.NaN), scrape()]);
   for (const [p, text] of texts.entries()) {
@@ -373,7 +401,7 @@ const firedText = !alerts
 console.log(`
 ### Burst at provider limits: ${uploads} uploads, SES ${sesRate}/s (${stamp})
 
-\`bun scripts/bench/burst.ts --uploads ${uploads} --ses-rate ${sesRate}${instances > 1 ? ` --instances ${instances}` : ""}${values.csv ? ` --csv ${values.csv}` : ""}${values.plot ? ` --plot ${values.plot}` : ""}\`
+\`bun scripts/bench/burst.ts --uploads ${uploads} --ses-rate ${sesRate}${instances > 1 ? ` --instances ${instances}` : ""}${dailyQuota === undefined ? "" : ` --ses-daily-quota ${dailyQuota}`}${quotaRaisedAfter === undefined ? "" : ` --quota-raised-after ${quotaRaisedAfter}`}${values.csv ? ` --csv ${values.csv}` : ""}${values.plot ? ` --plot ${values.plot}` : ""}\`
 
 Burst published in ${publishSeconds.toFixed(1)} s; ${instances === 1 ? "one processor" : `${instances} processors in one group`} (Redis, MySQL log), channels slack + email + webhook.${timedOut ? ` **Stopped at the ${timeoutSeconds} s timeout.**` : ""}
 
@@ -382,7 +410,7 @@ Burst published in ${publishSeconds.toFixed(1)} s; ${instances === 1 ? "one proc
 | last notification, from the first publish: Slack / email / webhook | ${secondsTo("slack")} / ${secondsTo("email")} / ${secondsTo("webhook")} s |
 | delivered (distinct uploads): Slack / email / webhook | ${seen.slack.size} / ${seen.email.size} / ${seen.webhook.size} of ${uploads} |
 | Slack messages (digests) / answered 429 | ${slackMessages} / ${slackLimited} (${(seen.slack.size / Math.max(1, slackMessages)).toFixed(1)} uploads per message) |
-| emails sent / refused by SES for the rate (429) | ${ses.sent.length} / ${ses.throttled()} |
+| emails sent / refused by SES for the rate (429) | ${ses.sent.length} / ${ses.throttled()} |${dailyQuota === undefined ? "" : `\n| SES daily quota: emails / sends refused for it / lifted at | ${dailyQuota} / ${ses.quotaRefused()} / ${quotaRaisedAt === undefined ? "never" : `${quotaRaisedAt.toFixed(0)} s`} |`}
 | consumer lag: peak / back to 0 at | ${maxLag} / ${lagZeroAt === undefined ? "not reached" : `${lagZeroAt} s`} |
 | processor RSS peak${instances > 1 ? " (largest)" : ""} | ${peakRss.toFixed(0)} MB |
 | dead-lettered (DLQ topic / fanda_dlq_messages_total) | ${dlqMessages} / ${dlqMetric} |
