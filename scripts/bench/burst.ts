@@ -349,7 +349,11 @@ await ses.stop();
 const alerts = promtool ? await firedAlerts(promtool, ruleFile, series, samples.length) : undefined;
 
 const stamp = new Date().toISOString().slice(0, 10);
-const title = `${uploads} uploads in one burst: Slack 1/s per channel (digests), SES ${sesRate}/s, webhook`;
+const quotaTitle =
+  dailyQuota === undefined
+    ? ""
+    : ` with a daily quota of ${dailyQuota}${quotaRaisedAt === undefined ? "" : ` (lifted at ${quotaRaisedAt.toFixed(0)} s)`}`;
+const title = `${uploads} uploads in one burst: Slack 1/s per channel (digests), SES ${sesRate}/s${quotaTitle}, webhook`;
 if (values.csv) {
   const head =
     "seconds,lag,rss_mb,slack_delivered,email_delivered,webhook_delivered,slack_messages,ses_throttled";
