@@ -74,9 +74,9 @@ describe("createDispatcher", () => {
     expect(retried).toEqual(["a", "a", "a"]);
   });
 
-  test("honours the provider's Retry-After within the cap", async () => {
+  /** A dispatcher over `a` whose retries wait at most 1 s, recorded instead of slept. */
+  const cappedAtOneSecond = (a: ReturnType<typeof scripted>) => {
     const waits: number[] = [];
-    const a = scripted("a", [fail(true, { retryAfterMs: 800 }), ok()]);
     const dispatch = createDispatcher({
       channels: [a.channel],
       logger,
@@ -84,20 +84,19 @@ describe("createDispatcher", () => {
       retryMaxMs: 1000,
       sleep: async (ms) => void waits.push(ms),
     });
+    return { dispatch, waits };
+  };
+
+  test("honours the provider's Retry-After within the cap", async () => {
+    const a = scripted("a", [fail(true, { retryAfterMs: 800 }), ok()]);
+    const { dispatch, waits } = cappedAtOneSecond(a);
     await dispatch(n, route("a"), never);
     expect(waits).toEqual([800]);
   });
 
   test("a Retry-After longer than the cap defers at once: not retried in place, not dead-lettered", async () => {
-    const waits: number[] = [];
     const a = scripted("a", [fail(true, { retryAfterMs: 3_600_000 }), ok()]);
-    const dispatch = createDispatcher({
-      channels: [a.channel],
-      logger,
-      retryBaseMs: 10,
-      retryMaxMs: 1000,
-      sleep: async (ms) => void waits.push(ms),
-    });
+    const { dispatch, waits } = cappedAtOneSecond(a);
     const [outcome] = await dispatch(n, route("a"), never);
     expect(outcome).toMatchObject({ status: "deferred", attempts: 1 });
     expect(waits).toEqual([]);
