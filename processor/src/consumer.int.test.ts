@@ -57,7 +57,7 @@ async function publish(topic: string, notifications: Notification[]) {
 
 const at = new Date();
 /** What the scripted dispatcher does with one event. */
-type Behaviour = "deliver" | "fail" | "throw";
+type Behaviour = "deliver" | "fail" | "defer" | "throw";
 
 /** A dispatcher that delivers every channel unless `behaviour` says otherwise; records sends. */
 function aDispatcher(behaviour: (n: Notification) => Behaviour = () => "deliver") {
@@ -74,11 +74,11 @@ function aDispatcher(behaviour: (n: Notification) => Behaviour = () => "deliver"
         ? { channel, status: "delivered", attempts: 1, durationMs: 1, firstAttemptAt: at }
         : {
             channel,
-            status: "failed",
+            status: b === "defer" ? "deferred" : "failed",
             attempts: 1,
             durationMs: 1,
             firstAttemptAt: at,
-            error: new Error("refused"),
+            error: new Error(b === "defer" ? "channel down" : "refused"),
           },
     );
   };
@@ -289,6 +289,45 @@ describe("two copies of one eventId in one fetched batch", () => {
     expect(letters.map((l) => l.headers[DLQ_HEADERS.reason])).toEqual([
       "delivery-failed",
       "delivery-failed",
+    ]);
+  }, 60_000);
+});
+
+describe("messages behind a deferred one in their batch", () => {
+  test("one that failed for good, and one that is invalid, are each handled and dead-lettered once, however often the batch comes back", async () => {
+    const topic = await newTopic();
+    const slow = aNotification({ key: "e/1.pdf" });
+    const bad = aNotification({ key: "e/2.pdf" });
+    const good = aNotification({ key: "e/3.pdf" });
+    let passes = 0;
+    const { dispatch, sent } = aDispatcher((n) => {
+      if (n.eventId === slow.eventId) return ++passes <= 3 ? "defer" : "deliver";
+      return n.eventId === bad.eventId ? "fail" : "deliver";
+    });
+    await publish(topic, [slow, bad]);
+    const publisher = createPublisher({ kafka, topic });
+    await publisher.connect();
+    await publisher.publishRaw([{ key: "junk", value: Buffer.from("not json") }]);
+    await publisher.disconnect();
+    await publish(topic, [good]);
+    const s = await startConsumer(topic, { dispatch });
+    await committedTo(s, topic, 4);
+    expect(passes).toBe(4); // the batch came back three times behind the deferred message
+    expect(sent.filter((id) => id === bad.eventId)).toHaveLength(1);
+    expect(sent.filter((id) => id === good.eventId)).toHaveLength(1);
+    const letters = await readDeadLetters(
+      kafka,
+      topic,
+      "the dead letters",
+      (all) => all.length >= 2,
+      {
+        timeoutMs: 20_000,
+        settleMs: 1_000,
+      },
+    );
+    expect(letters.map((l) => l.headers[DLQ_HEADERS.reason]).sort()).toEqual([
+      "delivery-failed",
+      "invalid-message",
     ]);
   }, 60_000);
 });

@@ -383,6 +383,26 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
   // Commits what is resolved even when no batch arrives (idle topic, paused partitions).
   let ticker: ReturnType<typeof setInterval> | undefined;
 
+  // Per partition, the offsets of messages whose outcome is final (delivered, or dead-lettered)
+  // but which could not be committed because an earlier message of their batch was not: the
+  // batch comes back from that earlier message, and these are not handled again. Handled again,
+  // a message that failed for good was sent and dead-lettered once more on every pass (each
+  // pause of a deferral), and an invalid one was dead-lettered once per pass. An offset leaves
+  // its set when it is resolved; a set holds at most one batch.
+  const finalAhead = new Map<number, Set<string>>();
+  const rememberFinal = (partition: number, offset: string) => {
+    let set = finalAhead.get(partition);
+    if (!set) {
+      set = new Set();
+      finalAhead.set(partition, set);
+    }
+    set.add(offset);
+  };
+  const forgetFinal = (partition: number, offset: string) => {
+    const set = finalAhead.get(partition);
+    if (!set?.delete(offset) || set.size > 0) return;
+    finalAhead.delete(partition);
+  };
   const eachBatch = async (payload: EachBatchPayload) => {
     const { batch, resolveOffset } = payload;
     const { topic, partition } = batch;
@@ -397,7 +417,11 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       Math.min(1000, heartbeatInterval),
     );
     const records: DeliveryRecord[] = [];
-    const items: Item[] = batch.messages.map((message) => ({ message, final: false }));
+    const ahead = finalAhead.get(partition);
+    const items: Item[] = batch.messages.map((message) => ({
+      message,
+      final: ahead?.has(message.offset) ?? false,
+    }));
     // Each message's work runs in its own trace (its log lines carry its trace id).
     const traced = traceBatch(topic, partition, options.groupId, items);
     let reason: Reason | undefined;
@@ -411,6 +435,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
     try {
       // 1. decode; poison goes to the DLQ and is final.
       for (const item of items) {
+        if (item.final) continue; // final on an earlier pass: nothing to do but commit it
         await runInContext(traced.contextOf(item), () => handler.decode(topic, partition, item));
         traced.decoded(item);
       }
@@ -488,13 +513,20 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       phase("deliver");
       // 4. the final prefix's offsets, after its records are buffered.
       ledger.buffer(records);
+      let blocked = false;
       for (const item of items) {
+        if (blocked) {
+          if (item.final) rememberFinal(partition, item.message.offset);
+          continue;
+        }
         if (!item.final) {
           reason ??= item.reason ?? "shutdown";
-          break;
+          blocked = true;
+          continue;
         }
         resolveOffset(item.message.offset);
         ledger.resolve(partition, item.message.offset);
+        forgetFinal(partition, item.message.offset);
       }
     } catch (err) {
       // Each message's own faults are its outcome (the handler never throws); this is the
