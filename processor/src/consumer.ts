@@ -34,6 +34,7 @@ import type { Notification } from "../../core/contract.ts";
 import { dlqTopicOf } from "../../core/kafka.ts";
 import type { Logger } from "../../core/log.ts";
 import { runInContext } from "../../core/tracing.ts";
+import { createFinalAhead } from "./consumer/final-ahead.ts";
 import { createMessageHandler, deliveryKey, type Item, type Reason } from "./consumer/handler.ts";
 import { createOffsetLedger } from "./consumer/ledger.ts";
 import { createSettler } from "./consumer/store-retry.ts";
@@ -383,26 +384,8 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
   // Commits what is resolved even when no batch arrives (idle topic, paused partitions).
   let ticker: ReturnType<typeof setInterval> | undefined;
 
-  // Per partition, the offsets of messages whose outcome is final (delivered, or dead-lettered)
-  // but which could not be committed because an earlier message of their batch was not: the
-  // batch comes back from that earlier message, and these are not handled again. Handled again,
-  // a message that failed for good was sent and dead-lettered once more on every pass (each
-  // pause of a deferral), and an invalid one was dead-lettered once per pass. An offset leaves
-  // its set when it is resolved; a set holds at most one batch.
-  const finalAhead = new Map<number, Set<string>>();
-  const rememberFinal = (partition: number, offset: string) => {
-    let set = finalAhead.get(partition);
-    if (!set) {
-      set = new Set();
-      finalAhead.set(partition, set);
-    }
-    set.add(offset);
-  };
-  const forgetFinal = (partition: number, offset: string) => {
-    const set = finalAhead.get(partition);
-    if (!set?.delete(offset) || set.size > 0) return;
-    finalAhead.delete(partition);
-  };
+  // Final messages behind a not-final one of their batch: skipped when the batch comes back.
+  const finalAhead = createFinalAhead();
   const eachBatch = async (payload: EachBatchPayload) => {
     const { batch, resolveOffset } = payload;
     const { topic, partition } = batch;
@@ -417,10 +400,9 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       Math.min(1000, heartbeatInterval),
     );
     const records: DeliveryRecord[] = [];
-    const ahead = finalAhead.get(partition);
     const items: Item[] = batch.messages.map((message) => ({
       message,
-      final: ahead?.has(message.offset) ?? false,
+      final: finalAhead.isFinal(partition, message),
     }));
     // Each message's work runs in its own trace (its log lines carry its trace id).
     const traced = traceBatch(topic, partition, options.groupId, items);
@@ -516,7 +498,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
       let blocked = false;
       for (const item of items) {
         if (blocked) {
-          if (item.final) rememberFinal(partition, item.message.offset);
+          if (item.final) finalAhead.remember(partition, item.message);
           continue;
         }
         if (!item.final) {
@@ -526,7 +508,7 @@ export function createNotificationConsumer(options: ConsumerOptions): Notificati
         }
         resolveOffset(item.message.offset);
         ledger.resolve(partition, item.message.offset);
-        forgetFinal(partition, item.message.offset);
+        finalAhead.forget(partition, item.message.offset);
       }
     } catch (err) {
       // Each message's own faults are its outcome (the handler never throws); this is the
