@@ -313,29 +313,26 @@ export async function createTopicsKnown(
 ): Promise<void> {
   await admin.createTopics({ waitForLeaders: false, topics });
   const names = topics.map((t) => t.topic);
-  const giveUpAt = Date.now() + forMs;
-  for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
-    // kafkajs throws a partition's LEADER_NOT_AVAILABLE (an election under way) too.
-    const { topics: known } = await whileTopicUnknown(
-      () => admin.fetchTopicMetadata({ topics: names }),
-      Math.max(0, giveUpAt - Date.now()),
-      ["LEADER_NOT_AVAILABLE"],
-    );
-    const led = known.every(
-      (t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0),
-    );
-    if (led && known.length === names.length) return;
-    if (Date.now() >= giveUpAt) {
-      throw new FandaError(
-        "kafka: creating topics",
-        `no leader for ${names.join(", ")} after ${forMs} ms`,
-        {
-          retriable: true,
-        },
-      );
-    }
-    await new Promise((r) => setTimeout(r, wait));
-  }
+  // kafkajs throws a partition's LEADER_NOT_AVAILABLE (an election under way); a partition
+  // listed without a leader yet is the same answer, waited out the same way.
+  await whileTopicUnknown(
+    async () => {
+      const { topics: known } = await admin.fetchTopicMetadata({ topics: names });
+      const led =
+        known.length === names.length &&
+        known.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0));
+      if (!led) {
+        throw Object.assign(
+          new FandaError("kafka: creating topics", `no leader yet for ${names.join(", ")}`, {
+            retriable: true,
+          }),
+          { type: "LEADER_NOT_AVAILABLE" },
+        );
+      }
+    },
+    forMs,
+    ["LEADER_NOT_AVAILABLE"],
+  );
 }
 
 /** kafkajs's message for each protocol error type we act on; its wrappers drop `type`. */

@@ -141,7 +141,8 @@ export interface ConsumerOptions {
    * each message's until it is handled. A message waiting behind others of its batch (a slow
    * channel, a rate limit), or whose own send outlasts the claim TTL, would otherwise have its
    * claims expire, and a worker taking the partition over would claim and send it too. A
-   * claim found lost is taken again before its send. Off when unset. `every` runs `fn` every `ms` until the function it returns is called (tests).
+   * claim found lost is taken again before its send. Off when unset. `every` runs `fn` every
+   * `ms` until the function it returns is called (tests).
    */
   claimRenewal?: { intervalMs: number; every?: (fn: () => void, ms: number) => () => void };
 }

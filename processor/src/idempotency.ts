@@ -19,8 +19,8 @@
  * So a redelivered message resends only the channels that did not finish, and two workers
  * (say, the old and new owner of a partition during a rebalance) do not both send.
  * Claims for a whole batch go to Redis in one round trip and one script call (atomic, per up to
- * 1000 keys); the done marks of every delivery finished in the same event-loop turn go in one
- * script call too.
+ * 1000 keys); done marks are group-committed: those that finish while one call is out go
+ * together in the next.
  */
 import type { Redis } from "ioredis";
 import { DeliveryLogUnavailableError } from "./delivery-log/log.ts";

@@ -12,7 +12,7 @@
  */
 import { parseArgs } from "node:util";
 import { type Kafka, logLevel } from "kafkajs";
-import { createKafka, dlqTopicOf } from "../../core/kafka.ts";
+import { createKafka, createTopicsKnown, dlqTopicOf } from "../../core/kafka.ts";
 import { createLogger } from "../../core/log.ts";
 
 /** Replication as MSK runs it over three AZs. */
@@ -46,16 +46,13 @@ export async function ensureReplicatedTopics(
 ): Promise<string[]> {
   const admin = kafka.admin();
   await admin.connect();
-  let wanted: string[];
   try {
     const existing = new Set(await admin.listTopics());
-    wanted = [topic, dlqTopicOf(topic)].filter((t) => !existing.has(t));
+    const wanted = [topic, dlqTopicOf(topic)].filter((t) => !existing.has(t));
     if (wanted.length === 0) return [];
-    // kafkajs's waitForLeaders asks any broker, and one that has not seen the new topic yet
-    // answers UNKNOWN_TOPIC_OR_PARTITION; the leaders are waited for below instead.
-    await admin.createTopics({
-      waitForLeaders: false,
-      topics: wanted.map((t) => ({
+    await createTopicsKnown(
+      admin,
+      wanted.map((t) => ({
         topic: t,
         numPartitions: partitions,
         replicationFactor: CLUSTER_REPLICATION.replicationFactor,
@@ -63,21 +60,11 @@ export async function ensureReplicatedTopics(
           { name: "min.insync.replicas", value: String(CLUSTER_REPLICATION.minInsyncReplicas) },
         ],
       })),
-    });
+    );
+    return wanted;
   } finally {
     await admin.disconnect();
   }
-  await until(30_000, async () => {
-    const all = await placements(kafka, wanted);
-    const leaderless = wanted.filter((t) => {
-      const parts = all.get(t) ?? [];
-      return parts.length < partitions || parts.some((p) => p.leader < 0);
-    });
-    return leaderless.length === 0
-      ? { value: undefined }
-      : { problem: `no leaders yet for ${leaderless.join(", ")}` };
-  });
-  return wanted;
 }
 
 /** Leader, replicas and in-sync replicas of each partition of `topics` (all topics if none). */
