@@ -23,16 +23,18 @@
  * `--instances N` runs N processors in one group (what scaling out does against limits that
  * are per account or per Slack channel, not per pod); RSS is then the largest of them.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import mysql from "mysql2/promise";
 import type { Notification } from "../../core/contract.ts";
 import { createPublisher, dlqTopicOf, ensureTopics } from "../../core/kafka.ts";
 import { toNotification } from "../../producer/src/s3-event.ts";
 import {
   freePort,
+  groupLag,
   localKafka,
   localProcessorEnv,
   PROCESSOR_TEMPLATES_DIR,
+  rssMbOf,
 } from "../../test/support/local.ts";
 import { startSesLocal } from "../ses-local.ts";
 import { startSlackServer } from "../slack-server.ts";
@@ -200,8 +202,7 @@ const rssMb = () =>
   Math.max(
     ...processors.map((p) => {
       try {
-        const status = readFileSync(`/proc/${p.pid}/status`, "utf8");
-        return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+        return rssMbOf(p.pid);
       } catch {
         return 0;
       }
@@ -231,16 +232,7 @@ const admin = kafka.admin();
 await admin.connect();
 const groupId = `${topic}-processor`;
 /** Messages in the topic not yet committed by the processor's group. */
-const lag = async () => {
-  const [ends, committed] = await Promise.all([
-    admin.fetchTopicOffsets(topic),
-    admin.fetchOffsets({ groupId, topics: [topic] }),
-  ]);
-  const done = new Map(
-    (committed[0]?.partitions ?? []).map((p) => [p.partition, Math.max(0, Number(p.offset))]),
-  );
-  return ends.reduce((sum, p) => sum + Number(p.high) - (done.get(p.partition) ?? 0), 0);
-};
+const lag = () => groupLag(admin, topic, groupId);
 
 // The burst: every upload published as fast as the publisher goes, 1000 per call.
 let seq = 0;

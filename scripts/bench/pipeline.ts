@@ -45,6 +45,7 @@ import {
   localKafka,
   localProcessorEnv,
   PROCESSOR_TEMPLATES_DIR,
+  rssMbOf,
   runCommand,
 } from "../../test/support/local.ts";
 import { waitFor } from "../../test/support/wait.ts";
@@ -310,9 +311,7 @@ const measure = async (runtime: "bun" | "node", index: number): Promise<Measured
     return (Number(stat[11]) + Number(stat[12])) / 100;
   };
   const sample = () => {
-    const status = readFileSync(`/proc/${first.pid}/status`, "utf8");
-    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    return { rssMb: rssKb / 1024, cpuSeconds: cpuOf(first.pid) };
+    return { rssMb: rssMbOf(first.pid), cpuSeconds: cpuOf(first.pid) };
   };
   // The cost per event counts every instance's CPU: the events are theirs together.
   const cpuOfAll = () => processors.reduce((sum, p) => sum + cpuOf(p.pid), 0);

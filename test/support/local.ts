@@ -1,9 +1,9 @@
 /** Helpers for tests, benchmarks and chaos runs that need local processes on free ports. */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { Redis } from "ioredis";
-import { type Kafka, logLevel as KafkaLogLevel } from "kafkajs";
+import { type Admin, type Kafka, logLevel as KafkaLogLevel } from "kafkajs";
 import { createKafka, dlqTopicOf } from "../../core/kafka.ts";
 import { createLogger } from "../../core/log.ts";
 import { type RunResult, runCommand } from "../../scripts/run.ts";
@@ -335,4 +335,25 @@ export async function readDeadLetters(
     await consumer.disconnect();
   }
   return records;
+}
+
+/**
+ * Messages of `topic` that `groupId` has not committed yet, over all partitions (all of a
+ * partition's before the group's first commit on it). 0: every outcome is final.
+ */
+export async function groupLag(admin: Admin, topic: string, groupId: string): Promise<number> {
+  const [ends, [committed]] = await Promise.all([
+    admin.fetchTopicOffsets(topic),
+    admin.fetchOffsets({ groupId, topics: [topic] }),
+  ]);
+  const done = new Map(
+    (committed?.partitions ?? []).map((p) => [p.partition, Math.max(0, Number(p.offset))]),
+  );
+  return ends.reduce((sum, p) => sum + Number(p.high) - (done.get(p.partition) ?? 0), 0);
+}
+
+/** The resident memory of process `pid`, in MB (from /proc; throws once the process is gone). */
+export function rssMbOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
