@@ -93,17 +93,13 @@ function sendRateLimit(rate: number, now: () => number): () => boolean {
   };
 }
 
-/** What SES v2 answers to a SendEmail over the account's MaxSendRate. */
-const rateExceeded = () =>
+/**
+ * What SES v2 answers to a SendEmail it throttles: over the account's MaxSendRate ("Maximum
+ * sending rate exceeded.") or once its daily quota is used up ("Daily message quota exceeded.").
+ */
+const throttlingAnswer = (message: string) =>
   Response.json(
-    { message: "Maximum sending rate exceeded." },
-    { status: 429, headers: { "x-amzn-errortype": "TooManyRequestsException" } },
-  );
-
-/** What SES answers to a SendEmail once the account's daily sending quota is used up. */
-const quotaExceeded = () =>
-  Response.json(
-    { message: "Daily message quota exceeded." },
+    { message },
     { status: 429, headers: { "x-amzn-errortype": "TooManyRequestsException" } },
   );
 
@@ -195,11 +191,11 @@ export async function startSesLocal(
       const isSend = req.method === "POST" && url.pathname === SEND_EMAIL_PATH;
       if (isSend && dailyQuota !== undefined && sent.length >= dailyQuota) {
         quotaRefused++;
-        return quotaExceeded();
+        return throttlingAnswer("Daily message quota exceeded.");
       }
       if (isSend && mayBeSent && !mayBeSent()) {
         throttled++;
-        return rateExceeded();
+        return throttlingAnswer("Maximum sending rate exceeded.");
       }
       const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.text();
       const res = await fetch(`${upstream}${url.pathname}${url.search}`, {
