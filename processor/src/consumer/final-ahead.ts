@@ -18,7 +18,7 @@ export interface FinalAhead {
   remember(partition: number, message: KafkaMessage): void;
   /** `offset` of `partition` was resolved: it will not come back. */
   forget(partition: number, offset: string): void;
-  /** Messages remembered, over all partitions (for tests and the status page). */
+  /** Messages remembered, over all partitions. */
   size(): number;
 }
 

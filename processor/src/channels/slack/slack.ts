@@ -380,15 +380,17 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
   const pump = async (slackChannel: string, queue: Queued[]) => {
     if (pumping.has(slackChannel)) return;
     pumping.add(slackChannel);
+    /** Defers everything queued while the Slack channel is held; true when it was. */
+    const deferredAll = () => {
+      const hold = held(slackChannel);
+      if (hold) for (const q of queue.splice(0)) q.reject(hold);
+      return hold !== undefined;
+    };
     try {
       while (queue.length > 0) {
         const head = queue[0] as Queued;
         // A held channel takes no slot from the schedule every pod shares.
-        const holding = held(slackChannel);
-        if (holding) {
-          for (const q of queue.splice(0)) q.reject(holding);
-          continue;
-        }
+        if (deferredAll()) continue;
         try {
           await bucket(slackChannel).take(head.signal);
         } catch (err) {
@@ -398,11 +400,8 @@ export function createSlackChannel(options: SlackChannelOptions): Channel {
           continue;
         }
         dropAborted(queue);
-        const hold = held(slackChannel);
-        if (hold) {
-          for (const q of queue.splice(0)) q.reject(hold);
-          continue;
-        }
+        // Slack may have asked for a hold while this one waited for its slot.
+        if (deferredAll()) continue;
         const rendered = renderBatch(queue.splice(0, digestMax));
         if (!rendered) continue;
         const { batch, message } = rendered;
