@@ -84,11 +84,14 @@ export function recordBytes(message: {
   return bytes;
 }
 
+/** How long S3 allows a bucket name to be, in characters. */
+const BUCKET_NAME_CHARS = { min: 3, max: 63 } as const;
+
 /** An S3 bucket name, as long as S3 allows (3 to 63 characters). */
 export const bucketNameSchema = z
   .string()
-  .min(3, "bucket name is shorter than 3 characters")
-  .max(63, "bucket name is longer than 63 characters");
+  .min(BUCKET_NAME_CHARS.min, `bucket name is shorter than ${BUCKET_NAME_CHARS.min} characters`)
+  .max(BUCKET_NAME_CHARS.max, `bucket name is longer than ${BUCKET_NAME_CHARS.max} characters`);
 
 /** A decoded S3 object key: non-empty, valid Unicode, at most 1,024 UTF-8 bytes. */
 export const objectKeySchema = z
@@ -201,8 +204,8 @@ function validNotification(raw: object): Notification | undefined {
     !EVENT_ID.test(eventId) ||
     fileName === undefined ||
     bucketName === undefined ||
-    bucketName.length < 3 ||
-    bucketName.length > 63 ||
+    bucketName.length < BUCKET_NAME_CHARS.min ||
+    bucketName.length > BUCKET_NAME_CHARS.max ||
     objectKey === undefined ||
     !objectKey.isWellFormed() ||
     Buffer.byteLength(objectKey) > MAX_OBJECT_KEY_BYTES ||
